@@ -1,0 +1,38 @@
+# The two commands of the quickstart:
+#   make demo   sets up and runs the example end to end on the embedded defaults
+#   make test   sets up and runs the whole test suite
+# Both create or reuse .venv, install Granero with its dev tools, and fetch the Delta Lake jars
+# into the local Maven cache (~/.m2) so that Spark sessions start without network access.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DELTA := io.delta:delta-spark_2.13:4.0.1
+
+.PHONY: setup demo test bench lint protos helm-check clean
+
+setup: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml protos/build.py $(wildcard protos/granero/*/*/*.proto)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	mvn -q dependency:get -Dartifact=$(DELTA) >/dev/null
+	touch $@
+
+demo: setup
+	bash feature_repo/scripts/demo.sh
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: setup
+	bash bench/run.sh
+
+lint: setup
+	$(BIN)/ruff check src tests spark_jobs bench feature_repo
+
+protos: setup
+	$(BIN)/python -c "import sys; sys.path.insert(0, 'protos'); from pathlib import Path; from build import generate_protos; generate_protos(Path('.'))"
+
+clean:
+	rm -rf feature_repo/data .pytest_cache

@@ -1,0 +1,17 @@
+"""Feature services: the feature sets our models consume, by name."""
+
+from customers import customer_profile
+from drivers import driver_hourly_stats
+from routes import route_stats
+
+from granero import FeatureService
+
+trip_eta_model = FeatureService(
+    features=[
+        driver_hourly_stats[["conv_rate", "acc_rate", "trips_per_hour"]],
+        customer_profile,
+        route_stats,
+    ],
+    description="Features of the trip ETA / acceptance model.",
+    owner="ml-platform@rides.example",
+)

@@ -1,0 +1,24 @@
+"""The declarative definition language. Importing it loads pydantic only: no Spark, Redis or gRPC."""
+
+from granero.definitions.base import Definition
+from granero.definitions.entity import Entity
+from granero.definitions.feature_service import FeatureSelection, FeatureService
+from granero.definitions.feature_view import Aggregation, FeatureView
+from granero.definitions.field import Field
+from granero.definitions.repo_definitions import RepoDefinitions, compile_definitions
+from granero.definitions.source import FileSource, Source, TableSource
+
+__all__ = [
+    "Aggregation",
+    "Definition",
+    "Entity",
+    "FeatureSelection",
+    "FeatureService",
+    "FeatureView",
+    "Field",
+    "FileSource",
+    "RepoDefinitions",
+    "Source",
+    "TableSource",
+    "compile_definitions",
+]

@@ -1,0 +1,43 @@
+"""Feature services: the named set of features one model consumes."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+from pydantic import BeforeValidator, field_validator
+
+from granero.definitions.base import Definition, Model
+from granero.definitions.feature_view import FeatureView
+
+
+class FeatureSelection(Model):
+    """A view, and optionally a subset of its features (None means all of them)."""
+
+    view: str | FeatureView
+    features: list[str] | None = None
+
+    @property
+    def view_name(self) -> str:
+        return self.view.name if isinstance(self.view, FeatureView) else self.view
+
+
+def _as_selections(value: object) -> object:
+    if isinstance(value, list):
+        return [FeatureSelection(view=v) if isinstance(v, FeatureView) else v for v in value]
+    return value
+
+
+class FeatureService(Definition):
+    """A model's feature set; served online and retrieved for training by one name."""
+
+    kind: ClassVar[str] = "feature_service"
+
+    features: Annotated[list[FeatureSelection], BeforeValidator(_as_selections)]
+    """Views (all their features) or ``view[["a", "b"]]`` selections."""
+
+    @field_validator("features")
+    @classmethod
+    def _not_empty(cls, value: list[FeatureSelection]) -> list[FeatureSelection]:
+        if not value:
+            raise ValueError("a feature service needs at least one feature view")
+        return value

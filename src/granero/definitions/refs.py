@@ -1,0 +1,82 @@
+"""Feature references: ``view:feature`` strings or a feature service, resolved against the registry.
+
+Both training retrieval and online serving resolve requests here, so they agree on what a
+request means and fail with the same precise message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from granero.definitions.feature_view import FeatureView
+from granero.definitions.repo_definitions import RepoDefinitions
+from granero.errors import InvalidRequest
+
+
+@dataclass(frozen=True)
+class ViewFeatures:
+    """The requested features of one view, in request order."""
+
+    view: FeatureView
+    features: tuple[str, ...]
+    join_keys: dict[str, str]
+
+    def column_names(self, full_names: bool = True) -> list[str]:
+        """Output column per feature: ``view__feature``, or the bare name."""
+        return [f"{self.view.name}__{f}" if full_names else f for f in self.features]
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    """``"view:feature"`` -> ``("view", "feature")``; ``view:*`` means every feature."""
+    view, sep, feature = ref.partition(":")
+    if not sep or not view or not feature:
+        raise InvalidRequest(f"feature reference {ref!r} must look like 'view:feature' (or 'view:*')")
+    return view, feature
+
+
+def resolve_features(
+    defs: RepoDefinitions,
+    features: list[str] | None = None,
+    feature_service: str | None = None,
+) -> list[ViewFeatures]:
+    """Group the requested features by view, checking every name against the registry."""
+    if (features is None) == (feature_service is None):
+        raise InvalidRequest("give either feature references or a feature service, not both or neither")
+    pairs = _service_pairs(defs, feature_service) if feature_service else _ref_pairs(defs, features or [])
+    if not pairs:
+        raise InvalidRequest("no features requested")
+    grouped: dict[str, list[str]] = {}
+    for view_name, feature in pairs:
+        if feature not in grouped.setdefault(view_name, []):
+            grouped[view_name].append(feature)
+    return [
+        ViewFeatures(defs.feature_views[v], tuple(fs), defs.join_keys(defs.feature_views[v]))
+        for v, fs in grouped.items()
+    ]
+
+
+def _ref_pairs(defs: RepoDefinitions, refs: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for ref in refs:
+        view_name, feature = parse_ref(ref)
+        view = defs.feature_views.get(view_name)
+        if view is None:
+            raise InvalidRequest(f"unknown feature view {view_name!r} in {ref!r}; known: {sorted(defs.feature_views)}")
+        if feature == "*":
+            pairs += [(view_name, f) for f in view.feature_names]
+        elif feature not in view.feature_names:
+            raise InvalidRequest(f"feature view {view_name!r} has no feature {feature!r}; it has {view.feature_names}")
+        else:
+            pairs.append((view_name, feature))
+    return pairs
+
+
+def _service_pairs(defs: RepoDefinitions, name: str) -> list[tuple[str, str]]:
+    service = defs.feature_services.get(name)
+    if service is None:
+        raise InvalidRequest(f"unknown feature service {name!r}; known: {sorted(defs.feature_services)}")
+    pairs = []
+    for selection in service.features:
+        view = defs.feature_views[selection.view_name]
+        pairs += [(view.name, f) for f in (selection.features or view.feature_names)]
+    return pairs

@@ -1,0 +1,70 @@
+"""Granero's error tree.
+
+    GraneroError                      every error Granero raises on purpose
+    ├── ConfigError                   feature_store.yaml is missing or invalid
+    ├── DefinitionError               a definition file or object is invalid (names file/definition/field)
+    ├── RegistryError                 the registry cannot be read or written
+    │   └── BreakingChangeError       apply would break stored data; retry with force
+    ├── MaterializationError          a Spark job failed; the stores are left as they were
+    ├── RetrievalError                a training-set request is invalid or failed
+    ├── InvalidRequest                an online request is malformed (unknown feature, bad key...)
+    ├── OnlineStoreUnavailable        Redis cannot be reached
+    └── NotFound                      a named object does not exist
+
+Each class carries the gRPC status code name it maps to, so the server translates errors by
+lookup and never needs logic of its own. Codes are names (not grpc enums) so this module does not
+import grpc.
+"""
+
+from __future__ import annotations
+
+
+class GraneroError(Exception):
+    """Root of all errors raised by Granero on purpose."""
+
+    grpc_code = "INTERNAL"
+    exit_code = 1
+
+
+class ConfigError(GraneroError):
+    grpc_code = "FAILED_PRECONDITION"
+    exit_code = 2
+
+
+class DefinitionError(GraneroError):
+    grpc_code = "FAILED_PRECONDITION"
+    exit_code = 2
+
+
+class RegistryError(GraneroError):
+    grpc_code = "FAILED_PRECONDITION"
+    exit_code = 3
+
+
+class BreakingChangeError(RegistryError):
+    exit_code = 4
+
+
+class MaterializationError(GraneroError):
+    grpc_code = "INTERNAL"
+    exit_code = 5
+
+
+class RetrievalError(GraneroError):
+    grpc_code = "INVALID_ARGUMENT"
+    exit_code = 6
+
+
+class InvalidRequest(GraneroError):
+    grpc_code = "INVALID_ARGUMENT"
+    exit_code = 2
+
+
+class OnlineStoreUnavailable(GraneroError):
+    grpc_code = "UNAVAILABLE"
+    exit_code = 7
+
+
+class NotFound(GraneroError):
+    grpc_code = "NOT_FOUND"
+    exit_code = 8

@@ -1,0 +1,151 @@
+"""The versioned registry on a local (or shared) file system.
+
+Layout under the registry path::
+
+    versions/000001-<hash>.json   one immutable file per applied version
+    HEAD                          the file name of the current version
+    materialized.json             per view, the event-time intervals already materialized
+    .lock                         serialises writers (flock)
+
+Every write goes to a temporary file that is fsynced and then renamed into place, and HEAD moves
+only after its version file is durable: a crash at any point leaves the previous state readable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from granero.definitions import RepoDefinitions
+from granero.errors import RegistryError
+from granero.registry.intervals import Interval, add_interval
+
+
+class RegistryVersion(BaseModel):
+    """One applied state of the repo."""
+
+    version: int
+    hash: str
+    applied_at: datetime
+    project: str
+    definitions: RepoDefinitions
+
+
+def content_hash(definitions: RepoDefinitions) -> str:
+    """A stable hash of the definitions' content (not of when or where they were applied)."""
+    canonical = json.dumps(definitions.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old or the new content."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileRegistry:
+    """Reads and writes registry versions and materialized intervals under one directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if "://" in str(path):
+            raise RegistryError(f"registry path {path}: only local or mounted shared paths are supported")
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the writer lock (one apply or interval update at a time)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def current(self) -> RegistryVersion | None:
+        """The current version, or None before the first apply."""
+        head = self.path / "HEAD"
+        if not head.exists():
+            return None
+        return self.read_version_file(head.read_text().strip())
+
+    def read_version_file(self, name: str) -> RegistryVersion:
+        file = self.path / "versions" / name
+        try:
+            return RegistryVersion.model_validate_json(file.read_bytes())
+        except (OSError, ValidationError) as error:
+            raise RegistryError(f"registry version {file} is unreadable: {error}") from None
+
+    def versions(self) -> list[str]:
+        """File names of all versions, oldest first."""
+        directory = self.path / "versions"
+        return sorted(p.name for p in directory.glob("*.json")) if directory.exists() else []
+
+    def get_version(self, version: int) -> RegistryVersion:
+        for name in self.versions():
+            if int(name.split("-", 1)[0]) == version:
+                return self.read_version_file(name)
+        raise RegistryError(f"registry has no version {version}")
+
+    def write_version(self, project: str, definitions: RepoDefinitions) -> RegistryVersion:
+        """Record ``definitions`` as the next version and make it current (caller holds the lock)."""
+        current = self.current()
+        digest = content_hash(definitions)
+        version = RegistryVersion(
+            version=(current.version + 1) if current else 1,
+            hash=digest,
+            applied_at=datetime.now(UTC),
+            project=project,
+            definitions=definitions,
+        )
+        name = f"{version.version:06d}-{digest[:12]}.json"
+        atomic_write(self.path / "versions" / name, version.model_dump_json(indent=1).encode())
+        atomic_write(self.path / "HEAD", name.encode())
+        return version
+
+    def materialized(self) -> dict[str, list[Interval]]:
+        """Per feature view, the merged event-time intervals already materialized."""
+        file = self.path / "materialized.json"
+        if not file.exists():
+            return {}
+        try:
+            raw = json.loads(file.read_text())
+            return {view: [Interval.model_validate(i) for i in items] for view, items in raw.items()}
+        except (OSError, ValueError, ValidationError) as error:
+            raise RegistryError(f"{file} is unreadable: {error}") from None
+
+    def record_materialized(self, view: str, interval: Interval) -> None:
+        """Add ``interval`` to the view's materialized intervals, merging overlaps."""
+        with self.locked():
+            state = self.materialized()
+            state[view] = add_interval(state.get(view, []), interval)
+            payload = {v: [i.model_dump(mode="json") for i in items] for v, items in state.items()}
+            atomic_write(self.path / "materialized.json", json.dumps(payload, indent=1).encode())

@@ -1,0 +1,16 @@
+"""``serving:`` in feature_store.yaml (kept apart from the server so config never imports grpc)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ServingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=6566, ge=0, le=65535)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    max_batch_size: int = Field(default=1000, ge=1)
+    max_workers: int = Field(default=16, ge=1)
+    drain_seconds: float = Field(default=20.0, ge=0)

