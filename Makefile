@@ -2,7 +2,8 @@
 #   make demo   sets up and runs the example end to end on the embedded defaults
 #   make test   sets up and runs the whole test suite
 # Both create or reuse .venv, install Granero with its dev tools, and fetch the Delta Lake jars
-# into the local Maven cache (~/.m2) so that Spark sessions start without network access.
+# into the local Maven cache (~/.m2) so that Spark sessions start without network access, and
+# build the pinned helm binary (from the Go module proxy) for the chart checks.
 
 PYTHON ?= python3
 VENV := .venv
@@ -17,6 +18,7 @@ $(VENV)/.installed: pyproject.toml protos/build.py $(wildcard protos/granero/*/*
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
 	mvn -q dependency:get -Dartifact=$(DELTA) >/dev/null
+	bash helm/install-helm.sh >/dev/null
 	touch $@
 
 demo: setup

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+try:
+    from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+except ImportError:  # `make protos` runs generate_protos() without hatchling installed
+    BuildHookInterface = object  # type: ignore[assignment,misc]
 
 
 def generate_protos(root: Path) -> list[Path]:

@@ -10,7 +10,7 @@ import granero
 
 def test_public_names():
     assert sorted(granero.__all__) == sorted([
-        "Entity", "FeatureSelection", "FeatureService", "FeatureStore", "FeatureView", "Field",
+        "Client", "Entity", "FeatureSelection", "FeatureService", "FeatureStore", "FeatureView", "Field",
         "FileSource", "GraneroError", "TableSource", "__version__",
     ])
     for name in granero.__all__:

@@ -18,6 +18,7 @@ from granero.errors import GraneroError
 __version__ = "0.1.0"
 
 __all__ = [
+    "Client",
     "Entity",
     "FeatureSelection",
     "FeatureService",
@@ -31,9 +32,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # lazy: the facade pulls in the registry and config machinery
+def __getattr__(name: str):  # lazy: the facade and the gRPC client load their machinery on use
     if name == "FeatureStore":
         from granero.feature_store import FeatureStore
 
         return FeatureStore
+    if name == "Client":
+        from granero.serving.client import Client
+
+        return Client
     raise AttributeError(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from granero.cli import registry_cmds
+from granero.cli import offline_cmds, online_cmds, registry_cmds, serving_cmds
 
 app = typer.Typer(
     name="granero",
@@ -14,7 +14,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (registry_cmds,):
+for module in (registry_cmds, offline_cmds, online_cmds, serving_cmds):
     module.register(app)
 
 

@@ -14,3 +14,7 @@ class ServingConfig(BaseModel):
     max_batch_size: int = Field(default=1000, ge=1)
     max_workers: int = Field(default=16, ge=1)
     drain_seconds: float = Field(default=20.0, ge=0)
+    max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest request or response message, both ways."""
+    registry_refresh_seconds: float = Field(default=5.0, ge=0)
+    """How often, at most, the server checks the registry for a newly applied version."""

@@ -1,0 +1,225 @@
+"""Serving commands: ``serve`` runs the gRPC server; ``get-online`` looks features up, in-process
+through the library or, with ``--target``, over gRPC from a running server.
+
+Entity rows are given as ``--entity KEY=VALUE[,KEY=VALUE...]``, one option per row; values are
+parsed by the join key's dtype from the registry (the local one, or the server's with --target).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from granero.cli.common import (
+    JsonOption,
+    RepoOption,
+    console,
+    handles_errors,
+    open_store,
+    print_json,
+)
+from granero.errors import InvalidRequest
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+EntityOption = Annotated[list[str], typer.Option(
+    "--entity", "-e", help="One entity row as KEY=VALUE[,KEY=VALUE...]; repeat for more rows.")]
+FeaturesOption = Annotated[list[str] | None, typer.Option(
+    "--features", "-f", help="view:feature or view:* references (repeatable, or comma-separated).")]
+ServiceOption = Annotated[str | None, typer.Option(
+    "--service", "-s", help="A feature service name.")]
+TargetOption = Annotated[str | None, typer.Option(
+    "--target", help="HOST:PORT of a running `granero serve`; default: look up in-process.")]
+
+_STATUS_STYLE = {"PRESENT": "green", "NULL_VALUE": "yellow", "OUTSIDE_MAX_AGE": "magenta",
+                 "NOT_FOUND": "red"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command("get-online")(get_online)
+
+
+@handles_errors
+def serve(
+    repo: RepoOption = Path("."),
+    host: Annotated[str | None, typer.Option(
+        help="Address to listen on (default: serving.host).")] = None,
+    port: Annotated[int | None, typer.Option(
+        min=0, max=65535, help="gRPC port, 0 for any free one (default: serving.port).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        min=0, max=65535, help="Prometheus /metrics port (default: serving.metrics_port).")] = None,
+    max_workers: Annotated[int | None, typer.Option(
+        min=1, help="Request threads (default: serving.max_workers).")] = None,
+    log_level: Annotated[LogLevel, typer.Option(
+        case_sensitive=False, help="DEBUG logs one JSON line per request.")] = LogLevel.INFO,
+    json_output: JsonOption = False,
+) -> None:
+    """Serve online features over gRPC until SIGTERM or Ctrl-C, then drain in-flight requests."""
+    from granero.serving.logs import configure_json_logging
+    from granero.serving.server import serve as run_server
+
+    configure_json_logging(log_level.value)
+    overrides = {"host": host, "port": port, "metrics_port": metrics_port,
+                 "max_workers": max_workers}
+    with open_store(repo) as store:
+        update = {k: v for k, v in overrides.items() if v is not None}
+        config = store.config.serving.model_copy(update=update)
+        run_server(store, config, on_ready=lambda handle: _announce(handle, json_output))
+    if not json_output:
+        console.print("stopped: in-flight requests drained")
+
+
+def _announce(handle: Any, json_output: bool) -> None:
+    version = handle.servicer.registry.current()
+    info = {"address": handle.address, "port": handle.port, "metrics_port": handle.metrics_port,
+            "project": version.project, "registry_version": version.version}
+    if json_output:  # one line, so a supervising script can read it from the stream
+        typer.echo(json.dumps(info))
+        return
+    metrics = ""
+    if handle.metrics_port:
+        metrics = f"; metrics on http://{handle.host}:{handle.metrics_port}/metrics"
+    console.print(f"serving project {version.project} (registry v{version.version}) on "
+                  f"{handle.address}{metrics}; SIGTERM or Ctrl-C stops", highlight=False,
+                  soft_wrap=True)
+
+
+@handles_errors
+def get_online(
+    entity: EntityOption,
+    features: FeaturesOption = None,
+    service: ServiceOption = None,
+    target: TargetOption = None,
+    repo: RepoOption = Path("."),
+    json_output: JsonOption = False,
+) -> None:
+    """Look up the latest feature values of entities; a status says why a value is missing."""
+    refs = [r.strip() for item in features or [] for r in item.split(",") if r.strip()] or None
+    if (refs is None) == (service is None):
+        raise typer.BadParameter("give --features or --service (exactly one of them)")
+    if target:
+        rows, result = _remote_lookup(target, entity, refs, service)
+    else:
+        rows, result = _local_lookup(repo, entity, refs, service)
+    if json_output:
+        print_json(_result_json(rows, result))
+    else:
+        _print_result(rows, result)
+
+
+def _local_lookup(repo: Path, entities: list[str], refs: list[str] | None, service: str | None):
+    from granero.definitions.refs import resolve_features
+
+    with open_store(repo) as store:
+        views = resolve_features(store.registered(), features=refs, feature_service=service)
+        rows = parse_entities(entities, {k: d for v in views for k, d in v.join_keys.items()})
+        return rows, store.get_online_features(rows, features=refs, feature_service=service)
+
+
+def _remote_lookup(target: str, entities: list[str], refs: list[str] | None, service: str | None):
+    from granero.serving.client import Client
+
+    with Client(target) as client:
+        rows = parse_entities(entities, client.join_keys(features=refs, feature_service=service))
+        return rows, client.get_online_features(rows, features=refs, feature_service=service)
+
+
+# -- parsing --entity -----------------------------------------------------------------------------
+
+
+def parse_entities(texts: list[str], dtypes: dict[str, str]) -> list[dict[str, Any]]:
+    """A typed row per ``KEY=VALUE[,KEY=VALUE...]`` text; keys must be join keys of the request."""
+    return [_parse_entity(text, dtypes) for text in texts]
+
+
+def _parse_entity(text: str, dtypes: dict[str, str]) -> dict[str, Any]:
+    row = {}
+    for part in text.split(","):
+        key, sep, raw = (s.strip() for s in part.partition("="))
+        if not sep or not key:
+            raise InvalidRequest(f"--entity {text!r}: {part!r} must look like KEY=VALUE")
+        if key not in dtypes:
+            raise InvalidRequest(f"--entity {text!r}: {key!r} is not a join key of the requested "
+                                 f"features; they need {list(dtypes)}")
+        row[key] = parse_key_value(key, raw, dtypes[key])
+    return row
+
+
+def parse_key_value(key: str, raw: str, dtype: str) -> Any:
+    """A join key value from text, by dtype (timestamps in ISO 8601; naive means UTC)."""
+    try:
+        return _PARSERS[dtype](raw)
+    except (KeyError, ValueError):
+        raise InvalidRequest(f"--entity {key}={raw!r}: not a valid {dtype}") from None
+
+
+def _parse_bool(raw: str) -> bool:
+    return {"true": True, "1": True, "false": False, "0": False}[raw.lower()]
+
+
+def _parse_timestamp(raw: str) -> datetime:
+    moment = datetime.fromisoformat(raw)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "int32": int, "int64": int, "string": str, "bytes": str.encode, "bool": _parse_bool,
+    "timestamp": _parse_timestamp,
+}
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+
+def _result_json(rows: list[dict[str, Any]], result: Any) -> dict:
+    return {
+        "feature_names": result.feature_names,
+        "rows": [{"entity": {k: _jsonable(v) for k, v in row.items()},
+                  "features": {name: {"value": _jsonable(v.value), "status": v.status.value,
+                                      "event_timestamp": _jsonable(v.event_timestamp)}
+                               for name, v in zip(result.feature_names, values, strict=True)}}
+                 for row, values in zip(rows, result.rows, strict=True)],
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON-safe form: bytes as base64, timestamps in ISO 8601."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _print_result(rows: list[dict[str, Any]], result: Any) -> None:
+    """One table per entity row, titled by its keys."""
+    for row, values in zip(rows, result.rows, strict=True):
+        table = Table(title=", ".join(f"{k}={v!r}" for k, v in row.items()), title_justify="left")
+        table.add_column("feature", overflow="fold")
+        table.add_column("value", overflow="fold")
+        table.add_column("status")
+        table.add_column("event time (UTC)", no_wrap=True)
+        for name, value in zip(result.feature_names, values, strict=True):
+            status = value.status.value
+            stamp = value.event_timestamp
+            event_time = stamp.strftime("%Y-%m-%d %H:%M:%S") if stamp else ""
+            table.add_row(name, "" if value.value is None else repr(value.value),
+                          f"[{_STATUS_STYLE[status]}]{status}[/]", event_time)
+        console.print(table)

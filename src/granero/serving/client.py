@@ -1,0 +1,136 @@
+"""A Python client of a Granero server, returning the library's own types.
+
+``Client("host:6566").get_online_features(...)`` returns the same ``OnlineResult`` as
+``FeatureStore.get_online_features``, so code can switch between in-process and remote lookups.
+gRPC errors are translated here, once, into Granero errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import grpc
+
+from granero.definitions.refs import parse_ref
+from granero.errors import GraneroError, InvalidRequest, NotFound, OnlineStoreUnavailable
+from granero.online.lookup import OnlineResult
+from granero.serving.convert import decode_result, encode_entity_rows
+from granero.serving.info import (
+    FeatureServiceInfo,
+    FeatureViewInfo,
+    ServerInfo,
+    server_info,
+    service_info,
+    view_info,
+)
+from granero.serving.v1 import serving_pb2 as pb
+from granero.serving.v1.serving_pb2_grpc import FeatureServingStub
+
+DEFAULT_TARGET = "127.0.0.1:6566"
+
+_ERRORS: dict[grpc.StatusCode, type[GraneroError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.UNAVAILABLE: OnlineStoreUnavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: OnlineStoreUnavailable,
+}
+"""Anything else becomes a plain GraneroError carrying the status code's name."""
+
+EntityRows = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
+
+
+class Client:
+    """Connects lazily; every call has ``timeout`` seconds (None: no deadline)."""
+
+    def __init__(self, target: str = DEFAULT_TARGET, timeout: float | None = 5.0,
+                 *, max_message_bytes: int = 64 * 1024 * 1024) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(target, options=[
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+        ])
+        self._stub = FeatureServingStub(self._channel)
+
+    def get_online_features(
+        self,
+        entity_rows: EntityRows,
+        features: list[str] | None = None,
+        feature_service: str | None = None,
+        *,
+        full_feature_names: bool = True,
+    ) -> OnlineResult:
+        """Latest values per entity row: rows as dicts, or columns as ``{key: [values...]}``."""
+        if (features is None) == (feature_service is None):
+            raise InvalidRequest(
+                "give either feature references or a feature service, not both or neither")
+        request = pb.GetOnlineFeaturesRequest(entities=encode_entity_rows(_as_rows(entity_rows)),
+                                              full_feature_names=full_feature_names)
+        if features is not None:
+            request.features.refs.extend(features)
+        else:
+            request.feature_service = feature_service  # type: ignore[assignment]
+        return decode_result(self._call(self._stub.GetOnlineFeatures, request))
+
+    def list_feature_services(self) -> list[FeatureServiceInfo]:
+        response = self._call(self._stub.ListFeatureServices, pb.ListFeatureServicesRequest())
+        return [service_info(s) for s in response.services]
+
+    def describe_feature_view(self, name: str) -> FeatureViewInfo:
+        """Raises NotFound when the server's registry has no such view."""
+        request = pb.DescribeFeatureViewRequest(name=name)
+        return view_info(self._call(self._stub.DescribeFeatureView, request).view)
+
+    def server_info(self) -> ServerInfo:
+        return server_info(self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest()))
+
+    def join_keys(
+        self, features: list[str] | None = None, feature_service: str | None = None
+    ) -> dict[str, str]:
+        """Join key -> dtype for every key the request needs, per the server's registry."""
+        if feature_service is not None:
+            services = {s.name: s for s in self.list_feature_services()}
+            if feature_service not in services:
+                raise InvalidRequest(f"unknown feature service {feature_service!r}; "
+                                     f"known: {sorted(services)}")
+            features = services[feature_service].features
+        keys: dict[str, str] = {}
+        for view in dict.fromkeys(parse_ref(ref)[0] for ref in features or []):
+            keys.update(self.describe_feature_view(view).join_keys)
+        return keys
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: Callable[..., Any], request: Any) -> Any:
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            raise _translate(error, self.target) from None
+
+
+def _translate(error: grpc.RpcError, target: str) -> GraneroError:
+    """The server's own message for request errors; transport errors also name the target."""
+    code, details = error.code(), error.details()  # type: ignore[attr-defined]
+    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
+        return _ERRORS[code](details)
+    return _ERRORS.get(code, GraneroError)(f"{target}: {code.name}: {details}")
+
+
+def _as_rows(entity_rows: EntityRows) -> list[Mapping[str, Any]]:
+    """Rows as given, or columns ``{key: [v0, v1...]}`` turned into rows."""
+    if not isinstance(entity_rows, Mapping):
+        return list(entity_rows)
+    lengths = {key: len(values) for key, values in entity_rows.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidRequest(f"entity columns have different lengths: {lengths}")
+    keys = list(entity_rows)
+    columns = zip(*entity_rows.values(), strict=True)
+    return [dict(zip(keys, values, strict=True)) for values in columns]

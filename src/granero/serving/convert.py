@@ -1,0 +1,172 @@
+"""Wire <-> Python conversion of feature values, entity rows and lookup results.
+
+The server builds one encoder per requested feature from its dtype, once per request shape (the
+servicer caches them), so the hot path costs one call per value. Timestamps travel as UTC
+microseconds since the Unix epoch; a missing ``Value`` kind means null, and a list's null
+elements travel as positions beside the values, so every value the store holds has a wire form.
+
+Entity rows are only decoded here, never judged: ``granero.online.lookup`` checks every join key
+against its dtype, so a mistyped key fails with the same message in-process and over gRPC. An
+``int32_val`` and an ``int64_val`` both decode to an int; the lookup checks the range.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from granero.errors import GraneroError, InvalidRequest
+from granero.online.encoding import from_micros, to_micros
+from granero.online.lookup import FeatureValue, OnlineResult, Status
+from granero.serving.v1 import value_pb2
+from granero.serving.v1.serving_pb2 import (
+    EntityRow,
+    FeatureRow,
+    FieldStatus,
+    GetOnlineFeaturesResponse,
+)
+from granero.serving.v1.value_pb2 import Value
+from granero.types import list_element, proto_field
+
+Encoder = Callable[[Any], Value]
+
+_NULL = Value()
+_LIST_MESSAGES = {
+    "int32": value_pb2.Int32List, "int64": value_pb2.Int64List, "float32": value_pb2.FloatList,
+    "float64": value_pb2.DoubleList, "bool": value_pb2.BoolList, "string": value_pb2.StringList,
+    "bytes": value_pb2.BytesList, "timestamp": value_pb2.Int64List,
+}
+_ZERO = {"int32": 0, "int64": 0, "float32": 0.0, "float64": 0.0, "bool": False, "string": "",
+         "bytes": b"", "timestamp": 0}
+"""What a list carries in place of a null element (its position says it is null)."""
+_CODE_OF_STATUS = {status: FieldStatus.Value(status.value) for status in Status}
+_STATUS_OF_CODE = {code: status for status, code in _CODE_OF_STATUS.items()}
+
+
+# -- feature values -------------------------------------------------------------------------------
+
+
+def value_encoder(dtype: str) -> Encoder:
+    """A function turning a Python value of ``dtype`` (or None) into a wire Value."""
+    field, element = proto_field(dtype), list_element(dtype)
+    if element is not None:
+        return _list_encoder(field, element)
+    if dtype == "timestamp":
+        return lambda value: _NULL if value is None else Value(timestamp_val=to_micros(value))
+    return lambda value: _NULL if value is None else Value(**{field: value})
+
+
+def _list_encoder(field: str, element: str) -> Encoder:
+    message, zero = _LIST_MESSAGES[element], _ZERO[element]
+    convert = to_micros if element == "timestamp" else None
+
+    def encode(value: Any) -> Value:
+        if value is None:
+            return _NULL
+        nulls = [i for i, v in enumerate(value) if v is None] if None in value else []
+        if nulls or convert:
+            value = [zero if v is None else convert(v) if convert else v for v in value]
+        return Value(**{field: message(val=value, null_positions=nulls)})
+
+    return encode
+
+
+def decode_value(value: Value) -> Any:
+    """The Python value a wire Value carries (None when no kind is set)."""
+    kind = value.WhichOneof("kind")
+    if kind is None:
+        return None
+    raw = getattr(value, kind)
+    if kind == "timestamp_val":
+        return from_micros(raw)
+    if not kind.endswith("_list_val"):
+        return raw
+    items = [from_micros(v) for v in raw.val] if kind == "timestamp_list_val" else list(raw.val)
+    for position in raw.null_positions:
+        items[position] = None
+    return items
+
+
+# -- entity rows ----------------------------------------------------------------------------------
+
+
+def decode_entity_rows(rows: Sequence[EntityRow]) -> list[dict[str, Any]]:
+    """Entity rows as Python dicts (the lookup validates them against the join key dtypes)."""
+    return [{key: decode_value(value) for key, value in row.keys.items()} for row in rows]
+
+
+def encode_key(value: Any) -> Value:
+    """A wire Value for a Python join key value (the server checks it against the key's dtype)."""
+    if isinstance(value, bool):
+        return Value(bool_val=value)
+    if isinstance(value, numbers.Integral):
+        return Value(int64_val=int(value))
+    if isinstance(value, str):
+        return Value(string_val=value)
+    if isinstance(value, bytes | bytearray):
+        return Value(bytes_val=bytes(value))
+    if isinstance(value, datetime):
+        return Value(timestamp_val=to_micros(value))
+    raise InvalidRequest(f"join key value {value!r} of type {type(value).__name__} cannot be sent; "
+                         "use int, str, bytes, bool or datetime")
+
+
+def encode_entity_rows(rows: Iterable[Mapping[str, Any]]) -> list[EntityRow]:
+    return [EntityRow(keys={k: encode_key(v) for k, v in row.items()}) for row in rows]
+
+
+# -- lookup results -------------------------------------------------------------------------------
+
+
+def encode_result(
+    result: OnlineResult, names: list[str], encoders: list[Encoder]
+) -> tuple[GetOnlineFeaturesResponse, Counter[int]]:
+    """The wire response for a lookup result, and how many values had each status code."""
+    counts: Counter[int] = Counter()
+    try:
+        rows = [_encode_row(row, encoders, counts) for row in result.rows]
+    except (TypeError, ValueError):
+        raise _unencodable(result, names, encoders) from None
+    return GetOnlineFeaturesResponse(feature_names=names, rows=rows), counts
+
+
+def _encode_row(
+    row: list[FeatureValue], encoders: list[Encoder], counts: Counter[int]
+) -> FeatureRow:
+    statuses = [_CODE_OF_STATUS[v.status] for v in row]
+    counts.update(statuses)
+    return FeatureRow(
+        values=[encode(v.value) for encode, v in zip(encoders, row, strict=True)],
+        statuses=statuses,
+        event_timestamps=[0 if v.event_timestamp is None else to_micros(v.event_timestamp)
+                          for v in row],
+    )
+
+
+def _unencodable(result: OnlineResult, names: list[str], encoders: list[Encoder]) -> GraneroError:
+    """Find the value that failed to encode (slow path, errors only) and name it."""
+    for index, row in enumerate(result.rows):
+        for name, encode, value in zip(names, encoders, row, strict=True):
+            try:
+                encode(value.value)
+            except (TypeError, ValueError) as error:
+                return GraneroError(f"feature {name!r} of entity row {index}: value "
+                                    f"{value.value!r} cannot be sent as its dtype: {error}")
+    return GraneroError("a feature value cannot be encoded")
+
+
+def decode_result(response: GetOnlineFeaturesResponse) -> OnlineResult:
+    """The library's OnlineResult for a wire response."""
+    rows = [
+        [FeatureValue(decode_value(v), _STATUS_OF_CODE[s], from_micros(t) if t else None)
+         for v, s, t in zip(row.values, row.statuses, row.event_timestamps, strict=True)]
+        for row in response.rows
+    ]
+    return OnlineResult(feature_names=list(response.feature_names), rows=rows)
+
+
+def status_name(code: int) -> str:
+    return FieldStatus.Name(code)

@@ -1,0 +1,47 @@
+"""Prometheus metrics of one server, in a registry of its own.
+
+A private registry (rather than prometheus-client's global one) lets several servers live in one
+process, as they do in tests, and exposes exactly the serving metrics on the metrics port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class ServingMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "granero_serving_request_seconds", "Time to answer a request, by RPC method.",
+            ["method"], registry=self.registry, buckets=_LATENCY_BUCKETS,
+        )
+        self.requests = Counter(
+            "granero_serving_requests", "Requests answered, by RPC method and gRPC status code.",
+            ["method", "code"], registry=self.registry,
+        )
+        self.feature_values = Counter(
+            "granero_serving_feature_values", "Feature values served, by status.",
+            ["status"], registry=self.registry,
+        )
+        self.registry_version = Gauge(
+            "granero_serving_registry_version", "Registry version requests are answered from.",
+            registry=self.registry,
+        )
+
+    def observe_request(self, method: str, code: str, seconds: float) -> None:
+        self.latency.labels(method).observe(seconds)
+        self.requests.labels(method, code).inc()
+
+    def count_values(self, by_status: Mapping[str, int]) -> None:
+        for status, count in by_status.items():
+            self.feature_values.labels(status).inc(count)
+
+    def expose(self, host: str, port: int) -> tuple[Any, Any]:
+        """Serve ``/metrics`` over HTTP; returns (server, thread), the server knows its port."""
+        return start_http_server(port, addr=host, registry=self.registry)

@@ -1,0 +1,46 @@
+"""What a GetOnlineFeatures request means, worked out once per request shape.
+
+A shape is the feature selection (references or a service) and the naming option; its plan is
+pure data derived from one registry version, so the servicer caches it per version and a request
+only pays for decoding keys, the lookup and encoding values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from granero.definitions import RepoDefinitions
+from granero.definitions.refs import ViewFeatures, resolve_features
+from granero.errors import InvalidRequest
+from granero.serving.convert import Encoder, value_encoder
+
+Selection = tuple[str, ...] | str
+"""Feature references (a tuple of ``view:feature``) or a feature service name."""
+
+
+@dataclass(frozen=True)
+class RequestPlan:
+    views: list[ViewFeatures]
+    feature_names: list[str]
+    """Output names, in response order."""
+    encoders: list[Encoder]
+
+
+def plan_request(defs: RepoDefinitions, selection: Selection, full_names: bool) -> RequestPlan:
+    """Resolve and check a selection; raises InvalidRequest with the resolver's precise message."""
+    if isinstance(selection, str):
+        views = resolve_features(defs, feature_service=selection)
+    else:
+        views = resolve_features(defs, features=list(selection))
+    names = [name for v in views for name in v.column_names(full_names)]
+    _check_unique(names)
+    encoders = [value_encoder(v.view.feature(f).dtype) for v in views for f in v.features]
+    return RequestPlan(views, names, encoders)
+
+
+def _check_unique(names: list[str]) -> None:
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InvalidRequest(f"feature names {duplicates} collide without view prefixes; "
+                             "request full feature names")
+

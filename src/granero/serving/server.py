@@ -1,0 +1,152 @@
+"""The gRPC server: FeatureServing, the standard health service, reflection and metrics.
+
+Lifecycle: ``build_server`` listens, then reports SERVING. ``ServerHandle.stop`` drains: health
+turns NOT_SERVING, new RPCs are refused, and in-flight ones get up to ``grace`` seconds to finish.
+``serve`` runs that lifecycle in the foreground until SIGTERM or SIGINT. Nothing on this import
+path loads pyspark: a serving process starts in about a second and carries no JVM.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from granero.errors import GraneroError
+from granero.serving.config import ServingConfig
+from granero.serving.servicer import SERVICE_NAME, FeatureServingServicer
+from granero.serving.v1 import serving_pb2_grpc
+
+if TYPE_CHECKING:
+    from granero.feature_store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerHandle:
+    """A started server; ``close`` (or leaving a ``with`` block) stops it at once."""
+
+    server: grpc.Server
+    servicer: FeatureServingServicer
+    health: health.HealthServicer
+    host: str
+    port: int
+    metrics_http: Any = None
+
+    @property
+    def address(self) -> str:
+        return f"{_bracketed(self.host)}:{self.port}"
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.metrics_http.server_port if self.metrics_http else None
+
+    def stop(self, grace: float | None = None) -> threading.Event:
+        """Start draining; the event is set once in-flight requests finished or grace ran out."""
+        self.health.enter_graceful_shutdown()
+        return self.server.stop(grace)
+
+    def close(self) -> None:
+        self.stop(0).wait()
+        if self.metrics_http is not None:
+            self.metrics_http.shutdown()
+            self.metrics_http.server_close()
+            self.metrics_http = None
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_server(
+    store: FeatureStore, config: ServingConfig, *, servicer: FeatureServingServicer | None = None
+) -> ServerHandle:
+    """Start serving ``store`` as ``config`` says (port 0 picks a free port: see ``handle.port``).
+
+    ``servicer`` replaces the default one, e.g. by a subclass that holds requests in tests.
+    """
+    servicer = servicer or FeatureServingServicer(store, config)
+    pool = futures.ThreadPoolExecutor(config.max_workers, thread_name_prefix="granero-rpc")
+    server = grpc.server(pool, options=_options(config))
+    serving_pb2_grpc.add_FeatureServingServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    services = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(services, server)
+    handle = ServerHandle(server, servicer, health_servicer, config.host, _listen(server, config))
+    server.start()
+    if config.metrics_port is not None:
+        _expose_metrics(handle, config.metrics_port)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return handle
+
+
+def serve(
+    store: FeatureStore,
+    config: ServingConfig,
+    *,
+    on_ready: Callable[[ServerHandle], None] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then drain for up to ``config.drain_seconds``.
+
+    Runs in the main thread (signal handlers live there). Handlers are installed before the
+    server starts, so a signal during start-up still leads to a clean stop.
+    """
+    stopping = threading.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.signal(s, lambda *_: stopping.set()) for s in signals}
+    try:
+        with build_server(store, config) as handle:
+            if on_ready is not None:
+                on_ready(handle)
+            stopping.wait()
+            log.info("draining for up to %ss", config.drain_seconds)
+            handle.stop(config.drain_seconds).wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _options(config: ServingConfig) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.so_reuseport", 0),  # a port already in use must fail, not be shared silently
+    ]
+
+
+def _listen(server: grpc.Server, config: ServingConfig) -> int:
+    address = f"{_bracketed(config.host)}:{config.port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as error:
+        raise GraneroError(f"cannot listen on {address}: {error}") from None
+    if port == 0:
+        raise GraneroError(f"cannot listen on {address}")
+    return port
+
+
+def _expose_metrics(handle: ServerHandle, port: int) -> None:
+    try:
+        handle.metrics_http, _ = handle.servicer.metrics.expose(handle.host, port)
+    except OSError as error:
+        handle.close()
+        address = f"{_bracketed(handle.host)}:{port}"
+        raise GraneroError(f"cannot serve metrics on {address}: {error}") from None
+
+
+def _bracketed(host: str) -> str:
+    """IPv6 literals need brackets in ``host:port`` addresses."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host

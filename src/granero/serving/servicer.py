@@ -1,0 +1,185 @@
+"""The FeatureServing RPCs.
+
+Every RPC runs inside ``rpc``, the one place errors become gRPC status codes: a GraneroError maps
+by its ``grpc_code`` and nothing else; anything unexpected becomes INTERNAL, logged with its
+traceback, and the server keeps running. ``rpc`` also times the call, counts it, and writes the
+request's log line (JSON, DEBUG on success, WARNING on error).
+
+A lookup request is answered in four steps: plan (cached per request shape and registry
+version), decode the entity rows, one ``lookup`` (which validates the keys, then reads in one
+Redis round trip), encode. ``check_deadline`` and ``lookup`` are methods so that a subclass can
+hold a request at those points (the tests do, to drain and time out requests deterministically).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import grpc
+
+from granero import __version__
+from granero.definitions.refs import ViewFeatures
+from granero.errors import GraneroError, InvalidRequest, NotFound
+from granero.online.lookup import OnlineResult, lookup
+from granero.registry import RegistryVersion
+from granero.serving.config import ServingConfig
+from granero.serving.convert import decode_entity_rows, encode_result, status_name
+from granero.serving.info import server_info_message, service_message, view_message
+from granero.serving.metrics import ServingMetrics
+from granero.serving.plan import RequestPlan, Selection, plan_request
+from granero.serving.snapshot import RegistryFollower
+from granero.serving.v1 import serving_pb2 as pb
+from granero.serving.v1 import serving_pb2_grpc
+
+if TYPE_CHECKING:
+    from granero.feature_store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["FeatureServing"].full_name
+PLAN_CACHE_SIZE = 1024
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+class _Abort(Exception):
+    """A status no GraneroError stands for (a request whose deadline passed)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def rpc(handler: Handler) -> Handler:
+    """Map errors to status codes by lookup, and record metrics and the request log line."""
+    method = handler.__name__
+
+    @functools.wraps(handler)
+    def wrapper(self: FeatureServingServicer, request: Any, context: grpc.ServicerContext) -> Any:
+        started, response = time.perf_counter(), None
+        code, message = grpc.StatusCode.OK, ""
+        try:
+            response = handler(self, request, context)
+        except GraneroError as error:
+            code, message = grpc.StatusCode[error.grpc_code], str(error)
+        except _Abort as abort:
+            code, message = abort.code, abort.message
+        except Exception:
+            log.exception("%s failed unexpectedly", method, extra={"fields": {"method": method}})
+            code = grpc.StatusCode.INTERNAL
+            message = f"internal error in {method}; see the server log"
+        self.record(method, code, message, time.perf_counter() - started, context)
+        if code is not grpc.StatusCode.OK:
+            context.abort(code, message)
+        return response
+
+    return wrapper  # type: ignore[return-value]
+
+
+class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
+    def __init__(self, store: FeatureStore, config: ServingConfig) -> None:
+        """Reads the registry and builds the online store now (an embedded Redis starts here, not
+        in the first request); RegistryError when nothing was applied yet."""
+        self.store = store
+        self.config = config
+        self.metrics = ServingMetrics()
+        self.registry = RegistryFollower(store.registry, config.registry_refresh_seconds)
+        self._planner: tuple[int, Callable[[Selection, bool], RequestPlan]] | None = None
+        self.metrics.registry_version.set(self.registry.current().version)
+        store.online_store  # noqa: B018 (built for its side effect)
+
+    # -- RPCs ------------------------------------------------------------------------------------
+
+    @rpc
+    def GetOnlineFeatures(
+        self, request: pb.GetOnlineFeaturesRequest, context: grpc.ServicerContext
+    ) -> pb.GetOnlineFeaturesResponse:
+        if len(request.entities) > self.config.max_batch_size:
+            raise InvalidRequest(f"batch of {len(request.entities)} entity rows exceeds "
+                                 f"max_batch_size {self.config.max_batch_size}")
+        plan = self.plan(request)
+        rows = decode_entity_rows(request.entities)
+        if not rows:
+            return pb.GetOnlineFeaturesResponse(feature_names=plan.feature_names)
+        self.check_deadline(context)
+        result = self.lookup(plan.views, rows)
+        response, counts = encode_result(result, plan.feature_names, plan.encoders)
+        self.metrics.count_values({status_name(code): n for code, n in counts.items()})
+        return response
+
+    @rpc
+    def ListFeatureServices(
+        self, request: pb.ListFeatureServicesRequest, context: grpc.ServicerContext
+    ) -> pb.ListFeatureServicesResponse:
+        defs = self.registry.current().definitions
+        return pb.ListFeatureServicesResponse(
+            services=[service_message(defs, s) for s in defs.feature_services.values()])
+
+    @rpc
+    def DescribeFeatureView(
+        self, request: pb.DescribeFeatureViewRequest, context: grpc.ServicerContext
+    ) -> pb.DescribeFeatureViewResponse:
+        defs = self.registry.current().definitions
+        view = defs.feature_views.get(request.name)
+        if view is None:
+            known = sorted(defs.feature_views)
+            raise NotFound(f"no feature view named {request.name!r}; known: {known}")
+        return pb.DescribeFeatureViewResponse(view=view_message(defs, view))
+
+    @rpc
+    def GetServerInfo(
+        self, request: pb.GetServerInfoRequest, context: grpc.ServicerContext
+    ) -> pb.GetServerInfoResponse:
+        return server_info_message(self.registry.current(), __version__)
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def plan(self, request: pb.GetOnlineFeaturesRequest) -> RequestPlan:
+        """The cached plan of the request's shape under the current registry version."""
+        full_names = not request.HasField("full_feature_names") or request.full_feature_names
+        return self._planner_for(self.registry.current())(_selection(request), full_names)
+
+    def check_deadline(self, context: grpc.ServicerContext) -> None:
+        """Refuse to start the lookup for a caller that has already given up."""
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            raise _Abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                         "deadline exceeded before the online lookup")
+
+    def lookup(self, views: list[ViewFeatures], rows: list[dict[str, Any]]) -> OnlineResult:
+        return lookup(self.store.online_store, views, rows, datetime.now(UTC))
+
+    def record(self, method: str, code: grpc.StatusCode, message: str, seconds: float,
+               context: grpc.ServicerContext) -> None:
+        self.metrics.observe_request(method, code.name, seconds)
+        if code is grpc.StatusCode.OK and not log.isEnabledFor(logging.DEBUG):
+            return
+        fields = {"method": method, "code": code.name, "ms": round(seconds * 1000, 3),
+                  "peer": context.peer()}
+        if code is grpc.StatusCode.OK:
+            log.debug("request", extra={"fields": fields})
+        else:
+            log.warning("request failed: %s", message, extra={"fields": fields})
+
+    def _planner_for(self, version: RegistryVersion) -> Callable[[Selection, bool], RequestPlan]:
+        planner = self._planner
+        if planner is None or planner[0] != version.version:
+            cached = functools.lru_cache(maxsize=PLAN_CACHE_SIZE)(
+                functools.partial(plan_request, version.definitions))
+            planner = self._planner = (version.version, cached)
+            self.metrics.registry_version.set(version.version)
+        return planner[1]
+
+
+def _selection(request: pb.GetOnlineFeaturesRequest) -> Selection:
+    which = request.WhichOneof("selection")
+    if which == "features":
+        return tuple(request.features.refs)
+    if which == "feature_service":
+        return request.feature_service
+    raise InvalidRequest("give either feature references or a feature service, not both or neither")
