@@ -28,7 +28,7 @@ test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: setup
-	bash bench/run.sh
+	bash bench/run.sh $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check src tests spark_jobs bench feature_repo
