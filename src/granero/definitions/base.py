@@ -7,31 +7,45 @@ at apply time — can name the file, the definition and the field.
 
 from __future__ import annotations
 
-import inspect
 import linecache
 import re
+import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
 
 from granero.errors import DefinitionError
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+_PACKAGE_DIR = str(Path(__file__).parents[1])
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 _ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=]+)?=[^=]")
 
 
-def _caller_origin() -> tuple[str, str]:
-    """``file:line`` of the first frame outside granero and pydantic, and the variable assigned there."""
-    for frame in inspect.stack(context=0)[2:]:
-        filename = str(Path(frame.filename).resolve())
+def _caller_frame() -> FrameType | None:
+    """The first stack frame outside the granero package and pydantic (cheap: no source reads)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
         if not filename.startswith(_PACKAGE_DIR) and "pydantic" not in filename:
-            match = _ASSIGNMENT.match(linecache.getline(frame.filename, frame.lineno))
-            return f"{frame.filename}:{frame.lineno}", match[1] if match else ""
-    return "<unknown>", ""
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def _origin(frame: FrameType | None) -> str:
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "<unknown>"
+
+
+def _assigned_variable(frame: FrameType | None) -> str:
+    """The variable a definition is being assigned to at ``frame``, read from its source line."""
+    if frame is None:
+        return ""
+    match = _ASSIGNMENT.match(linecache.getline(frame.f_code.co_filename, frame.f_lineno))
+    return match[1] if match else ""
 
 
 def check_identifier(value: str, what: str = "name") -> str:
@@ -69,13 +83,14 @@ class Definition(Model):
     _origin: str = PrivateAttr(default="<unknown>")
 
     def __init__(self, **data: Any) -> None:
-        origin, variable = _caller_origin()
+        frame = _caller_frame()
         try:
             super().__init__(**data)
         except ValidationError as error:
-            detail = describe_validation_error(error, type(self).__name__, data.get("name") or variable)
-            raise DefinitionError(f"{origin}: {detail}") from None
-        self._origin = origin
+            name = data.get("name") or _assigned_variable(frame)
+            detail = describe_validation_error(error, type(self).__name__, name)
+            raise DefinitionError(f"{_origin(frame)}: {detail}") from None
+        self._origin = _origin(frame)
 
     @field_validator("name")
     @classmethod

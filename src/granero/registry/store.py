@@ -76,6 +76,8 @@ class FileRegistry:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._cached: RegistryVersion | None = None
+        self._cached_name = ""
         if "://" in str(path):
             raise RegistryError(f"registry path {path}: only local or mounted shared paths are supported")
 
@@ -90,12 +92,24 @@ class FileRegistry:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def current(self) -> RegistryVersion | None:
-        """The current version, or None before the first apply."""
-        head = self.path / "HEAD"
-        if not head.exists():
+    def head(self) -> str | None:
+        """The file name of the current version (one small read), or None before the first apply."""
+        try:
+            return (self.path / "HEAD").read_text().strip()
+        except FileNotFoundError:
             return None
-        return self.read_version_file(head.read_text().strip())
+
+    def current(self) -> RegistryVersion | None:
+        """The current version, or None before the first apply.
+
+        Version files are immutable, so the parsed version is cached for as long as HEAD names it.
+        """
+        name = self.head()
+        if name is None:
+            return None
+        if self._cached is None or self._cached_name != name:
+            self._cached, self._cached_name = self.read_version_file(name), name
+        return self._cached
 
     def read_version_file(self, name: str) -> RegistryVersion:
         file = self.path / "versions" / name
