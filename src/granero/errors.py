@@ -9,6 +9,7 @@
     ├── RetrievalError                a training-set request is invalid or failed
     ├── InvalidRequest                an online request is malformed (unknown feature, bad key...)
     ├── OnlineStoreUnavailable        Redis cannot be reached
+    ├── VerificationFailed            online values differ from the offline point-in-time values
     └── NotFound                      a named object does not exist
 
 Each class carries the gRPC status code name it maps to, so the server translates errors by
@@ -63,6 +64,11 @@ class InvalidRequest(GraneroError):
 class OnlineStoreUnavailable(GraneroError):
     grpc_code = "UNAVAILABLE"
     exit_code = 7
+
+
+class VerificationFailed(GraneroError):
+    grpc_code = "FAILED_PRECONDITION"
+    exit_code = 9
 
 
 class NotFound(GraneroError):

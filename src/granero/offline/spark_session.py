@@ -44,7 +44,42 @@ def get_spark(config: SparkConfig) -> SparkSession:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    use_this_python_on_local_workers(config.master)
     builder = SparkSession.builder.master(config.master).appName(config.app_name)
     for key, value in spark_conf(config).items():
         builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def use_this_python_on_local_workers(master: str) -> None:
+    """Local Python workers must run this interpreter (its venv holds granero), not PATH's python3.
+
+    A cluster's executors use their own image's Python; set PYSPARK_PYTHON there.
+    """
+    import os
+    import sys
+
+    if master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
+def get_job_spark(config: SparkConfig) -> SparkSession:
+    """The session of a job script: under ``spark-submit`` the submit's master wins.
+
+    ``spark-submit`` (and ``pyspark``) launch the JVM first and tell Python through
+    ``PYSPARK_GATEWAY_PORT``; their ``--master`` must not be overridden by the repo's ``master``.
+    Jars (Delta) must then come from ``spark-submit --packages``, as the JVM is already running.
+    Run as plain Python, the job behaves like the library (``get_spark``).
+    """
+    import os
+
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None or "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return active or get_spark(config)
+    builder = SparkSession.builder.appName(config.app_name)
+    for key, value in spark_conf(config).items():
+        if key != "spark.jars.packages":
+            builder = builder.config(key, value)
     return builder.getOrCreate()

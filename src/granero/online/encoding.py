@@ -1,0 +1,381 @@
+"""The bytes Granero keeps in Redis: key layout and value format. Pure: no I/O.
+
+Keys
+----
+``<project>:<view>:<entity key>``, one key per (feature view, entity), so each view keeps its own
+expiry (its ttl), never one shared by every view of an entity. The entity key serialises the
+view's join key values in ``defs.join_keys(view)`` order, each as a one-byte type tag then::
+
+    i  int32 and int64 alike   8 bytes, big-endian two's complement
+    ?  bool                    1 byte, 0 or 1
+    t  timestamp               8 bytes, big-endian microseconds since the Unix epoch (UTC)
+    s  string                  4-byte big-endian length, then UTF-8
+    y  bytes                   4-byte big-endian length, then the bytes
+
+Fixed widths and length prefixes make it injective: (1, 23) and (12, 3) differ, and so do
+("a", "bc") and ("ab", "c"). Integers share one width so widening an int32 key keeps its keys.
+A Python int from a request and an Arrow/numpy value on a Spark executor give the same bytes.
+
+Redis Cluster: keys carry no hash tag, so a view's keys spread over all slots instead of piling up
+on one node. Project and view names cannot contain braces; a ``{...}`` that happens to occur
+inside a binary entity key only narrows what Redis hashes, which client and server compute alike.
+Every command touches a single key, so the client splits pipelines per node and never meets a
+CROSSSLOT error.
+
+Values (format version 1, little-endian)
+----------------------------------------
+::
+
+    offset 0   u8      format version
+           1   i64     event_timestamp, microseconds         } the row's version, compared by
+           9   i64     created_timestamp, or INT64_MIN=null  } the write-if-newer script
+          17   u32     schema id: crc32 of the view's features and dtypes
+          21   bitmap  ceil(F/8) bytes, bit i set when feature i is null
+               slots   per feature in declared order: int32 i4, int64 i8, float32 f4, float64 f8,
+                       bool u1, timestamp i8 (micros); string/bytes/list: u32 payload length
+               payloads of the variable-width features, in declared order
+
+Bytes 1-16 keep this meaning in every future version: the Lua script reads the version there.
+A null created_timestamp is INT64_MIN so it sorts lowest, as the point-in-time rule requires.
+A value whose schema id differs from the view's current one (a feature was added since it was
+written) is not decoded; it reads as absent until the view is synced again.
+
+Why not protobuf: encoding means building one message per value in Python (measured ~80k rows/s
+for 20 doubles, and Feast-style conversion ~4.4k rows/s), while this layout is filled column-wise
+by numpy (~1.4M rows/s) and one ``struct.unpack_from`` decodes every fixed-width feature of a
+row. A list payload is a u32 count, a null bitmap of ceil(count/8) bytes, then the elements
+(fixed-width, or u32 lengths followed by the bytes for string/bytes elements).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from granero.types import list_element
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+FORMAT_VERSION = 1
+NULL_CREATED = -(2**63)
+"""created_timestamp of a row whose source has none: lower than any real time."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+_HEADER = struct.Struct("<BqqI")
+_KEY_TAG = {
+    "int32": b"i",
+    "int64": b"i",
+    "bool": b"?",
+    "timestamp": b"t",
+    "string": b"s",
+    "bytes": b"y",
+}
+_FIXED_FORMAT = {
+    "int32": "i",
+    "int64": "q",
+    "float32": "f",
+    "float64": "d",
+    "bool": "?",
+    "timestamp": "q",
+}
+_NUMPY_FORMAT = {
+    "int32": "<i4",
+    "int64": "<i8",
+    "float32": "<f4",
+    "float64": "<f8",
+    "bool": "u1",
+    "timestamp": "<i8",
+}
+
+
+# -- time ------------------------------------------------------------------------------------------
+
+
+def to_micros(moment: datetime) -> int:
+    """Exact microseconds since the epoch; a naive datetime is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // _MICRO
+
+
+def from_micros(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
+
+
+def expire_at_ms(event_micros: np.ndarray, ttl: timedelta) -> np.ndarray:
+    """Unix ms at which a row stops being servable, rounded up so Redis keeps it through the
+    inclusive end of its ttl (``now - event_timestamp == ttl`` is still served)."""
+    end = event_micros + ttl // _MICRO
+    return -(-end // 1000)
+
+
+# -- keys ------------------------------------------------------------------------------------------
+
+
+def key_prefix(project: str, view: str) -> bytes:
+    """``<project>:<view>:``, the part of every key of a view before the entity key."""
+    return f"{project}:{view}:".encode()
+
+
+def encode_entity_key(dtypes: Sequence[str], values: Sequence[Any]) -> bytes:
+    """The entity key of already-validated Python values (int, bool, str, bytes, datetime)."""
+    return b"".join(_key_field(dtype, value) for dtype, value in zip(dtypes, values, strict=True))
+
+
+def _key_field(dtype: str, value: Any) -> bytes:
+    tag = _KEY_TAG[dtype]
+    if dtype in ("int32", "int64"):
+        return tag + int(value).to_bytes(8, "big", signed=True)
+    if dtype == "bool":
+        return tag + (b"\x01" if value else b"\x00")
+    if dtype == "timestamp":
+        return tag + to_micros(value).to_bytes(8, "big", signed=True)
+    data = value.encode() if dtype == "string" else bytes(value)
+    return tag + len(data).to_bytes(4, "big") + data
+
+
+def encode_entity_keys(dtypes: Sequence[str], columns: Sequence[pa.Array]) -> list[bytes]:
+    """Entity keys of Arrow columns (no nulls), column-wise: the same bytes as encode_entity_key."""
+    fields = [_key_column(dtype, column) for dtype, column in zip(dtypes, columns, strict=True)]
+    if len(fields) == 1:
+        return fields[0]
+    return [b"".join(parts) for parts in zip(*fields, strict=True)]
+
+
+def _key_column(dtype: str, column: pa.Array) -> list[bytes]:
+    import numpy as np
+
+    if column.null_count:
+        raise ValueError(f"a join key column ({dtype}) holds nulls")
+    tag = _KEY_TAG[dtype]
+    if dtype in ("string", "bytes"):
+        return [tag + len(v).to_bytes(4, "big") + v for v in _binary(column).to_pylist()]
+    width = 1 if dtype == "bool" else 8
+    record = np.empty(len(column), dtype=[("tag", "u1"), ("value", ">u1" if width == 1 else ">i8")])
+    record["tag"] = tag[0]
+    record["value"] = _fixed_numpy(dtype, column)
+    return np.frombuffer(record.tobytes(), dtype=f"V{1 + width}").tolist()
+
+
+# -- values ----------------------------------------------------------------------------------------
+
+
+class StoredRow(NamedTuple):
+    """A decoded value: the row's version and the requested features (None when null)."""
+
+    event_micros: int
+    created_micros: int | None
+    values: list[Any]
+
+
+@dataclass(frozen=True)
+class ValueCodec:
+    """Encodes and decodes the values of one feature view (features in declared order)."""
+
+    features: tuple[tuple[str, str], ...]
+    """(name, dtype) per feature."""
+    schema_id: int = field(init=False, compare=False)
+    _struct: struct.Struct = field(init=False, repr=False, compare=False)
+    _var_slots: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _plain: frozenset[int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        text = ",".join(f"{name}:{dtype}" for name, dtype in self.features)
+        slots = "".join(_FIXED_FORMAT.get(dtype, "I") for _, dtype in self.features)
+        object.__setattr__(self, "schema_id", zlib.crc32(text.encode()))
+        object.__setattr__(self, "_struct", struct.Struct(f"<BqqI{self.bitmap_size}s{slots}"))
+        var = tuple(i for i, (_, dtype) in enumerate(self.features) if dtype not in _FIXED_FORMAT)
+        object.__setattr__(self, "_var_slots", var)
+        plain = (
+            i for i, (_, d) in enumerate(self.features) if d in _FIXED_FORMAT and d != "timestamp"
+        )
+        object.__setattr__(self, "_plain", frozenset(plain))
+
+    @property
+    def bitmap_size(self) -> int:
+        return (len(self.features) + 7) // 8
+
+    def decode(self, data: bytes, wanted: Sequence[int]) -> StoredRow | None:
+        """The features at positions ``wanted``; None when written under another schema."""
+        if data[0] != FORMAT_VERSION:
+            raise ValueError(
+                f"online value has format version {data[0]}, this Granero reads {FORMAT_VERSION}"
+            )
+        if int.from_bytes(data[17:21], "little") != self.schema_id:
+            return None
+        fields = self._struct.unpack_from(data)
+        values = self._values(data, fields[5:], fields[4], wanted)
+        created = None if fields[2] == NULL_CREATED else fields[2]
+        return StoredRow(fields[1], created, values)
+
+    def _values(self, data: bytes, slots: tuple, nulls: bytes, wanted: Sequence[int]) -> list[Any]:
+        if not any(nulls):  # the hot path of lookups: numbers and bools straight from the slots
+            return [slots[i] if i in self._plain else self._value(data, slots, i) for i in wanted]
+        return [
+            None if nulls[i >> 3] >> (i & 7) & 1 else self._value(data, slots, i) for i in wanted
+        ]
+
+    def _value(self, data: bytes, slots: tuple, index: int) -> Any:
+        dtype = self.features[index][1]
+        if dtype in _FIXED_FORMAT:
+            return from_micros(slots[index]) if dtype == "timestamp" else slots[index]
+        start = self._struct.size + sum(slots[i] for i in self._var_slots if i < index)
+        return _decode_payload(dtype, data[start : start + slots[index]])
+
+    def encode_columns(
+        self, event: pa.Array, created: pa.Array, columns: Sequence[pa.Array]
+    ) -> list[bytes]:
+        """Values of Arrow columns (the view's features in declared order), column-wise."""
+        import numpy as np
+
+        record = np.zeros(len(event), dtype=self._numpy_dtype())
+        record["version"] = FORMAT_VERSION
+        record["event"] = micros_column(event)
+        record["created"] = _micros(created).fill_null(NULL_CREATED).to_numpy()
+        record["schema"] = self.schema_id
+        record["nulls"] = _null_bitmaps(columns, self.bitmap_size)
+        payloads = []
+        for i, ((_, dtype), column) in enumerate(zip(self.features, columns, strict=True)):
+            if dtype in _FIXED_FORMAT:
+                record[f"f{i}"] = _fixed_numpy(dtype, column)
+            else:
+                payloads.append(_payloads(dtype, column))
+                record[f"f{i}"] = [len(p) for p in payloads[-1]]
+        fixed = np.frombuffer(record.tobytes(), dtype=f"V{record.dtype.itemsize}").tolist()
+        return (
+            [b"".join(parts) for parts in zip(fixed, *payloads, strict=True)] if payloads else fixed
+        )
+
+    def _numpy_dtype(self) -> np.dtype:
+        import numpy as np
+
+        slots = [
+            (f"f{i}", _NUMPY_FORMAT.get(dtype, "<u4")) for i, (_, dtype) in enumerate(self.features)
+        ]
+        header = [
+            ("version", "u1"),
+            ("event", "<i8"),
+            ("created", "<i8"),
+            ("schema", "<u4"),
+            ("nulls", "u1", (self.bitmap_size,)),
+        ]
+        return np.dtype(header + slots)
+
+
+@lru_cache(maxsize=1024)
+def value_codec(features: tuple[tuple[str, str], ...]) -> ValueCodec:
+    """The (cached) codec of a view, from its ``(name, dtype)`` features in declared order."""
+    return ValueCodec(features)
+
+
+def read_version(data: bytes) -> tuple[int, int | None]:
+    """(event micros, created micros or None) of an encoded value, whatever its schema."""
+    _, event, created, _ = _HEADER.unpack_from(data)
+    return event, None if created == NULL_CREATED else created
+
+
+# -- column helpers (Arrow -> numpy / bytes) -------------------------------------------------
+
+
+def micros_column(column: pa.Array) -> np.ndarray:
+    """A timestamp column as int64 microseconds since the epoch (nulls are not allowed)."""
+    if column.null_count:
+        raise ValueError("timestamp column holds nulls")
+    return _micros(column).to_numpy()
+
+
+def _micros(column: pa.Array) -> pa.Array:
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.timestamp("us", tz="UTC"), safe=False)
+    return column.cast(pa.int64())
+
+
+def _fixed_numpy(dtype: str, column: pa.Array) -> np.ndarray:
+    if dtype == "timestamp":
+        column = _micros(column)
+    filler = False if dtype == "bool" else 0
+    return column.fill_null(filler).to_numpy(zero_copy_only=False)
+
+
+def _null_bitmaps(columns: Sequence[pa.Array], size: int) -> np.ndarray:
+    import numpy as np
+
+    nulls = np.zeros((len(columns[0]) if columns else 0, size * 8), dtype=bool)
+    for i, column in enumerate(columns):
+        if column.null_count:
+            nulls[:, i] = column.is_null().to_numpy(zero_copy_only=False)
+    return np.packbits(nulls, axis=1, bitorder="little")
+
+
+def _binary(column: pa.Array) -> pa.Array:
+    import pyarrow as pa
+
+    if pa.types.is_large_string(column.type) or pa.types.is_large_binary(column.type):
+        return column.cast(pa.large_binary())
+    return column.cast(pa.binary())
+
+
+def _payloads(dtype: str, column: pa.Array) -> list[bytes]:
+    element = list_element(dtype)
+    if element is None:
+        return [v or b"" for v in _binary(column).to_pylist()]
+    return [b"" if items is None else encode_list(element, items) for items in column.to_pylist()]
+
+
+def encode_list(element: str, items: Sequence[Any]) -> bytes:
+    """A list payload: count, element null bitmap, then the elements."""
+    nulls = bytearray((len(items) + 7) // 8)
+    for i, item in enumerate(items):
+        if item is None:
+            nulls[i >> 3] |= 1 << (i & 7)
+    head = len(items).to_bytes(4, "little") + bytes(nulls)
+    if element in _FIXED_FORMAT:
+        plain = [_plain(element, item) for item in items]
+        return head + struct.pack(f"<{len(items)}{_FIXED_FORMAT[element]}", *plain)
+    data = [
+        b"" if item is None else item.encode() if element == "string" else bytes(item)
+        for item in items
+    ]
+    return head + struct.pack(f"<{len(data)}I", *map(len, data)) + b"".join(data)
+
+
+def _plain(element: str, item: Any) -> Any:
+    if item is None:
+        return False if element == "bool" else 0
+    return to_micros(item) if element == "timestamp" else item
+
+
+def _decode_payload(dtype: str, payload: bytes) -> Any:
+    element = list_element(dtype)
+    if element is None:
+        return payload.decode() if dtype == "string" else payload
+    count = int.from_bytes(payload[:4], "little")
+    start = 4 + (count + 7) // 8
+    nulls = payload[4:start]
+    if element in _FIXED_FORMAT:
+        items = list(struct.unpack_from(f"<{count}{_FIXED_FORMAT[element]}", payload, start))
+        if element == "timestamp":
+            items = [from_micros(v) for v in items]
+    else:
+        items = _decode_var_items(element, payload, start, count)
+    return [None if nulls[i >> 3] >> (i & 7) & 1 else item for i, item in enumerate(items)]
+
+
+def _decode_var_items(element: str, payload: bytes, start: int, count: int) -> list[Any]:
+    lengths = struct.unpack_from(f"<{count}I", payload, start)
+    position, items = start + 4 * count, []
+    for length in lengths:
+        chunk = payload[position : position + length]
+        items.append(chunk.decode() if element == "string" else chunk)
+        position += length
+    return items

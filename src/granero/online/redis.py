@@ -1,0 +1,313 @@
+"""Redis online store (standalone or Cluster): pipelined write-if-newer, one-round-trip reads.
+
+Writes go through one Lua script, loaded once and called by EVALSHA, that compares the version
+(event_timestamp, created_timestamp) stored in bytes 1-16 of the current value with the new
+one: an older row never replaces a newer one, an equal version overwrites (so a corrected
+re-run lands), and check and SET are atomic. A call covers up to KEYS_PER_CALL keys on a
+standalone server and one key on a Cluster (a script must keep to one slot there); calls are
+pipelined ``batch_size`` keys at a time. Each key expires at its row's event_timestamp + the
+view's ttl (PXAT), so Redis reclaims rows nobody may be served any more.
+
+Reads are one MGET on a standalone server; on a Cluster, one pipeline that redis-py splits into
+one round trip per node holding requested keys.
+
+Consistency of expiry: once a key has expired a lookup says NOT_FOUND where the read-time ttl
+check alone would have said OUTSIDE_MAX_AGE; both withhold the value (null), exactly as the
+offline point-in-time join does for a row older than the ttl. Rows already past their ttl when
+synced are not written at all. Expiry follows the wall clock; ``expire_keys: false`` keeps rows
+until they are overwritten (to replay old data at a fixed ``now``), the read-time check stays.
+
+redis-py is imported on first use, so loading the config never imports it. Every redis error is
+translated here into OnlineStoreUnavailable; after a connection-level one the client is dropped
+and the next call builds a new one, which is how a store recovers by itself once Redis is back.
+The store is shared by the gRPC server's threads (redis-py's pool is thread-safe).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from granero.errors import OnlineStoreUnavailable
+from granero.online.encoding import key_prefix
+
+WRITE_IF_NEWER = """
+local written = 0
+for i, key in ipairs(KEYS) do
+  local value, expire_at = ARGV[2 * i - 1], ARGV[2 * i]
+  local stored = redis.call('GETRANGE', key, 1, 16)
+  local older = false
+  if #stored == 16 then
+    local old_event, old_created = struct.unpack('<i8i8', stored)
+    local new_event, new_created = struct.unpack('<i8i8', value, 2)
+    older = new_event < old_event or (new_event == old_event and new_created < old_created)
+  end
+  if not older then
+    if expire_at == '' then
+      redis.call('SET', key, value)
+    else
+      redis.call('SET', key, value, 'PXAT', expire_at)
+    end
+    written = written + 1
+  end
+end
+return written
+"""
+"""KEYS: the keys; ARGV: per key its encoded value and expire-at unix ms ('' for never).
+Returns how many values were stored (the others were older than what Redis holds)."""
+
+KEYS_PER_CALL = 100
+"""Keys per script call on a standalone server: 2x the throughput of one call per key, while a
+call blocks concurrent lookups for well under a millisecond."""
+
+
+class RedisConfig(BaseModel):
+    """``online_store: {type: redis, url: redis://..., cluster: false}``.
+
+    ``url`` may carry a password and TLS (``rediss://``); ``cluster: true`` treats it as any node
+    of a Redis Cluster.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["redis"] = "redis"
+    url: str = "redis://127.0.0.1:6379/0"
+    cluster: bool = False
+    socket_timeout_seconds: float = 1.0
+    expire_keys: bool = True
+    """Let Redis drop each row once its view's ttl has passed (by the wall clock)."""
+
+    def settings(self) -> RedisSettings:
+        return RedisSettings(self.url, self.cluster, self.socket_timeout_seconds, self.expire_keys)
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """What a RedisStore is built from: plain picklable data, so Spark executors build their own."""
+
+    url: str
+    cluster: bool = False
+    socket_timeout_seconds: float = 1.0
+    expire_keys: bool = True
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password masked, for messages."""
+        return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", self.url)
+
+
+class RedisStore:
+    """Feature rows in Redis, one key per (view, entity); see granero.online.encoding."""
+
+    def __init__(self, settings: RedisSettings, project: str, *, batch_size: int = 2000) -> None:
+        self.settings = settings
+        self.project = project
+        self.batch_size = batch_size
+        self._client: Any = None
+        self._script_sha: str | None = None
+        self._prefixes: dict[str, bytes] = {}
+
+    def write_batch(
+        self,
+        view: str,
+        keys: Sequence[bytes],
+        values: Sequence[bytes],
+        expire_at_ms: Sequence[int] | None = None,
+    ) -> int:
+        """Write-if-newer each (entity key, value); returns how many values were stored.
+
+        Versions travel inside the values (bytes 1-16). Rows whose ``expire_at_ms`` has passed
+        are skipped when keys expire.
+        """
+        rows = self._live_rows(keys, values, expire_at_ms)
+        prefix, written = self._prefix(view), 0
+        with self._unavailable_on_error(f"writing view {view!r}"):
+            for start in range(0, len(rows), self.batch_size):
+                written += self._write_chunk(prefix, rows[start : start + self.batch_size])
+        return written
+
+    def read(self, lookups: Sequence[tuple[str, bytes]]) -> list[bytes | None]:
+        """The stored value per (view, entity key), None when absent, in one round trip."""
+        if not lookups:
+            return []
+        keys = [self._prefix(view) + key for view, key in lookups]
+        with self._unavailable_on_error(f"reading {len(keys)} keys"):
+            if not self.settings.cluster:
+                return self.client.mget(keys)
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.get(key)
+            return pipe.execute()
+
+    def delete_view(self, view: str) -> int:
+        """Remove every row of a view (e.g. after it is dropped); returns how many keys went."""
+        deleted = 0
+        with self._unavailable_on_error(f"deleting view {view!r}"):
+            batch = []
+            for key in self.client.scan_iter(match=self._prefix(view) + b"*", count=1000):
+                batch.append(key)
+                if len(batch) >= self.batch_size:
+                    deleted, batch = deleted + self._unlink(batch), []
+            deleted += self._unlink(batch)
+        return deleted
+
+    def ping(self) -> None:
+        """Raise OnlineStoreUnavailable unless Redis answers (for health checks)."""
+        with self._unavailable_on_error("ping"):
+            self.client.ping()
+
+    def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+        self._client, self._script_sha = None, None
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client, connected on first use (and again after a failure)."""
+        if self._client is None:
+            self._client = _connect(self.settings)
+        return self._client
+
+    def _prefix(self, view: str) -> bytes:
+        if view not in self._prefixes:
+            self._prefixes[view] = key_prefix(self.project, view)
+        return self._prefixes[view]
+
+    def _live_rows(
+        self, keys: Sequence[bytes], values: Sequence[bytes], expire_at_ms: Sequence[int] | None
+    ) -> list[tuple[bytes, bytes, bytes]]:
+        if expire_at_ms is None or not self.settings.expire_keys:
+            return [(k, v, b"") for k, v in zip(keys, values, strict=True)]
+        now_ms = int(time.time() * 1000)
+        rows = zip(keys, values, map(int, expire_at_ms), strict=True)
+        return [(k, v, b"%d" % e) for k, v, e in rows if e > now_ms]
+
+    def _write_chunk(self, prefix: bytes, rows: list[tuple[bytes, bytes, bytes]]) -> int:
+        from redis.exceptions import NoScriptError
+
+        results = self._run_script(prefix, rows)
+        if any(isinstance(r, NoScriptError) for r in results):  # Redis restarted or flushed scripts
+            self._script_sha = None
+            results = self._run_script(prefix, rows)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return sum(results)
+
+    def _run_script(self, prefix: bytes, rows: list[tuple[bytes, bytes, bytes]]) -> list[Any]:
+        """Replies of the script calls writing ``rows`` (errors as values), one pipeline."""
+        if self._script_sha is None:
+            self._script_sha = self.client.script_load(WRITE_IF_NEWER)
+        step = 1 if self.settings.cluster else KEYS_PER_CALL  # a cluster script keeps to one slot
+        calls = [
+            _script_call(self._script_sha, prefix, rows[i : i + step])
+            for i in range(0, len(rows), step)
+        ]
+        if not self.settings.cluster:
+            return self._run_packed(calls)
+        pipe = self.client.pipeline(transaction=False)
+        for call in calls:  # redis-py's cluster pipeline blocks evalsha(), not EVALSHA itself
+            pipe.execute_command("EVALSHA", *call[1:])  # it routes by the command's str name
+        return pipe.execute(raise_on_error=False)
+
+    def _run_packed(self, calls: list[list[bytes]]) -> list[Any]:
+        """Send commands packed here (redis-py's packing costs as much as Redis' work) on one
+        pooled connection; tried once more on a fresh one, as the writes are idempotent."""
+        from redis.exceptions import ConnectionError, TimeoutError
+
+        payload = b"".join(map(_resp, calls))
+        try:
+            return self._send_packed(payload, len(calls))
+        except (ConnectionError, TimeoutError):
+            return self._send_packed(payload, len(calls))
+
+    def _send_packed(self, payload: bytes, replies: int) -> list[Any]:
+        from redis.exceptions import ResponseError
+
+        pool = self.client.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_packed_command([payload])
+            results: list[Any] = []
+            for _ in range(replies):
+                try:
+                    results.append(connection.read_response())
+                except ResponseError as error:
+                    results.append(error)
+            return results
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
+
+    def _unlink(self, keys: list[bytes]) -> int:
+        if not keys:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.unlink(key)
+        return sum(pipe.execute())
+
+    @contextlib.contextmanager
+    def _unavailable_on_error(self, action: str) -> Iterator[None]:
+        from redis.exceptions import (
+            ClusterError,
+            ConnectionError,
+            RedisClusterException,
+            RedisError,
+            TimeoutError,
+        )
+
+        try:
+            yield
+        except (RedisError, RedisClusterException) as error:
+            if isinstance(
+                error, ConnectionError | TimeoutError | ClusterError | RedisClusterException
+            ):
+                self.close()  # the next call connects afresh (and reloads the script if needed)
+            raise OnlineStoreUnavailable(
+                f"online store {self.settings.safe_url}: {action} failed: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+
+
+def _script_call(sha: str, prefix: bytes, rows: list[tuple[bytes, bytes, bytes]]) -> list[bytes]:
+    keys = [prefix + key for key, _, _ in rows]
+    arguments = [item for _, value, expire_at in rows for item in (value, expire_at)]
+    return [b"EVALSHA", sha.encode(), b"%d" % len(rows), *keys, *arguments]
+
+
+def _resp(command: list[bytes]) -> bytes:
+    """A command in the Redis protocol (RESP): an array of bulk strings."""
+    parts = [b"*%d\r\n" % len(command)]
+    for argument in command:
+        parts += (b"$%d\r\n" % len(argument), argument, b"\r\n")
+    return b"".join(parts)
+
+
+def _connect(settings: RedisSettings) -> Any:
+    """A redis-py client that retries once, at once: enough to reconnect after a restart
+    without stalling a request for seconds while Redis is down."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    timeout = settings.socket_timeout_seconds
+    options = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 1),
+    }
+    if settings.cluster:
+        return redis.RedisCluster.from_url(settings.url, **options)
+    return redis.Redis.from_url(settings.url, **options)

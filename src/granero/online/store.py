@@ -1,0 +1,45 @@
+"""The online store interface, and building the configured one.
+
+The contract is four methods, kept small on purpose: everything about Granero's data (keys,
+value format, versions) lives in granero.online.encoding, so a backend only moves bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from granero.online.embedded import EmbeddedRedis, EmbeddedRedisConfig
+from granero.online.redis import RedisConfig, RedisSettings, RedisStore
+
+
+class OnlineStore(Protocol):
+    """Latest feature rows by (view, entity key); values are opaque bytes that carry a version."""
+
+    def write_batch(
+        self,
+        view: str,
+        keys: Sequence[bytes],
+        values: Sequence[bytes],
+        expire_at_ms: Sequence[int] | None = None,
+    ) -> int:
+        """Write each value unless the stored one is newer; returns how many were stored."""
+        ...
+
+    def read(self, lookups: Sequence[tuple[str, bytes]]) -> list[bytes | None]:
+        """The value per (view, entity key), None when absent, in one round trip."""
+        ...
+
+    def delete_view(self, view: str) -> int:
+        """Remove every row of a view; returns how many went."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def build_online_store(config: RedisConfig | EmbeddedRedisConfig, project: str) -> RedisStore:
+    """The store ``config`` describes; an embedded server is started (or reused) first."""
+    if isinstance(config, EmbeddedRedisConfig):
+        server = EmbeddedRedis(config.data_dir).start()
+        return RedisStore(RedisSettings(server.url, expire_keys=config.expire_keys), project)
+    return RedisStore(config.settings(), project)
