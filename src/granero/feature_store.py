@@ -24,7 +24,19 @@ from granero.registry import (
 from granero.repo.loader import load_repo
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from collections.abc import Mapping, Sequence
+    from datetime import datetime
+
+    from pyspark.sql import DataFrame, SparkSession
+
+    from granero.definitions.refs import ViewFeatures
+    from granero.offline.materialize import MaterializationResult
+    from granero.offline.retrieval import TrainingManifest
+    from granero.offline.tables import OfflineStore
+    from granero.online.lookup import OnlineResult
+    from granero.online.redis import RedisStore
+    from granero.online.verify import VerifyReport, ViewVerification
+    from granero.registry import Interval
 
 
 @dataclass(frozen=True)
@@ -139,10 +151,231 @@ class FeatureStore:
 
     # -- offline: materialization and training retrieval (offline engineer adds methods here) ---
 
+    @property
+    def offline_store(self) -> OfflineStore:
+        """The configured offline table backend, built once (starts Spark on first use)."""
+        if "_offline_store" not in self.__dict__:
+            from granero.offline.tables import build_offline_store
+
+            built = build_offline_store(self.config.offline_store, self.spark)
+            self.__dict__["_offline_store"] = built
+        return self.__dict__["_offline_store"]
+
+    def materialize(
+        self,
+        start: datetime,
+        end: datetime,
+        views: list[str] | None = None,
+        *,
+        sync_online: bool = True,
+    ) -> list[MaterializationResult]:
+        """Rebuild [start, end) of each view's offline table from its source (idempotent).
+
+        A view's interval is recorded in the registry only once its table write committed; online
+        views are then synced to the online store when ``sync_online``.
+        """
+        from granero.offline.materialize import select_views, window
+
+        interval, defs = window(start, end), self.registered()
+        return [
+            self._materialize_view(defs, view, interval, sync_online)
+            for view in select_views(defs, views)
+        ]
+
+    def materialize_incremental(
+        self, end: datetime, views: list[str] | None = None, *, sync_online: bool = True
+    ) -> list[MaterializationResult]:
+        """Materialize each view from the end of its last recorded interval (or 1970) up to ``end``.
+
+        Views already materialized up to ``end`` are skipped (and absent from the result).
+        """
+        from granero.offline.materialize import as_utc, incremental_start, select_views, window
+
+        defs, done, results = self.registered(), self.registry.materialized(), []
+        for view in select_views(defs, views):
+            start = incremental_start(done.get(view.name, []))
+            if start < as_utc(end):
+                results.append(self._materialize_view(defs, view, window(start, end), sync_online))
+        return results
+
+    def _materialize_view(
+        self, defs: RepoDefinitions, view: FeatureView, interval: Interval, sync_online: bool
+    ) -> MaterializationResult:
+        from granero.offline.materialize import materialize_view
+
+        store = self.offline_store
+        result = materialize_view(self.spark, store, defs, view, interval, self.repo_path)
+        self.registry.record_materialized(view.name, interval)
+        if sync_online and view.online and hasattr(self, "sync_online"):
+            self.sync_online([view.name])
+        return result
+
+    def get_historical_features(
+        self,
+        entity_df: Any,
+        features: list[str] | None = None,
+        feature_service: str | None = None,
+        *,
+        full_feature_names: bool = True,
+        table_versions: dict[str, int] | None = None,
+        manifest_path: str | Path | None = None,
+    ) -> DataFrame:
+        """A training set: ``entity_df``'s rows, each with the feature values as of its timestamp.
+
+        ``entity_df`` (Spark or pandas DataFrame, or a Parquet/CSV/Delta path) needs
+        ``event_timestamp`` and the views' join keys; its rows come back unchanged (duplicates and
+        extra columns such as labels kept; row order not preserved), followed by one column per
+        feature, ``view__feature`` or the bare name when not ``full_feature_names``. Tables are
+        read at ``table_versions`` (default: current). With ``manifest_path``, the
+        ``TrainingManifest`` (refs, registry version and hash, table versions) is written there
+        as JSON; ``training_manifest`` returns one without retrieving.
+        """
+        from granero.offline.retrieval import build_manifest, historical_features
+
+        registry, requested = self._requested_features(features, feature_service)
+        store = self.offline_store
+        manifest = build_manifest(
+            registry, requested, store, feature_service=feature_service,
+            full_feature_names=full_feature_names, table_versions=table_versions,
+        )
+        frame = historical_features(self.spark, store, registry, entity_df, requested, manifest)
+        if manifest_path is not None:
+            manifest.write(manifest_path)
+        return frame
+
+    def training_manifest(
+        self,
+        features: list[str] | None = None,
+        feature_service: str | None = None,
+        *,
+        full_feature_names: bool = True,
+        table_versions: dict[str, int] | None = None,
+    ) -> TrainingManifest:
+        """What ``get_historical_features`` would read now, table versions pinned.
+
+        Pass ``manifest.table_versions`` back to ``get_historical_features`` to rebuild the
+        same training set later (Delta keeps the versions).
+        """
+        from granero.offline.retrieval import build_manifest
+
+        registry, requested = self._requested_features(features, feature_service)
+        return build_manifest(
+            registry, requested, self.offline_store, feature_service=feature_service,
+            full_feature_names=full_feature_names, table_versions=table_versions,
+        )
+
+    def _requested_features(
+        self, features: list[str] | None, feature_service: str | None
+    ) -> tuple[RegistryVersion, list[ViewFeatures]]:
+        from granero.definitions.refs import resolve_features
+
+        self.registered()  # fails clearly before the first apply
+        registry = self.registry.current()
+        requested = resolve_features(registry.definitions, features, feature_service)
+        return registry, requested
+
+    def latest_rows(self, view_name: str) -> DataFrame:
+        """Per entity key, the offline row with the greatest (event_timestamp, created_timestamp).
+
+        Columns are the offline table's; this is what the online sync writes.
+        """
+        from granero.offline.materialize import select_views
+        from granero.offline.retrieval import latest_rows
+        from granero.offline.tables import read_view_table
+
+        defs = self.registered()
+        view = select_views(defs, [view_name])[0]
+        table = read_view_table(self.offline_store, defs, view)
+        return latest_rows(table, list(defs.join_keys(view)))
+
     # -- online: sync, lookups and verification (online engineer adds methods here) -------------
 
+    @property
+    def online_store(self) -> RedisStore:
+        """The online store, built once (an embedded Redis server is started or reused)."""
+        if self._online is None:
+            from granero.online.store import build_online_store
+
+            self._online = build_online_store(self.config.online_store, self.config.project)
+        return self._online
+
+    def sync_online(self, views: list[str] | None = None) -> dict[str, int]:
+        """Write each online view's latest offline rows to the online store, from the Spark
+        executors (write-if-newer: re-running changes nothing). Rows stored per view; views
+        with ``online=False`` are skipped."""
+        from granero.online.sync import sync_view
+
+        defs, settings, project = self.registered(), self.online_store.settings, self.config.project
+        return {
+            view.name: sync_view(self.latest_rows(view.name), settings, project, view,
+                                 defs.join_keys(view))
+            for view in self._online_views(defs, views)
+        }
+
+    def get_online_features(
+        self,
+        entity_rows: Sequence[Mapping[str, Any]],
+        features: list[str] | None = None,
+        feature_service: str | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> OnlineResult:
+        """The latest values of the features for each entity row (one Redis round trip); a value
+        older than its view's ttl at ``now`` (default: the current time) is withheld."""
+        from datetime import UTC, datetime
+
+        from granero.definitions.refs import resolve_features
+        from granero.online.lookup import lookup
+
+        defs = self.registered()
+        views = resolve_features(defs, features=features, feature_service=feature_service)
+        return lookup(self.online_store, views, entity_rows, now or datetime.now(UTC))
+
+    def verify(self, sample: int = 100, now: datetime | None = None) -> VerifyReport:
+        """Compare online lookups with the offline point-in-time values at ``now``, for up to
+        ``sample`` random entities per online view."""
+        from datetime import UTC, datetime
+
+        from granero.online.verify import VerifyReport
+
+        defs, moment = self.registered(), now or datetime.now(UTC)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment  # naive is UTC
+        return VerifyReport(moment, [self._verify_view(defs, view, sample, moment)
+                                     for view in self._online_views(defs, None)])
+
+    def stop_online(self) -> bool:
+        """Stop this repo's embedded Redis server (SHUTDOWN SAVE); False when none was running
+        or the online store is an external Redis."""
+        from granero.online.embedded import EmbeddedRedis, EmbeddedRedisConfig
+
+        self.close()
+        if not isinstance(self.config.online_store, EmbeddedRedisConfig):
+            return False
+        return EmbeddedRedis(self.config.online_store.data_dir).stop()
+
+    def _online_views(self, defs: RepoDefinitions, names: list[str] | None) -> list[FeatureView]:
+        from granero.offline.materialize import select_views
+
+        return [view for view in select_views(defs, names) if view.online]
+
+    def _verify_view(
+        self, defs: RepoDefinitions, view: FeatureView, sample: int, now: datetime
+    ) -> ViewVerification:
+        from granero.online import verify
+
+        join_keys, refs = defs.join_keys(view), [f"{view.name}:*"]
+        entities = verify.sample_entities(self.latest_rows(view.name), join_keys, sample)
+        if not entities:
+            return verify.ViewVerification(view.name, 0, 0)
+        asked = verify.entity_frame(self.spark, join_keys, entities, now)
+        training = self.get_historical_features(asked, refs)
+        offline = verify.offline_values(training, join_keys, view)
+        online = self.get_online_features(entities, refs, now=now)
+        return verify.compare_view(view, join_keys, entities, offline, online)
+
     def close(self) -> None:
-        """Release the online store (stopping an embedded Redis server this process started)."""
+        """Release the online store's connections; an embedded Redis keeps running for other
+        processes until `granero online stop`."""
         if self._online is not None:
             self._online.close()
             self._online = None

@@ -1,0 +1,13 @@
+"""The offline side: Spark jobs' logic, the offline tables, and the point-in-time join.
+
+    schema.py        the layout every view's table shares
+    tables.py        the OfflineStore protocol; delta.py and parquet.py implement it
+    sources.py       reading a view's batch source
+    materialize.py   source window -> table rows -> one atomic window write
+    as_of_join.py    the point-in-time join (pure DataFrame logic)
+    retrieval.py     training sets and their manifests
+    spark_session.py the one place a SparkSession is configured
+    spark_errors.py  Spark and py4j errors -> Granero errors
+
+Importing this package loads no Spark: modules import pyspark inside the functions that need it.
+"""
