@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+from tests.conftest import free_port, start_redis
 
 from granero import Entity, FeatureView, Field, FileSource
 from granero.definitions import compile_definitions
@@ -34,7 +35,6 @@ from granero.online.encoding import encode_entity_keys, value_codec
 from granero.online.lookup import lookup
 from granero.online.redis import RedisSettings, RedisStore
 from granero.online.sync import sync_view, write_rows
-from tests.conftest import free_port, start_redis
 
 
 def definitions(features: int):

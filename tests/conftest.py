@@ -82,8 +82,14 @@ def spark():
     """The one SparkSession of the test session (local[2], Delta enabled)."""
     from granero.offline.spark_session import SparkConfig, get_spark
 
-    session = get_spark(SparkConfig(master="local[2]", conf={"spark.sql.shuffle.partitions": "2",
-                                                              "spark.default.parallelism": "2"}))
+    session = get_spark(SparkConfig(master="local[2]", conf={
+        "spark.sql.shuffle.partitions": "2",
+        "spark.default.parallelism": "2",
+        # Tiny tables: these change speed, never results.
+        "spark.databricks.delta.snapshotPartitions": "2",  # Delta's default is 50 tasks per log replay
+        "spark.sql.codegen.wholeStage": "false",  # compiling code per plan costs more than tiny data
+        "spark.sql.adaptive.enabled": "false",  # re-planning buys nothing on a few hundred rows
+    }))
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

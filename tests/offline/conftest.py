@@ -1,11 +1,8 @@
-"""Offline fixtures: the shared SparkSession tuned for tiny Delta tables, and stores built from
-definitions written in Python (no repo files needed)."""
+"""Offline fixtures: stores built from definitions written in Python (no repo files needed)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from granero.config import RepoConfig
 from granero.definitions import compile_definitions
@@ -16,21 +13,6 @@ from granero.online.embedded import EmbeddedRedisConfig
 from granero.registry import RegistryConfig
 
 BACKENDS = ["delta", "parquet"]
-
-
-TINY_DATA_CONF = {
-    "spark.databricks.delta.snapshotPartitions": "2",  # Delta's default 50 tasks per log replay
-    "spark.sql.codegen.wholeStage": "false",  # compiling code per plan costs more than tiny data
-    "spark.sql.adaptive.enabled": "false",  # re-planning buys nothing on a few hundred rows
-}
-
-
-@pytest.fixture(scope="session")
-def spark(spark):
-    """The session-wide SparkSession, tuned for tests' tiny tables (semantics are unchanged)."""
-    for key, value in TINY_DATA_CONF.items():
-        spark.conf.set(key, value)
-    return spark
 
 
 def offline_config(kind: str, path: Path) -> DeltaConfig | ParquetConfig:

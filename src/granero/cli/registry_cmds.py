@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +15,7 @@ from granero.registry import Change
 list_app = typer.Typer(help="Discover what is registered: entities, views, services, features.")
 
 
-class Section(str, Enum):
+class Section(StrEnum):
     entities = "entities"
     views = "views"
     services = "services"

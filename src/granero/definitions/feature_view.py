@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, field_validator, model_validator
 
@@ -14,6 +14,9 @@ from granero.definitions.expressions import check_spark_expression
 from granero.definitions.field import Field
 from granero.definitions.source import Source
 from granero.types import parse_dtype
+
+if TYPE_CHECKING:
+    from granero.definitions.feature_service import FeatureSelection
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
