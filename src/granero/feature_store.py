@@ -7,6 +7,7 @@ that only touch the registry never start Spark or Redis.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -149,17 +150,14 @@ class FeatureStore:
             self._spark = get_spark(self.config.spark)
         return self._spark
 
-    # -- offline: materialization and training retrieval (offline engineer adds methods here) ---
+    # -- offline: materialization and training retrieval -----------------------------------------
 
-    @property
+    @cached_property
     def offline_store(self) -> OfflineStore:
         """The configured offline table backend, built once (starts Spark on first use)."""
-        if "_offline_store" not in self.__dict__:
-            from granero.offline.tables import build_offline_store
+        from granero.offline.tables import build_offline_store
 
-            built = build_offline_store(self.config.offline_store, self.spark)
-            self.__dict__["_offline_store"] = built
-        return self.__dict__["_offline_store"]
+        return build_offline_store(self.config.offline_store, self.spark)
 
     def materialize(
         self,
@@ -206,7 +204,7 @@ class FeatureStore:
         store = self.offline_store
         result = materialize_view(self.spark, store, defs, view, interval, self.repo_path)
         self.registry.record_materialized(view.name, interval)
-        if sync_online and view.online and hasattr(self, "sync_online"):
+        if sync_online and view.online:
             self.sync_online([view.name])
         return result
 
@@ -288,7 +286,7 @@ class FeatureStore:
         table = read_view_table(self.offline_store, defs, view)
         return latest_rows(table, list(defs.join_keys(view)))
 
-    # -- online: sync, lookups and verification (online engineer adds methods here) -------------
+    # -- online: sync, lookups and verification ---------------------------------------------------
 
     @property
     def online_store(self) -> RedisStore:

@@ -46,9 +46,16 @@ def get_spark(config: SparkConfig) -> SparkSession:
         return active
     use_this_python_on_local_workers(config.master)
     builder = SparkSession.builder.master(config.master).appName(config.app_name)
-    for key, value in spark_conf(config).items():
+    for key, value in {**_local_defaults(config.master), **spark_conf(config)}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def _local_defaults(master: str) -> dict[str, str]:
+    """A local session listens on loopback only (Spark would pick the host's public interface)."""
+    if not master.startswith("local"):
+        return {}
+    return {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
 
 
 def use_this_python_on_local_workers(master: str) -> None:
