@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -102,3 +103,26 @@ def test_serve_as_a_real_process_until_a_signal(serving_repo, store, json_mode):
     assert any(line.get("method") == "GetOnlineFeatures" and line["code"] == "OK"
                for line in logged)
     assert ("stopped" in stdout) is not json_mode
+
+
+def test_serve_with_two_workers_answers_and_drains_on_sigterm(serving_repo, store):
+    granero = str(Path(sys.executable).parent / "granero")
+    command = [granero, "serve", "-r", str(serving_repo), "--port", "0", "--workers", "2",
+               "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(process.stdout.readline())
+        assert len(set(info["pids"])) == 2
+        for _ in range(4):  # a channel per client: connections spread over the workers
+            with Client(info["address"]) as client:
+                result = client.get_online_features([{"driver_id": 1}], ["driver_stats:trips"])
+            assert result.rows[0][0].value == 12
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    for pid in info["pids"]:  # the workers were drained and reaped, not orphaned
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -8,17 +8,19 @@ import pytest
 
 from granero.errors import GraneroError, InvalidRequest
 from granero.online.encoding import from_micros, to_micros
-from granero.online.lookup import FeatureValue, OnlineResult, Status
+from granero.online.lookup import FeatureValue, OnlineResult, Status, ViewRead
 from granero.serving.convert import (
     decode_entity_rows,
     decode_result,
     decode_value,
     encode_entity_rows,
     encode_key,
+    encode_reads,
     encode_result,
     value_encoder,
+    value_writer,
 )
-from granero.serving.v1.serving_pb2 import EntityRow
+from granero.serving.v1.serving_pb2 import EntityRow, FieldStatus
 from granero.serving.v1.value_pb2 import Value
 from granero.types import SCALARS
 
@@ -69,6 +71,32 @@ def test_result_round_trips_with_statuses_and_event_times():
     response, counts = encode_result(result, result.feature_names, encoders)
     assert decode_result(response) == result
     assert sum(counts.values()) == 4 and len(counts) == 4
+
+
+def test_view_reads_encode_as_the_library_result_does():
+    micros = to_micros(MOMENT)
+    reads = [
+        [ViewRead(Status.PRESENT, micros, [1.5, None]), ViewRead(Status.PRESENT, micros, [MOMENT])],
+        [ViewRead(Status.NOT_FOUND, None, None), ViewRead(Status.OUTSIDE_MAX_AGE, micros, None)],
+    ]
+    dtypes = [["float64", "list<string>"], ["timestamp"]]
+    writers = [[value_writer(d) for d in view] for view in dtypes]
+    response, counts = encode_reads(reads, ["v__a", "v__b", "w__t"], writers)
+    expected = OnlineResult(["v__a", "v__b", "w__t"], [
+        [FeatureValue(1.5, Status.PRESENT, MOMENT), FeatureValue(None, Status.NULL_VALUE, MOMENT),
+         FeatureValue(MOMENT, Status.PRESENT, MOMENT)],
+        [FeatureValue(None, Status.NOT_FOUND, None), FeatureValue(None, Status.NOT_FOUND, None),
+         FeatureValue(None, Status.OUTSIDE_MAX_AGE, MOMENT)],
+    ])
+    assert decode_result(response) == expected
+    assert counts == {FieldStatus.PRESENT: 2, FieldStatus.NULL_VALUE: 1,
+                      FieldStatus.NOT_FOUND: 2, FieldStatus.OUTSIDE_MAX_AGE: 1}
+
+
+def test_a_view_read_of_the_wrong_type_fails_naming_feature_and_row():
+    reads = [[ViewRead(Status.PRESENT, 1, [2.0])], [ViewRead(Status.PRESENT, 1, ["text"])]]
+    with pytest.raises(GraneroError, match="feature 'v__x' of entity row 1: value 'text' cannot"):
+        encode_reads(reads, ["v__x"], [[value_writer("float64")]])
 
 
 @pytest.mark.parametrize("element", SCALARS)

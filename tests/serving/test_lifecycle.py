@@ -19,6 +19,7 @@ from granero.serving.client import Client
 from granero.serving.config import ServingConfig
 from granero.serving.server import build_server
 from granero.serving.servicer import FeatureServingServicer
+from granero.serving.workers import worker_config
 from tests.conftest import free_port, start_redis
 from tests.serving.conftest import write_all_rows, write_repo
 
@@ -178,6 +179,22 @@ def test_a_new_apply_is_served_without_a_restart(tmp_path, serving_url):
 def test_a_port_in_use_fails_with_the_address(server, store):
     with pytest.raises(GraneroError, match=f"cannot listen on 127.0.0.1:{server.port}"):
         build_server(store, ServingConfig(port=server.port))
+
+
+def test_servers_configured_as_workers_share_one_port(store):
+    config = ServingConfig(port=0, workers=2)
+    with build_server(store, config) as first:
+        shared = config.model_copy(update={"port": first.port})
+        with build_server(store, shared) as second, Client(second.address) as client:
+            assert second.port == first.port
+            result = client.get_online_features([{"driver_id": 1}], ["driver_stats:trips"])
+            assert result.rows[0][0].value == 12
+
+
+def test_each_worker_gets_its_own_metrics_port():
+    config = ServingConfig(metrics_port=9100, workers=3)
+    assert [worker_config(config, i).metrics_port for i in range(3)] == [9100, 9101, 9102]
+    assert worker_config(config.model_copy(update={"metrics_port": 0}), 2).metrics_port == 0
 
 
 def test_the_serving_import_path_loads_no_spark():

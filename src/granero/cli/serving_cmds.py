@@ -64,7 +64,9 @@ def serve(
     metrics_port: Annotated[int | None, typer.Option(
         min=0, max=65535, help="Prometheus /metrics port (default: serving.metrics_port).")] = None,
     max_workers: Annotated[int | None, typer.Option(
-        min=1, help="Request threads (default: serving.max_workers).")] = None,
+        min=1, help="Request threads per process (default: serving.max_workers).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Serving processes sharing the port (default: serving.workers).")] = None,
     log_level: Annotated[LogLevel, typer.Option(
         case_sensitive=False, help="DEBUG logs one JSON line per request.")] = LogLevel.INFO,
     json_output: JsonOption = False,
@@ -72,31 +74,36 @@ def serve(
     """Serve online features over gRPC until SIGTERM or Ctrl-C, then drain in-flight requests."""
     from granero.serving.logs import configure_json_logging
     from granero.serving.server import serve as run_server
+    from granero.serving.workers import handle_info, serve_workers
 
     configure_json_logging(log_level.value)
     overrides = {"host": host, "port": port, "metrics_port": metrics_port,
-                 "max_workers": max_workers}
+                 "max_workers": max_workers, "workers": workers}
     with open_store(repo) as store:
         update = {k: v for k, v in overrides.items() if v is not None}
         config = store.config.serving.model_copy(update=update)
-        run_server(store, config, on_ready=lambda handle: _announce(handle, json_output))
+        if config.workers == 1:
+            run_server(store, config,
+                       on_ready=lambda handle: _announce(handle_info(handle), json_output))
+    if config.workers > 1:  # the parent only supervises: it opens no online store of its own
+        serve_workers(repo, config, log_level=log_level.value,
+                      on_ready=lambda info: _announce(info, json_output))
     if not json_output:
         console.print("stopped: in-flight requests drained")
 
 
-def _announce(handle: Any, json_output: bool) -> None:
-    version = handle.servicer.registry.current()
-    info = {"address": handle.address, "port": handle.port, "metrics_port": handle.metrics_port,
-            "project": version.project, "registry_version": version.version}
+def _announce(info: dict[str, Any], json_output: bool) -> None:
     if json_output:  # one line, so a supervising script can read it from the stream
         typer.echo(json.dumps(info))
         return
     metrics = ""
-    if handle.metrics_port:
-        metrics = f"; metrics on http://{handle.host}:{handle.metrics_port}/metrics"
-    console.print(f"serving project {version.project} (registry v{version.version}) on "
-                  f"{handle.address}{metrics}; SIGTERM or Ctrl-C stops", highlight=False,
-                  soft_wrap=True)
+    if info["metrics_port"]:
+        host = info["address"].rsplit(":", 1)[0]
+        metrics = f"; metrics on http://{host}:{info['metrics_port']}/metrics"
+    workers = f" in {len(info['pids'])} worker processes" if "pids" in info else ""
+    console.print(f"serving project {info['project']} (registry v{info['registry_version']}) on "
+                  f"{info['address']}{workers}{metrics}; SIGTERM or Ctrl-C stops",
+                  highlight=False, soft_wrap=True)
 
 
 @handles_errors

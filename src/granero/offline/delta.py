@@ -9,10 +9,16 @@ version, and a failed job leaves only unreferenced files that ``VACUUM`` removes
 Concurrent writers of the *same* view are serialised by Delta's optimistic concurrency (the
 second fails with a conflict error); ``table_version`` is read right after the commit, so under
 concurrent writers it may name a later commit.
+
+Versions and commit metrics are read straight from the ``_delta_log`` folder on the driver (list
+the folder, read one commit file) rather than through ``DeltaTable.history``, which runs a Spark
+job: that job was a fixed cost of every materialization and every training retrieval.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
@@ -21,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 from granero.errors import MaterializationError, RetrievalError
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, Row, SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
     from granero.offline.tables import WindowWrite
     from granero.registry import Interval
@@ -34,6 +40,25 @@ class DeltaConfig(BaseModel):
 
     type: Literal["delta"] = "delta"
     path: str = "data/offline"
+
+
+_COMMIT_FILE = re.compile(r"(\d{20})\.json")
+"""A commit of the Delta log: ``<version, 20 digits>.json`` (checkpoints and CRCs differ)."""
+
+
+def latest_version(log_file_names: list[str]) -> int | None:
+    """The newest commit version among a ``_delta_log`` folder's file names (None: no commit)."""
+    versions = [int(m.group(1)) for n in log_file_names if (m := _COMMIT_FILE.fullmatch(n))]
+    return max(versions, default=None)
+
+
+def output_rows(commit_text: str) -> int:
+    """``numOutputRows`` of a commit file's ``commitInfo`` action (0 when absent)."""
+    for line in commit_text.splitlines():
+        info = json.loads(line).get("commitInfo") if line.strip() else None
+        if info is not None:
+            return int((info.get("operationMetrics") or {}).get("numOutputRows", 0))
+    return 0
 
 
 def _timestamp_literal(moment: datetime) -> str:
@@ -81,10 +106,9 @@ class DeltaStore:
 
     def current_version(self, view_name: str) -> int | None:
         """The latest committed version, or None when the table does not exist."""
-
         if not self.exists(view_name):
             return None
-        return self._latest_commit(view_name)["version"]
+        return self._latest_version(view_name)
 
     def write_window(
         self, view_name: str, frame: DataFrame, interval: Interval, partition_columns: list[str]
@@ -108,15 +132,30 @@ class DeltaStore:
     def _last_write(self, view_name: str) -> WindowWrite:
         from granero.offline.tables import WindowWrite
 
-        commit = self._latest_commit(view_name)
-        metrics = commit["operationMetrics"] or {}
-        return WindowWrite(int(metrics.get("numOutputRows", 0)), commit["version"])
-
-    def _latest_commit(self, view_name: str) -> Row:
-        """The newest entry of the table's history (read from the log on the driver)."""
-        from delta.tables import DeltaTable
-
-        commit = DeltaTable.forPath(self.spark, self.table_path(view_name)).history(1).first()
-        if commit is None:
+        version = self._latest_version(view_name)
+        if version is None:
             raise MaterializationError(f"offline table of {view_name!r} has an empty Delta log")
-        return commit
+        return WindowWrite(output_rows(self._read_log_file(view_name, f"{version:020d}.json")),
+                           version)
+
+    def _latest_version(self, view_name: str) -> int | None:
+        """The newest commit, from a listing of the table's log (no Spark job)."""
+        fs, log = self._log_folder(view_name)
+        if not fs.exists(log):
+            return None
+        return latest_version([status.getPath().getName() for status in fs.listStatus(log)])
+
+    def _read_log_file(self, view_name: str, name: str) -> str:
+        fs, log = self._log_folder(view_name)
+        jvm = self.spark.sparkContext._jvm
+        stream = fs.open(jvm.org.apache.hadoop.fs.Path(log, name))
+        try:
+            return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+
+    def _log_folder(self, view_name: str) -> tuple[object, object]:
+        """The Hadoop file system and path of the table's ``_delta_log`` (any URI scheme)."""
+        context = self.spark.sparkContext
+        log = context._jvm.org.apache.hadoop.fs.Path(f"{self.table_path(view_name)}/_delta_log")
+        return log.getFileSystem(context._jsc.hadoopConfiguration()), log

@@ -33,6 +33,10 @@ def spark_conf(config: SparkConfig) -> dict[str, str]:
         "spark.sql.shuffle.partitions": "8",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # Delta lists a table's files for every read and write by a job over its log state, in
+        # 50 tasks by default: a fixed cost of every retrieval and re-materialization. A feature
+        # view's log is small; raise this for tables with many thousands of files.
+        "spark.databricks.delta.snapshotPartitions": "4",
     }
     return {**defaults, **config.conf}
 

@@ -55,6 +55,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from granero.types import list_element
@@ -186,6 +187,8 @@ class ValueCodec:
     _struct: struct.Struct = field(init=False, repr=False, compare=False)
     _var_slots: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _plain: frozenset[int] = field(init=False, repr=False, compare=False)
+    _pickers: dict[tuple[int, ...], Any] = field(init=False, repr=False, compare=False)
+    """Per ``wanted`` (all plain): picks its values out of the unpacked fields in one C call."""
 
     def __post_init__(self) -> None:
         text = ",".join(f"{name}:{dtype}" for name, dtype in self.features)
@@ -198,6 +201,7 @@ class ValueCodec:
             i for i, (_, d) in enumerate(self.features) if d in _FIXED_FORMAT and d != "timestamp"
         )
         object.__setattr__(self, "_plain", frozenset(plain))
+        object.__setattr__(self, "_pickers", {})
 
     @property
     def bitmap_size(self) -> int:
@@ -218,10 +222,25 @@ class ValueCodec:
 
     def _values(self, data: bytes, slots: tuple, nulls: bytes, wanted: Sequence[int]) -> list[Any]:
         if not any(nulls):  # the hot path of lookups: numbers and bools straight from the slots
+            pick = self._picker(wanted)
+            if pick is not None:
+                return pick(slots)
             return [slots[i] if i in self._plain else self._value(data, slots, i) for i in wanted]
         return [
             None if nulls[i >> 3] >> (i & 7) & 1 else self._value(data, slots, i) for i in wanted
         ]
+
+    def _picker(self, wanted: Sequence[int]) -> Any:
+        """A function of the slots returning the wanted values as a list, when all are plain
+        numbers or bools (None otherwise); built once per ``wanted``."""
+        key = tuple(wanted)
+        if key not in self._pickers:
+            picker = None
+            if key and all(i in self._plain for i in key):
+                get = itemgetter(*key)
+                picker = (lambda s: [get(s)]) if len(key) == 1 else (lambda s: list(get(s)))
+            self._pickers[key] = picker
+        return self._pickers[key]
 
     def _value(self, data: bytes, slots: tuple, index: int) -> Any:
         dtype = self.features[index][1]

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from granero.errors import GraneroError, InvalidRequest
 from granero.online.encoding import (
@@ -77,26 +77,47 @@ def lookup(
 
     Every row is validated before anything is read (InvalidRequest names the row, key and view).
     """
-    plans = [_ViewPlan.of(view) for view in views]
-    keys = [[(p.name, p.entity_key(i, row)) for p in plans] for i, row in enumerate(entity_rows)]
-    wanted = list(dict.fromkeys(key for row in keys for key in row))  # each key read once
-    found = dict(zip(wanted, store.read(wanted), strict=True))
-    now_micros = to_micros(now)
-    rows = [_row(plans, [found[key] for key in row], now_micros) for row in keys]
+    readers = [ViewReader.of(view) for view in views]
+    reads = read_views(store, readers, entity_rows, to_micros(now))
+    rows = [
+        [value for reader, read in zip(readers, row, strict=True) for value in reader.values(read)]
+        for row in reads
+    ]
     return OnlineResult([name for view in views for name in view.column_names()], rows)
 
 
-def _row(plans: list[_ViewPlan], raws: list[bytes | None], now_micros: int) -> list[FeatureValue]:
+def read_views(
+    store: OnlineStore,
+    readers: Sequence[ViewReader],
+    entity_rows: Sequence[Mapping[str, Any]],
+    now_micros: int,
+) -> list[list[ViewRead]]:
+    """Per entity row, per view: what ``lookup`` returns, before any datetime or FeatureValue is
+    built (the gRPC server encodes these directly). Same validation and round trip as lookup."""
+    keys = [[(r.name, r.entity_key(i, row)) for r in readers] for i, row in enumerate(entity_rows)]
+    wanted = list(dict.fromkeys(key for row in keys for key in row))  # each key read once
+    found = dict(zip(wanted, store.read(wanted), strict=True))
     return [
-        value
-        for plan, raw in zip(plans, raws, strict=True)
-        for value in plan.values(raw, now_micros)
+        [reader.read(found[key], now_micros) for reader, key in zip(readers, row, strict=True)]
+        for row in keys
     ]
 
 
+class ViewRead(NamedTuple):
+    """One view's answer for one entity: NOT_FOUND and OUTSIDE_MAX_AGE carry no values; PRESENT
+    carries the requested features' values (None where the row holds null)."""
+
+    status: Status
+    event_micros: int | None
+    values: list[Any] | None
+
+
+_ABSENT = ViewRead(Status.NOT_FOUND, None, None)
+
+
 @dataclass(frozen=True)
-class _ViewPlan:
-    """How to look up and decode one view's requested features."""
+class ViewReader:
+    """How to look up and decode one view's requested features (build once per request shape)."""
 
     name: str
     join_keys: tuple[tuple[str, str], ...]
@@ -105,7 +126,7 @@ class _ViewPlan:
     ttl_micros: int
 
     @classmethod
-    def of(cls, view: ViewFeatures) -> _ViewPlan:
+    def of(cls, view: ViewFeatures) -> ViewReader:
         features = tuple((f.name, f.dtype) for f in view.view.features)
         position = {name: i for i, (name, _) in enumerate(features)}
         return cls(
@@ -122,16 +143,24 @@ class _ViewPlan:
         ]
         return encode_entity_key([dtype for _, dtype in self.join_keys], values)
 
-    def values(self, raw: bytes | None, now_micros: int) -> list[FeatureValue]:
+    def read(self, raw: bytes | None, now_micros: int) -> ViewRead:
         stored = None if raw is None else self._decode(raw)
         if stored is None:
-            return [_NOT_FOUND] * len(self.wanted)
-        event = from_micros(stored.event_micros)
+            return _ABSENT
         if now_micros - stored.event_micros > self.ttl_micros:
-            return [FeatureValue(None, Status.OUTSIDE_MAX_AGE, event)] * len(self.wanted)
+            return ViewRead(Status.OUTSIDE_MAX_AGE, stored.event_micros, None)
+        return ViewRead(Status.PRESENT, stored.event_micros, stored.values)
+
+    def values(self, read: ViewRead) -> list[FeatureValue]:
+        """The read as the library's FeatureValues (one datetime per read, shared)."""
+        if read.event_micros is None:
+            return [_NOT_FOUND] * len(self.wanted)
+        event = from_micros(read.event_micros)
+        if read.values is None:
+            return [FeatureValue(None, read.status, event)] * len(self.wanted)
         return [
             FeatureValue(v, Status.NULL_VALUE if v is None else Status.PRESENT, event)
-            for v in stored.values
+            for v in read.values
         ]
 
     def _decode(self, raw: bytes) -> StoredRow | None:
@@ -145,7 +174,7 @@ class _ViewPlan:
 
 def checked_key_value(index: int, row: Mapping[str, Any], view: str, key: str, dtype: str) -> Any:
     """``row[key]`` when it is a valid ``dtype`` join key value, else InvalidRequest."""
-    if not isinstance(row, Mapping):
+    if type(row) is not dict and not isinstance(row, Mapping):  # dict: skips the abc check
         raise InvalidRequest(
             f"entity row {index}: must map join key names to values, got {type(row).__name__}"
         )
@@ -164,7 +193,8 @@ def checked_key_value(index: int, row: Mapping[str, Any], view: str, key: str, d
 def _type_problem(dtype: str, value: Any) -> str | None:
     """None when ``value`` fits ``dtype``; else a suffix for the message ('' when none helps)."""
     if dtype in _INT_RANGE:
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        plain = type(value) is int  # skips the slow abc check on the hot path
+        if not plain and (not isinstance(value, numbers.Integral) or isinstance(value, bool)):
             return ""
         low, high = _INT_RANGE[dtype]
         return None if low <= value <= high else f" (outside the {dtype} range {low}..{high})"

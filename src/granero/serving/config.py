@@ -13,6 +13,9 @@ class ServingConfig(BaseModel):
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     max_batch_size: int = Field(default=1000, ge=1)
     max_workers: int = Field(default=16, ge=1)
+    """Request threads per process."""
+    workers: int = Field(default=1, ge=1)
+    """Serving processes sharing the port (SO_REUSEPORT); more than one scales past one GIL."""
     drain_seconds: float = Field(default=20.0, ge=0)
     max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest request or response message, both ways."""

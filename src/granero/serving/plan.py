@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from granero.definitions import RepoDefinitions
 from granero.definitions.refs import ViewFeatures, resolve_features
 from granero.errors import InvalidRequest
-from granero.serving.convert import Encoder, value_encoder
+from granero.online.lookup import ViewReader
+from granero.serving.convert import Encoder, Writer, value_encoder, value_writer
 
 Selection = tuple[str, ...] | str
 """Feature references (a tuple of ``view:feature``) or a feature service name."""
@@ -24,6 +25,10 @@ class RequestPlan:
     feature_names: list[str]
     """Output names, in response order."""
     encoders: list[Encoder]
+    readers: list[ViewReader]
+    """Per view: how to read and decode it (codec, slot positions, ttl), built once."""
+    writers: list[list[Writer]]
+    """Per view, per requested feature: how to append its wire Value."""
 
 
 def plan_request(defs: RepoDefinitions, selection: Selection, full_names: bool) -> RequestPlan:
@@ -35,7 +40,9 @@ def plan_request(defs: RepoDefinitions, selection: Selection, full_names: bool) 
     names = [name for v in views for name in v.column_names(full_names)]
     _check_unique(names)
     encoders = [value_encoder(v.view.feature(f).dtype) for v in views for f in v.features]
-    return RequestPlan(views, names, encoders)
+    readers = [ViewReader.of(v) for v in views]
+    writers = [[value_writer(v.view.feature(f).dtype) for f in v.features] for v in views]
+    return RequestPlan(views, names, encoders, readers, writers)
 
 
 def _check_unique(names: list[str]) -> None:

@@ -125,7 +125,9 @@ def _options(config: ServingConfig) -> list[tuple[str, int]]:
     return [
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.max_receive_message_length", config.max_message_bytes),
-        ("grpc.so_reuseport", 0),  # a port already in use must fail, not be shared silently
+        # one process: a port already in use must fail, not be shared silently; several
+        # workers (serving/workers.py) share it on purpose
+        ("grpc.so_reuseport", 1 if config.workers > 1 else 0),
     ]
 
 

@@ -6,9 +6,11 @@ traceback, and the server keeps running. ``rpc`` also times the call, counts it,
 request's log line (JSON, DEBUG on success, WARNING on error).
 
 A lookup request is answered in four steps: plan (cached per request shape and registry
-version), decode the entity rows, one ``lookup`` (which validates the keys, then reads in one
-Redis round trip), encode. ``check_deadline`` and ``lookup`` are methods so that a subclass can
-hold a request at those points (the tests do, to drain and time out requests deterministically).
+version, with each view's reader and each feature's wire field), decode the entity rows, one
+``read_views`` (the library ``lookup``'s validation and single Redis round trip, minus building
+FeatureValues and datetimes), encode straight into the response (``encode_reads``).
+``check_deadline`` and ``lookup`` are methods so that a subclass can hold a request at those points
+(the tests do, to drain and time out requests deterministically).
 """
 
 from __future__ import annotations
@@ -17,18 +19,16 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 from granero import __version__
-from granero.definitions.refs import ViewFeatures
 from granero.errors import GraneroError, InvalidRequest, NotFound
-from granero.online.lookup import OnlineResult, lookup
+from granero.online.lookup import ViewRead, ViewReader, read_views
 from granero.registry import RegistryVersion
 from granero.serving.config import ServingConfig
-from granero.serving.convert import decode_entity_rows, encode_result, status_name
+from granero.serving.convert import decode_entity_rows, encode_reads, status_name
 from granero.serving.info import server_info_message, service_message, view_message
 from granero.serving.metrics import ServingMetrics
 from granero.serving.plan import RequestPlan, Selection, plan_request
@@ -107,8 +107,8 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
         if not rows:
             return pb.GetOnlineFeaturesResponse(feature_names=plan.feature_names)
         self.check_deadline(context)
-        result = self.lookup(plan.views, rows)
-        response, counts = encode_result(result, plan.feature_names, plan.encoders)
+        reads = self.lookup(plan.readers, rows)
+        response, counts = encode_reads(reads, plan.feature_names, plan.writers)
         self.metrics.count_values({status_name(code): n for code, n in counts.items()})
         return response
 
@@ -151,8 +151,8 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
             raise _Abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                          "deadline exceeded before the online lookup")
 
-    def lookup(self, views: list[ViewFeatures], rows: list[dict[str, Any]]) -> OnlineResult:
-        return lookup(self.store.online_store, views, rows, datetime.now(UTC))
+    def lookup(self, readers: list[ViewReader], rows: list[dict[str, Any]]) -> list[list[ViewRead]]:
+        return read_views(self.store.online_store, readers, rows, time.time_ns() // 1000)
 
     def record(self, method: str, code: grpc.StatusCode, message: str, seconds: float,
                context: grpc.ServicerContext) -> None:
