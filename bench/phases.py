@@ -151,7 +151,7 @@ def _load_runs(bench: Bench, name: str, target: dict, log: Path | None = None,
 
 def _feast_server(bench: Bench, logs: Path) -> ByBatch:
     port = free_port()
-    command = feast_command(FEAST_BIN / "feast", bench.repos.feast, port)
+    command = feast_command(FEAST_BIN / "feast", bench.repos.feast, port, bench.args.server_workers)
     with running(command, port, logs / "feast-serve.log", http_ready) as server:
         target = {"target": "http", "address": server.address}
         return _load_runs(bench, "feast serve", target, server.log)
@@ -159,7 +159,8 @@ def _feast_server(bench: Bench, logs: Path) -> ByBatch:
 
 def _granero_server(bench: Bench, logs: Path) -> ByBatch:
     port = free_port()
-    command = granero_command(ROOT / ".venv" / "bin" / "granero", bench.repos.granero, port)
+    command = granero_command(ROOT / ".venv" / "bin" / "granero", bench.repos.granero, port,
+                              bench.args.server_workers)
     with running(command, port, logs / "granero-serve.log", grpc_ready) as server:
         return _load_runs(bench, "granero serve", {"target": "grpc", "address": server.address})
 
@@ -205,9 +206,10 @@ def _serving_notes(bench: Bench, measured: dict[str, ByBatch], keyspace: str) ->
     bench.results.notes.append(
         f"Serving: {a.concurrency} connections from one separate load process (a thread each, "
         f"sequential requests), each run bounded by {a.requests:,} requests or {a.seconds:g} s, "
-        f"after {WARMUP_REQUESTS} warm-up requests per connection. Granero: `granero serve` "
-        "(gRPC, generated stub); Feast: `feast serve` with its defaults (HTTP/JSON, 1 gunicorn "
-        "worker, max_requests=1000+jitter, access log on); raw Redis: one pipeline of "
+        f"after {WARMUP_REQUESTS} warm-up requests per connection. Both servers run "
+        f"{a.server_workers} worker process(es): Granero `granero serve --workers` (gRPC, "
+        "generated stub); Feast `feast serve --workers`, otherwise its defaults (HTTP/JSON, "
+        "gunicorn, max_requests=1000+jitter, access log on); raw Redis: one pipeline of "
         f"HGETALL/GET per request over {keyspace}'s keys, redis-py with hiredis.")
     bench.results.notes.append(
         f"Feast worker restarts during load: {restarts} (keep-alive connections the client "

@@ -26,13 +26,14 @@ class RunningServer:
     log: Path
 
 
-def feast_command(feast_bin: Path, repo: Path, port: int) -> list[str]:
-    return [str(feast_bin), "-c", str(repo), "serve", "--host", "127.0.0.1", "--port", str(port)]
-
-
-def granero_command(granero_bin: Path, repo: Path, port: int) -> list[str]:
+def feast_command(feast_bin: Path, repo: Path, port: int, workers: int) -> list[str]:
     address = ["--host", "127.0.0.1", "--port", str(port)]
-    return [str(granero_bin), "serve", "--repo", str(repo), *address]
+    return [str(feast_bin), "-c", str(repo), "serve", *address, "--workers", str(workers)]
+
+
+def granero_command(granero_bin: Path, repo: Path, port: int, workers: int) -> list[str]:
+    address = ["--host", "127.0.0.1", "--port", str(port)]
+    return [str(granero_bin), "serve", "--repo", str(repo), *address, "--workers", str(workers)]
 
 
 @contextlib.contextmanager
