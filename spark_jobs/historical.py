@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from granero.config import load_config
-from granero.errors import GraneroError
 from granero.feature_store import FeatureStore
+from granero.jobs import run_job
 from granero.offline.retrieval import TrainingManifest, write_training_set
 from granero.offline.spark_session import get_job_spark
 
@@ -62,12 +62,7 @@ def run(args: argparse.Namespace) -> TrainingManifest:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        print(run(parse_args(argv)).to_json())
-    except GraneroError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    return 0
+    return run_job(lambda: [run(parse_args(argv)).to_json()])
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from granero.config import load_config
-from granero.errors import GraneroError
 from granero.feature_store import FeatureStore
+from granero.jobs import run_job
 from granero.offline.materialize import parse_time
 from granero.offline.spark_session import get_job_spark
 
@@ -65,13 +65,7 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        for line in run(parse_args(argv)):
-            print(json.dumps(line))
-    except GraneroError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    return 0
+    return run_job(lambda: [json.dumps(line) for line in run(parse_args(argv))])
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from granero.config import load_config
-from granero.errors import GraneroError
 from granero.feature_store import FeatureStore
+from granero.jobs import run_job
 from granero.offline.spark_session import get_job_spark
 
 
@@ -39,12 +39,7 @@ def run(args: argparse.Namespace) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        print(json.dumps(run(parse_args(argv))))
-    except GraneroError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    return 0
+    return run_job(lambda: [json.dumps(run(parse_args(argv)))])
 
 
 if __name__ == "__main__":
