@@ -257,6 +257,8 @@ def test_requests_that_cannot_be_answered_fail_precisely(spark, random_store):
         )
     with pytest.raises(InvalidRequest, match="no feature 'nope'"):
         store.get_historical_features(frame, ["pair:nope"])
+    with pytest.raises(RetrievalError, match="entity column 'a' is string, but join key 'a' is int64"):
+        store.get_historical_features(frame.withColumn("a", frame["a"].cast("string")), ["pair:f_int"])
     if store.offline_store.kind == "parquet":
         with pytest.raises(RetrievalError, match="keeps no versions"):
             store.get_historical_features(frame, ["pair:f_int"], table_versions={"pair": 0})

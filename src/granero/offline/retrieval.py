@@ -160,12 +160,36 @@ def check_entities(entities: DataFrame, requested: list[ViewFeatures], outputs: 
             f"entity rows lack column(s) {missing} (needed by "
             f"{[vf.view.name for vf in requested]}); they have {columns}"
         )
+    _check_key_types(entities, requested)
     clashing = sorted(set(outputs) & set(columns))
     if clashing:
         raise RetrievalError(
             f"entity rows already have column(s) {clashing}, which the features would "
             "produce; rename them or use full feature names"
         )
+
+
+_KEY_FAMILIES = {
+    "int32": ("tinyint", "smallint", "int", "bigint"),
+    "int64": ("tinyint", "smallint", "int", "bigint"),
+    "string": ("string",),
+    "bool": ("boolean",),
+    "bytes": ("binary",),
+    "timestamp": ("timestamp", "timestamp_ntz", "date"),
+}
+
+
+def _check_key_types(entities: DataFrame, requested: list[ViewFeatures]) -> None:
+    """A join key column must hold values of its dtype's family: a string column for an int64
+    key is refused here, by name, instead of failing (or silently nulling) inside the join."""
+    types = dict(entities.dtypes)
+    keys = {k: d for vf in requested for k, d in vf.join_keys.items()}
+    for key, dtype in keys.items():
+        if types[key] not in _KEY_FAMILIES.get(dtype, (types[key],)):
+            raise RetrievalError(
+                f"entity column {key!r} is {types[key]}, but join key {key!r} is {dtype}; "
+                "cast it before asking for features"
+            )
 
 
 def historical_features(
