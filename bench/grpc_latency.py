@@ -6,6 +6,8 @@ Sets up everything itself in a temporary folder: a private redis-server, a repo 
 20 features (10 float64, 10 int64) and 10,000 entities written through the online store, and the
 server in a process of its own (as ``granero serve`` runs it). Then:
 
+Requests send the entity id as a key column and ask for the COLUMNS response layout.
+
 - latency: one client, ``--requests`` sequential requests after 200 warm-up ones (p50/p90/p99);
 - throughput: for each N in ``--clients``, N client processes (one channel each, sequential
   requests) until 4,000 requests or ``--seconds`` have passed, whichever comes first.
@@ -122,11 +124,11 @@ def client_loop(address: str, count: int, seconds: float, seed: int,
         features = pb.FeatureList(refs=REFS)
 
         def request() -> None:
-            key = value_pb2.Value(int64_val=rng.randint(1, ENTITIES))
-            entities = [pb.EntityRow(keys={"driver_id": key})]
-            reply = stub.GetOnlineFeatures(
-                pb.GetOnlineFeaturesRequest(features=features, entities=entities), timeout=10)
-            if len(reply.rows[0].values) != len(REFS) or reply.rows[0].statuses[0] != pb.PRESENT:
+            ids = value_pb2.Int64List(val=[rng.randint(1, ENTITIES)])
+            reply = stub.GetOnlineFeatures(pb.GetOnlineFeaturesRequest(
+                features=features, entity_columns={"driver_id": value_pb2.Value(
+                    int64_list_val=ids)}, layout=pb.COLUMNS), timeout=10)
+            if len(reply.columns) != len(REFS) or list(reply.views[0].statuses) != [pb.PRESENT]:
                 raise SystemExit(f"unexpected reply: {reply}")
 
         for _ in range(warmup):

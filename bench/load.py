@@ -43,7 +43,9 @@ class Target(Protocol):
 
 @dataclass
 class GrpcTarget:
-    """Granero's gRPC server through the generated stub: no client-side batching or retries."""
+    """Granero's gRPC server through the generated stub: no client-side batching or retries.
+    Entity ids go as one key column and the answer comes in the COLUMNS layout (a packed list
+    per feature), as Feast's HTTP API takes and answers columns."""
 
     address: str
     features: list[str]
@@ -61,11 +63,14 @@ class GrpcTarget:
         refs = pb.FeatureList(refs=self.features)
 
         def request(ids: list[int]) -> None:
-            rows = [pb.EntityRow(keys={"entity_id": value_pb2.Value(int64_val=i)}) for i in ids]
-            message = pb.GetOnlineFeaturesRequest(features=refs, entities=rows)
+            keys = {"entity_id": value_pb2.Value(int64_list_val=value_pb2.Int64List(val=ids))}
+            message = pb.GetOnlineFeaturesRequest(features=refs, entity_columns=keys,
+                                                  layout=pb.COLUMNS)
             reply = stub.GetOnlineFeatures(message, timeout=10)
-            if len(reply.rows) != len(ids):
-                raise BadResponse(f"{len(reply.rows)} rows for {len(ids)} entities")
+            answered = len(reply.views[0].statuses) if reply.views else 0
+            if answered != len(ids) or len(reply.columns) != len(self.features):
+                raise BadResponse(f"{answered} rows x {len(reply.columns)} features for "
+                                  f"{len(ids)} entities x {len(self.features)} features")
 
         return request, channel.close
 

@@ -301,6 +301,128 @@ def read_version(data: bytes) -> tuple[int, int | None]:
     return event, None if created == NULL_CREATED else created
 
 
+class StoredBatch(NamedTuple):
+    """Many values of one view, their fixed-width part decoded at once (``decode_batch``)."""
+
+    found: np.ndarray
+    """bool per value: a row of the codec's schema (None, or another schema, is not found)."""
+    event_micros: np.ndarray
+    """int64 per value: the row's event time; 0 where not found."""
+    nulls: np.ndarray
+    """bool (values, features in declared order): the row holds null there."""
+    fields: np.ndarray
+    """The fixed-width part of every value as a numpy record (zeros where not found)."""
+    data: Sequence[bytes | None]
+
+
+def decode_batch(codec: ValueCodec, data: Sequence[bytes | None]) -> StoredBatch:
+    """What ``codec.decode`` reads of each value, for all of them in one pass of numpy over their
+    fixed-width parts (every feature but strings, bytes and lists lives there)."""
+    import numpy as np
+
+    _check_versions(data)
+    size, dtype = codec._struct.size, _batch_dtype(codec)
+    fixed = not codec._var_slots
+    rows = [i for i, d in enumerate(data)
+            if d is not None and (len(d) == size or (not fixed and len(d) > size))]
+    blob = b"".join([data[i] for i in rows] if fixed else [data[i][:size] for i in rows])
+    record = np.frombuffer(blob, dtype=dtype) if rows else np.zeros(0, dtype)
+    mine = record["schema"] == codec.schema_id
+    if not mine.all():  # written under another schema: reads as absent
+        rows, record = [r for r, ok in zip(rows, mine.tolist(), strict=True) if ok], record[mine]
+    fields = _scatter(record, rows, len(data))
+    found = np.zeros(len(data), dtype=bool)
+    found[rows] = True
+    nulls = np.unpackbits(fields["nulls"], axis=1, count=len(codec.features), bitorder="little")
+    return StoredBatch(found, fields["event"].astype(np.int64), nulls.view(bool), fields, data)
+
+
+def batch_values(
+    codec: ValueCodec, batch: StoredBatch, wanted: tuple[int, ...], missing: np.ndarray
+) -> list[list[Any]]:
+    """The ``wanted`` features of every value as Python lists: a fixed-width dtype holds its
+    zero (timestamps: int64 micros) and others None wherever ``missing`` (values, wanted) is set.
+    A column of numbers costs one numpy call, not one per value."""
+    import numpy as np
+
+    columns: list[Any] = [None] * len(wanted)
+    any_missing = bool(missing.any())
+    raw = batch.fields.view(np.uint8).reshape(len(batch.fields), batch.fields.dtype.itemsize)
+    for positions, byte_index, dtype in _fixed_groups(codec, wanted):
+        matrix = np.ascontiguousarray(raw[:, byte_index]).view(dtype)  # one matrix per group
+        if any_missing:
+            matrix = np.where(missing[:, positions], dtype.type(0), matrix)
+        for position, column in zip(positions, matrix.T.tolist(), strict=True):
+            columns[position] = column
+    for position, index in enumerate(wanted):
+        if columns[position] is None:
+            columns[position] = _payload_column(codec, batch, index, missing[:, position])
+    return columns
+
+
+def _check_versions(data: Sequence[bytes | None]) -> None:
+    for version in {d[0] for d in data if d} - {FORMAT_VERSION}:
+        raise ValueError(
+            f"online value has format version {version}, this Granero reads {FORMAT_VERSION}"
+        )
+
+
+@lru_cache(maxsize=1024)
+def _batch_dtype(codec: ValueCodec) -> np.dtype:
+    return codec._numpy_dtype()
+
+
+_GROUP_DTYPE = {**_NUMPY_FORMAT, "bool": "?"}
+
+
+@lru_cache(maxsize=1024)
+def _fixed_groups(
+    codec: ValueCodec, wanted: tuple[int, ...]
+) -> list[tuple[list[int], np.ndarray, np.dtype]]:
+    """The wanted fixed-width features grouped by numpy dtype: (positions in ``wanted``, the
+    indexes of their bytes in a record, dtype), so each group is read as one matrix."""
+    import numpy as np
+
+    record, groups = _batch_dtype(codec), {}
+    for position, index in enumerate(wanted):
+        dtype = codec.features[index][1]
+        if dtype in _GROUP_DTYPE:
+            groups.setdefault(_GROUP_DTYPE[dtype], []).append(position)
+    found = []
+    for dtype, positions in groups.items():
+        slots = [record.fields[f"f{wanted[p]}"] for p in positions]
+        index = np.concatenate([np.arange(o, o + t.itemsize) for t, o in slots])
+        found.append((positions, index, np.dtype(dtype)))
+    return found
+
+
+def _scatter(record: np.ndarray, rows: list[int], count: int) -> np.ndarray:
+    """``record`` spread to ``count`` rows (at positions ``rows``), zeros elsewhere."""
+    import numpy as np
+
+    if len(rows) == count:
+        return record
+    full = np.zeros(count, dtype=record.dtype)
+    full[rows] = record
+    return full
+
+
+def _payload_column(
+    codec: ValueCodec, batch: StoredBatch, index: int, missing: np.ndarray
+) -> list[Any]:
+    """A string, bytes or list feature of every value (None where ``missing``), row by row."""
+    size, fields = codec._struct.size, batch.fields
+    offsets = [fields[f"f{j}"].tolist() for j in codec._var_slots if j < index]
+    starts = [size + sum(parts) for parts in zip(*offsets, strict=True)] if offsets else None
+    lengths, dtype = fields[f"f{index}"].tolist(), codec.features[index][1]
+    column: list[Any] = [None] * len(fields)
+    for row, hidden in enumerate(missing.tolist()):
+        if not hidden:
+            start = starts[row] if starts else size
+            column[row] = _decode_payload(dtype, batch.data[row][start : start + lengths[row]])
+    return column
+
+
 # -- column helpers (Arrow -> numpy / bytes) -------------------------------------------------
 
 

@@ -7,6 +7,10 @@ stored event timestamp (Redis expiry only reclaims memory; it may lag or be swit
 Statuses: NOT_FOUND (no row, or a row written under an older schema of the view),
 OUTSIDE_MAX_AGE (``now - event_timestamp > ttl``; value None), NULL_VALUE (the row holds null),
 PRESENT. Entity rows are numbered from 0 in error messages; keys a view does not need are ignored.
+
+Two shapes of the same answer: ``read_views`` per entity row (``lookup`` builds FeatureValues from
+it), and ``read_columns`` column-wise, join key columns in and a list per feature out (the gRPC
+server's COLUMNS layout); past a handful of rows it decodes each view with numpy in one pass.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from granero.errors import GraneroError, InvalidRequest
 from granero.online.encoding import (
     StoredRow,
     ValueCodec,
+    batch_values,
+    decode_batch,
     encode_entity_key,
     from_micros,
     to_micros,
@@ -103,6 +110,72 @@ def read_views(
     ]
 
 
+EntityColumns = Mapping[str, Sequence[Any]]
+"""Entity rows column-wise: join key -> one value per entity row."""
+COLUMN_STATUSES = (Status.PRESENT, Status.NOT_FOUND, Status.OUTSIDE_MAX_AGE)
+"""What the codes in ``ViewColumns.status`` stand for (0, 1, 2)."""
+_COLUMN_CODE = {status: code for code, status in enumerate(COLUMN_STATUSES)}
+
+
+ROW_BY_ROW_BELOW = 16
+"""``read_columns`` decodes fewer entity rows than this one by one (struct), more with numpy:
+numpy's fixed cost per call outweighs its gain per row for a handful of rows."""
+_ZEROS = {"int32": 0, "int64": 0, "float32": 0.0, "float64": 0.0, "bool": False, "timestamp": 0}
+"""What a column of a fixed-width dtype holds where it has no value."""
+
+
+class ViewColumns(NamedTuple):
+    """One view's answer for every entity row, column-wise (``read_columns``)."""
+
+    status: list[int]
+    """Per entity row: an index into COLUMN_STATUSES."""
+    event_micros: list[int]
+    """Per entity row: the event time of its row, 0 when NOT_FOUND."""
+    values: list[list[Any]]
+    """Per requested feature, per entity row: the value; where it has none, 0 for fixed-width
+    dtypes (timestamps are int64 micros) and None for the others."""
+    missing: list[list[int]]
+    """Per requested feature: the entity rows without a value, because the status is not PRESENT
+    or the row holds null (then the value's status is NULL_VALUE)."""
+
+
+def read_columns(
+    store: OnlineStore, readers: Sequence[ViewReader], columns: EntityColumns, now_micros: int
+) -> list[ViewColumns]:
+    """Per view, what ``read_views`` answers, column-wise: the same validation (InvalidRequest
+    names the entity row, key and view) and one store round trip."""
+    count = column_length(columns)
+    keys = [reader.entity_keys(columns, count) for reader in readers]
+    lookups = [(r.name, key) for r, ks in zip(readers, keys, strict=True) for key in ks]
+    found = store.read(lookups)
+    return [
+        reader.read_columns(found[i * count : (i + 1) * count], now_micros)
+        for i, reader in enumerate(readers)
+    ]
+
+
+def column_length(columns: EntityColumns) -> int:
+    """The number of entity rows (0 for no columns); InvalidRequest unless all columns agree."""
+    lengths = {key: len(values) for key, values in columns.items()}
+    if len(set(lengths.values())) > 1:
+        ordered = dict(sorted(lengths.items()))
+        raise InvalidRequest(f"entity columns have different lengths: {ordered}")
+    return next(iter(lengths.values()), 0)
+
+
+def rows_to_columns(readers: Sequence[ViewReader], rows: Sequence[Mapping[str, Any]]) -> dict:
+    """Entity rows as the join key columns the views need, each value checked as ``read_views``
+    checks it (so the same request fails with the same message either way)."""
+    columns: dict[str, list[Any]] = {}
+    for reader in readers:
+        for key, dtype in reader.join_keys:
+            if key not in columns:
+                columns[key] = [
+                    checked_key_value(i, row, reader.name, key, dtype) for i, row in enumerate(rows)
+                ]
+    return columns
+
+
 class ViewRead(NamedTuple):
     """One view's answer for one entity: NOT_FOUND and OUTSIDE_MAX_AGE carry no values; PRESENT
     carries the requested features' values (None where the row holds null)."""
@@ -142,6 +215,64 @@ class ViewReader:
             checked_key_value(index, row, self.name, key, dtype) for key, dtype in self.join_keys
         ]
         return encode_entity_key([dtype for _, dtype in self.join_keys], values)
+
+    def entity_keys(self, columns: EntityColumns, count: int) -> list[bytes]:
+        """The entity key of every row of ``columns`` (checked like ``entity_key``)."""
+        if not count:
+            return []
+        checked = [checked_key_column(columns, self.name, k, d) for k, d in self.join_keys]
+        dtypes = [dtype for _, dtype in self.join_keys]
+        if dtypes == ["int64"] or dtypes == ["int32"]:  # the common case, without a call per key
+            return [b"i" + v.to_bytes(8, "big", signed=True) for v in checked[0]]
+        return [encode_entity_key(dtypes, values) for values in zip(*checked, strict=True)]
+
+    def read_columns(self, raw: Sequence[bytes | None], now_micros: int) -> ViewColumns:
+        """``read`` of every entity row at once."""
+        if len(raw) < ROW_BY_ROW_BELOW:
+            return self._columns_of_reads([self.read(value, now_micros) for value in raw])
+        import numpy as np
+
+        try:
+            batch = decode_batch(self.codec, raw)
+        except ValueError as error:
+            raise GraneroError(
+                f"online value of view {self.name!r} is unreadable: {error}"
+            ) from None
+        outside = batch.found & (now_micros - batch.event_micros > self.ttl_micros)
+        status = np.where(batch.found, np.where(outside, 2, 0), 1)
+        # withheld: a row older than the ttl serves no value, like a row never found
+        missing = batch.nulls[:, self.wanted] | (status != 0)[:, None]
+        values = batch_values(self.codec, batch, self.wanted, missing)
+        gaps = ([np.flatnonzero(column).tolist() for column in missing.T] if missing.any()
+                else [[] for _ in self.wanted])
+        return ViewColumns(status.tolist(), batch.event_micros.tolist(), values, gaps)
+
+    def _columns_of_reads(self, reads: list[ViewRead]) -> ViewColumns:
+        """Row-by-row reads turned into columns (one transpose; nulls and times only if any)."""
+        blank = self._blank
+        rows = [blank if read.values is None else read.values for read in reads]
+        values = [list(column) for column in zip(*rows, strict=True)] or [[] for _ in blank]
+        absent = [row for row, read in enumerate(reads) if read.values is None]
+        missing = [absent] * len(blank)
+        if any(None in read.values for read in reads if read.values is not None):
+            missing = [sorted({*absent, *(r for r, v in enumerate(c) if v is None)})
+                       for c in values]
+            values = [[zero if v is None else v for v in column] if zero is not None else column
+                      for column, zero in zip(values, blank, strict=True)]
+        for k in self._timestamps:
+            values[k] = [v if type(v) is int else to_micros(v) for v in values[k]]
+        status = [_COLUMN_CODE[read.status] for read in reads]
+        return ViewColumns(status, [read.event_micros or 0 for read in reads], values, missing)
+
+    @cached_property
+    def _blank(self) -> list[Any]:
+        """Per requested feature: what its column holds where there is no value."""
+        return [_ZEROS.get(self.codec.features[i][1]) for i in self.wanted]
+
+    @cached_property
+    def _timestamps(self) -> list[int]:
+        """Positions of the requested timestamp features (read as datetimes, sent as micros)."""
+        return [k for k, i in enumerate(self.wanted) if self.codec.features[i][1] == "timestamp"]
 
     def read(self, raw: bytes | None, now_micros: int) -> ViewRead:
         stored = None if raw is None else self._decode(raw)
@@ -188,6 +319,26 @@ def checked_key_value(index: int, row: Mapping[str, Any], view: str, key: str, d
             f"got {_describe(value)}{problem}"
         )
     return value
+
+
+def checked_key_column(columns: EntityColumns, view: str, key: str, dtype: str) -> Sequence[Any]:
+    """``columns[key]`` when every value is a valid ``dtype`` join key value, else InvalidRequest
+    naming the first bad entity row (the message ``checked_key_value`` gives)."""
+    if key not in columns:
+        raise InvalidRequest(f"entity columns: missing join key {key!r} of view {view!r}")
+    column = columns[key]
+    if not _column_fits(dtype, column):
+        for index, value in enumerate(column):
+            checked_key_value(index, {key: value}, view, key, dtype)
+    return column
+
+
+def _column_fits(dtype: str, column: Sequence[Any]) -> bool:
+    if dtype in _INT_RANGE:  # plain ints checked in bulk, without a call per value
+        low, high = _INT_RANGE[dtype]
+        plain = all(type(v) is int for v in column)
+        return plain and (not column or (low <= min(column) and max(column) <= high))
+    return all(_type_problem(dtype, value) is None for value in column)
 
 
 def _type_problem(dtype: str, value: Any) -> str | None:

@@ -2,6 +2,8 @@
 
 ``Client("host:6566").get_online_features(...)`` returns the same ``OnlineResult`` as
 ``FeatureStore.get_online_features``, so code can switch between in-process and remote lookups.
+It sends entity key columns and asks for the COLUMNS response layout, the cheaper one to build,
+send and read (see ``granero.serving.columnar``).
 gRPC errors are translated here, once, into Granero errors.
 """
 
@@ -15,7 +17,8 @@ import grpc
 from granero.definitions.refs import parse_ref
 from granero.errors import GraneroError, InvalidRequest, NotFound, OnlineStoreUnavailable
 from granero.online.lookup import OnlineResult
-from granero.serving.convert import decode_result, encode_entity_rows
+from granero.serving.columnar import decode_columns_response, encode_key_columns
+from granero.serving.convert import encode_entity_rows
 from granero.serving.info import (
     FeatureServiceInfo,
     FeatureViewInfo,
@@ -65,13 +68,14 @@ class Client:
         if (features is None) == (feature_service is None):
             raise InvalidRequest(
                 "give either feature references or a feature service, not both or neither")
-        request = pb.GetOnlineFeaturesRequest(entities=encode_entity_rows(_as_rows(entity_rows)),
-                                              full_feature_names=full_feature_names)
+        request = pb.GetOnlineFeaturesRequest(full_feature_names=full_feature_names,
+                                              layout=pb.COLUMNS)
+        _set_entities(request, entity_rows)
         if features is not None:
             request.features.refs.extend(features)
         else:
             request.feature_service = feature_service  # type: ignore[assignment]
-        return decode_result(self._call(self._stub.GetOnlineFeatures, request))
+        return decode_columns_response(self._call(self._stub.GetOnlineFeatures, request))
 
     def list_feature_services(self) -> list[FeatureServiceInfo]:
         response = self._call(self._stub.ListFeatureServices, pb.ListFeatureServicesRequest())
@@ -122,6 +126,19 @@ def _translate(error: grpc.RpcError, target: str) -> GraneroError:
     if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
         return _ERRORS[code](details)
     return _ERRORS.get(code, GraneroError)(f"{target}: {code.name}: {details}")
+
+
+def _set_entities(request: pb.GetOnlineFeaturesRequest, entity_rows: EntityRows) -> None:
+    """Key columns when every key's values share one type (one message per key), else rows."""
+    rows = _as_rows(entity_rows)
+    keys = list(rows[0]) if rows else []
+    if all(type(row) is dict and list(row) == keys for row in rows):
+        columns = encode_key_columns({key: [row[key] for row in rows] for key in keys})
+        if columns:
+            for key, column in columns.items():
+                request.entity_columns[key].CopyFrom(column)
+            return
+    request.entities.extend(encode_entity_rows(rows))
 
 
 def _as_rows(entity_rows: EntityRows) -> list[Mapping[str, Any]]:

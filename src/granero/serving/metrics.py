@@ -16,6 +16,7 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5
 
 class ServingMetrics:
     def __init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry()
         self.latency = Histogram(
             "granero_serving_request_seconds", "Time to answer a request, by RPC method.",
@@ -35,12 +36,21 @@ class ServingMetrics:
         )
 
     def observe_request(self, method: str, code: str, seconds: float) -> None:
-        self.latency.labels(method).observe(seconds)
-        self.requests.labels(method, code).inc()
+        self._child(self.latency, method).observe(seconds)
+        self._child(self.requests, method, code).inc()
 
     def count_values(self, by_status: Mapping[str, int]) -> None:
         for status, count in by_status.items():
-            self.feature_values.labels(status).inc(count)
+            self._child(self.feature_values, status).inc(count)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once: ``labels`` takes a lock and builds a key
+        on every call, a cost paid per request."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def expose(self, host: str, port: int) -> tuple[Any, Any]:
         """Serve ``/metrics`` over HTTP; returns (server, thread), the server knows its port."""

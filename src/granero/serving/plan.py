@@ -13,6 +13,7 @@ from granero.definitions import RepoDefinitions
 from granero.definitions.refs import ViewFeatures, resolve_features
 from granero.errors import InvalidRequest
 from granero.online.lookup import ViewReader
+from granero.serving.columnar import Filler, column_filler
 from granero.serving.convert import Encoder, Writer, value_encoder, value_writer
 
 Selection = tuple[str, ...] | str
@@ -28,7 +29,9 @@ class RequestPlan:
     readers: list[ViewReader]
     """Per view: how to read and decode it (codec, slot positions, ttl), built once."""
     writers: list[list[Writer]]
-    """Per view, per requested feature: how to append its wire Value."""
+    """Per view, per requested feature: how to append its wire Value (ROWS layout)."""
+    fillers: list[list[Filler]]
+    """Per view, per requested feature: how to fill its FeatureColumn (COLUMNS layout)."""
 
 
 def plan_request(defs: RepoDefinitions, selection: Selection, full_names: bool) -> RequestPlan:
@@ -42,7 +45,8 @@ def plan_request(defs: RepoDefinitions, selection: Selection, full_names: bool) 
     encoders = [value_encoder(v.view.feature(f).dtype) for v in views for f in v.features]
     readers = [ViewReader.of(v) for v in views]
     writers = [[value_writer(v.view.feature(f).dtype) for f in v.features] for v in views]
-    return RequestPlan(views, names, encoders, readers, writers)
+    fillers = [[column_filler(v.view.feature(f).dtype) for f in v.features] for v in views]
+    return RequestPlan(views, names, encoders, readers, writers, fillers)
 
 
 def _check_unique(names: list[str]) -> None:

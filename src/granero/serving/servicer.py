@@ -6,9 +6,11 @@ traceback, and the server keeps running. ``rpc`` also times the call, counts it,
 request's log line (JSON, DEBUG on success, WARNING on error).
 
 A lookup request is answered in four steps: plan (cached per request shape and registry
-version, with each view's reader and each feature's wire field), decode the entity rows, one
-``read_views`` (the library ``lookup``'s validation and single Redis round trip, minus building
-FeatureValues and datetimes), encode straight into the response (``encode_reads``).
+version, with each view's reader and each feature's wire field), decode the entity rows (or key
+columns), one ``read_views`` (the library ``lookup``'s validation and single Redis round trip,
+minus building FeatureValues and datetimes), encode straight into the response
+(``encode_reads``). The COLUMNS layout does the same column-wise: ``read_columns`` answers a list
+per feature and ``encode_columns`` extends one packed list per feature from it.
 ``check_deadline`` and ``lookup`` are methods so that a subclass can hold a request at those points
 (the tests do, to drain and time out requests deterministically).
 """
@@ -25,8 +27,15 @@ import grpc
 
 from granero import __version__
 from granero.errors import GraneroError, InvalidRequest, NotFound
-from granero.online.lookup import ViewRead, ViewReader, read_views
+from granero.online.lookup import (
+    ViewReader,
+    column_length,
+    read_columns,
+    read_views,
+    rows_to_columns,
+)
 from granero.registry import RegistryVersion
+from granero.serving.columnar import decode_entity_columns, encode_columns
 from granero.serving.config import ServingConfig
 from granero.serving.convert import decode_entity_rows, encode_reads, status_name
 from granero.serving.info import server_info_message, service_message, view_message
@@ -99,16 +108,18 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
     def GetOnlineFeatures(
         self, request: pb.GetOnlineFeaturesRequest, context: grpc.ServicerContext
     ) -> pb.GetOnlineFeaturesResponse:
-        if len(request.entities) > self.config.max_batch_size:
-            raise InvalidRequest(f"batch of {len(request.entities)} entity rows exceeds "
-                                 f"max_batch_size {self.config.max_batch_size}")
+        columnar = _columnar(request)
+        entities = self.entities(request)
         plan = self.plan(request)
-        rows = decode_entity_rows(request.entities)
-        if not rows:
+        entities = _shaped(entities, columnar, plan.readers)
+        if not columnar and not entities:
             return pb.GetOnlineFeaturesResponse(feature_names=plan.feature_names)
         self.check_deadline(context)
-        reads = self.lookup(plan.readers, rows)
-        response, counts = encode_reads(reads, plan.feature_names, plan.writers)
+        reads = self.lookup(plan.readers, entities)
+        if columnar:
+            response, counts = encode_columns(plan.feature_names, plan.readers, reads, plan.fillers)
+        else:
+            response, counts = encode_reads(reads, plan.feature_names, plan.writers)
         self.metrics.count_values({status_name(code): n for code, n in counts.items()})
         return response
 
@@ -151,8 +162,24 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
             raise _Abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                          "deadline exceeded before the online lookup")
 
-    def lookup(self, readers: list[ViewReader], rows: list[dict[str, Any]]) -> list[list[ViewRead]]:
-        return read_views(self.store.online_store, readers, rows, time.time_ns() // 1000)
+    def entities(self, request: pb.GetOnlineFeaturesRequest) -> list[dict[str, Any]] | dict:
+        """The request's entity rows (a list of rows) or key columns (a dict), within
+        ``max_batch_size`` (rows are counted before they are decoded)."""
+        if request.entities and request.entity_columns:
+            raise InvalidRequest("give entity rows as entities or as entity_columns, not both")
+        if request.entity_columns:
+            columns = decode_entity_columns(request.entity_columns)
+            _check_batch_size(column_length(columns), self.config.max_batch_size)
+            return columns
+        _check_batch_size(len(request.entities), self.config.max_batch_size)
+        return decode_entity_rows(request.entities)
+
+    def lookup(self, readers: list[ViewReader], entities: list[dict[str, Any]] | dict) -> Any:
+        """Entity rows in: ``read_views``' answer per row; key columns in: ``read_columns``'."""
+        now = time.time_ns() // 1000
+        if type(entities) is dict:
+            return read_columns(self.store.online_store, readers, entities, now)
+        return read_views(self.store.online_store, readers, entities, now)
 
     def record(self, method: str, code: grpc.StatusCode, message: str, seconds: float,
                context: grpc.ServicerContext) -> None:
@@ -174,6 +201,30 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
             planner = self._planner = (version.version, cached)
             self.metrics.registry_version.set(version.version)
         return planner[1]
+
+
+def _columnar(request: pb.GetOnlineFeaturesRequest) -> bool:
+    if request.layout not in (pb.ROWS, pb.COLUMNS):
+        raise InvalidRequest(f"unknown response layout {request.layout}; "
+                             "use ROWS (0) or COLUMNS (1)")
+    return request.layout == pb.COLUMNS
+
+
+def _check_batch_size(size: int, limit: int) -> None:
+    if size > limit:
+        raise InvalidRequest(f"batch of {size} entity rows exceeds max_batch_size {limit}")
+
+
+def _shaped(entities: list[dict[str, Any]] | dict, columnar: bool,
+            readers: list[ViewReader]) -> list[dict[str, Any]] | dict:
+    """Entities as the layout reads them: key columns for COLUMNS, rows for ROWS."""
+    if columnar and type(entities) is list:
+        return rows_to_columns(readers, entities)
+    if not columnar and type(entities) is dict:
+        keys = list(entities)
+        return [dict(zip(keys, values, strict=True))
+                for values in zip(*entities.values(), strict=True)]
+    return entities
 
 
 def _selection(request: pb.GetOnlineFeaturesRequest) -> Selection:
