@@ -74,9 +74,15 @@ def entity_table(rng: np.random.Generator, scale: Scale, end: datetime, rows: in
     return frame.astype({"entity_id": np.int64})
 
 
+SOURCE_ROW_GROUP = 128 * 1024
+"""Rows per Parquet row group of the source: a usual size, and one Spark task can read each.
+(pyarrow's default, 1Mi rows, would put the whole default-scale source in one task.)"""
+
+
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
+    frame.to_parquet(path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True,
+                     row_group_size=SOURCE_ROW_GROUP)
 
 
 def generate(out: Path, scale: Scale, end: datetime, seed: int) -> BenchData:

@@ -114,12 +114,14 @@ class DeltaStore:
         self, view_name: str, frame: DataFrame, interval: Interval, partition_columns: list[str]
     ) -> WindowWrite:
         """One atomic commit replacing the rows of [start, end) with ``frame``."""
+        from granero.offline.schema import parquet_write_options
         from granero.offline.spark_errors import spark_errors
 
         writer = (
             frame.write.format("delta")
             .partitionBy(*partition_columns)
             .option("mergeSchema", "true")
+            .options(**parquet_write_options(frame))
         )
         if self.exists(view_name):
             writer = writer.mode("overwrite").option("replaceWhere", window_predicate(interval))

@@ -131,9 +131,8 @@ def table_rows(
     typed = in_window.select(*_typed_columns(defs, view))
     keys = list(defs.join_keys(view))
     present = typed.dropna(subset=[*keys, EVENT_TIMESTAMP])
-    return drop_full_ties(present, keys, view.feature_names).withColumn(
-        EVENT_DATE, utc_date(F.col(EVENT_TIMESTAMP))
-    )
+    dated = present.withColumn(EVENT_DATE, utc_date(F.col(EVENT_TIMESTAMP)))
+    return drop_full_ties(dated, [EVENT_DATE, *keys], view.feature_names)
 
 
 def _typed_columns(defs: RepoDefinitions, view: FeatureView) -> list[Column]:
@@ -170,7 +169,9 @@ def check_expressions(source: DataFrame, view: FeatureView) -> None:
 def drop_full_ties(rows: DataFrame, keys: list[str], features: list[str]) -> DataFrame:
     """One row per (keys, event_timestamp, created_timestamp).
 
-    The kept row is the greatest by feature values in declared order, nulls lowest.
+    The kept row is the greatest by feature values in declared order, nulls lowest. Leading
+    ``keys`` with ``event_date`` (a function of event_timestamp, so the groups are the same) leaves
+    the rows sorted by day: the partitioned table write then needs no sort of its own.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F

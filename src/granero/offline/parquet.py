@@ -160,7 +160,7 @@ class ParquetStore:
     ) -> int:
         """Write the kept rows of the touched days plus ``frame`` to ``staging``; count new rows."""
         from granero.offline.delta import window_predicate
-        from granero.offline.schema import conform
+        from granero.offline.schema import conform, parquet_write_options
         from granero.offline.spark_errors import spark_errors
 
         with spark_errors(MaterializationError, f"writing the offline table of {view_name!r}"):
@@ -168,7 +168,8 @@ class ParquetStore:
             kept = self._kept_rows(view_name, interval)
             if kept is not None:
                 content = conform(kept, frame.schema).unionByName(frame)
-            content.write.partitionBy(*partitions).mode("overwrite").parquet(str(staging))
+            writer = content.write.options(**parquet_write_options(frame))
+            writer.partitionBy(*partitions).mode("overwrite").parquet(str(staging))
             written = self.spark.read.schema(frame.schema).parquet(str(staging))
             rows = written.where(window_predicate(interval)).count() if day_dirs(staging) else 0
         atomic_write(self.table_path(view_name) / _SCHEMA_FILE, frame.schema.json().encode())

@@ -48,6 +48,16 @@ def partition_columns(view: FeatureView) -> list[str]:
     return [EVENT_DATE, *view.partition_columns]
 
 
+def parquet_write_options(frame: DataFrame) -> dict[str, str]:
+    """Writer options for a table's Parquet files: no dictionary for float and double columns.
+
+    Continuous values rarely repeat, so Parquet's writer would fill a dictionary only to throw
+    it away: about a tenth of the write's CPU on float features. Other columns keep it.
+    """
+    floating = [f.name for f in frame.schema.fields if f.dataType.typeName() in ("float", "double")]
+    return {f"parquet.enable.dictionary#{name}": "false" for name in floating}
+
+
 def utc_date(timestamp: Column) -> Column:
     """The UTC calendar day of a timestamp, whatever the session time zone says."""
     from pyspark.sql import functions as F
