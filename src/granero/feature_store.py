@@ -205,7 +205,7 @@ class FeatureStore:
         result = materialize_view(self.spark, store, defs, view, interval, self.repo_path)
         self.registry.record_materialized(view.name, interval)
         if sync_online and view.online:
-            self.sync_online([view.name])
+            self._sync_views(defs, [view], interval)
         return result
 
     def get_historical_features(
@@ -272,11 +272,13 @@ class FeatureStore:
         requested = resolve_features(registry.definitions, features, feature_service)
         return registry, requested
 
-    def latest_rows(self, view_name: str) -> DataFrame:
-        """Per entity key, the offline row with the greatest (event_timestamp, created_timestamp).
+    def latest_rows(self, view_name: str, interval: Interval | None = None) -> DataFrame:
+        """Per entity key, the offline row with the greatest (event_timestamp, created_timestamp),
+        among rows with event_timestamp in ``interval`` when given (else the whole table).
 
         Columns are the offline table's; this is what the online sync writes.
         """
+        from granero.offline.delta import window_predicate
         from granero.offline.materialize import select_views
         from granero.offline.retrieval import latest_rows
         from granero.offline.tables import read_view_table
@@ -284,6 +286,8 @@ class FeatureStore:
         defs = self.registered()
         view = select_views(defs, [view_name])[0]
         table = read_view_table(self.offline_store, defs, view)
+        if interval is not None:
+            table = table.where(window_predicate(interval))
         return latest_rows(table, list(defs.join_keys(view)))
 
     # -- online: sync, lookups and verification ---------------------------------------------------
@@ -301,13 +305,22 @@ class FeatureStore:
         """Write each online view's latest offline rows to the online store, from the Spark
         executors (write-if-newer: re-running changes nothing). Rows stored per view; views
         with ``online=False`` are skipped."""
+        defs = self.registered()
+        return self._sync_views(defs, self._online_views(defs, views), None)
+
+    def _sync_views(
+        self, defs: RepoDefinitions, views: list[FeatureView], interval: Interval | None
+    ) -> dict[str, int]:
+        """Sync each view's latest rows, of ``interval`` only when given: write-if-newer makes
+        a window's latest rows enough after materializing that window, so an incremental run
+        reads its window, not the table's whole history."""
         from granero.online.sync import sync_view
 
-        defs, settings, project = self.registered(), self.online_store.settings, self.config.project
+        settings, project = self.online_store.settings, self.config.project
         return {
-            view.name: sync_view(self.latest_rows(view.name), settings, project, view,
+            view.name: sync_view(self.latest_rows(view.name, interval), settings, project, view,
                                  defs.join_keys(view))
-            for view in self._online_views(defs, views)
+            for view in views
         }
 
     def get_online_features(

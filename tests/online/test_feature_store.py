@@ -74,3 +74,24 @@ def test_lookups_serve_the_latest_offline_rows(materialized_repo):
     assert to_micros(first[1].event_timestamp) == latest[1001]["at"]
     assert [v.status for v in unknown[:3]] == [Status.NOT_FOUND] * 3
     assert late.rows[0][0].status is Status.OUTSIDE_MAX_AGE  # route_stats ttl is 6h
+
+
+def test_materialize_syncs_only_its_window_and_sync_rebuilds_everything(
+    materialized_repo, example_url
+):
+    """After a window is materialized only that window's latest rows are written (write-if-newer
+    makes them enough); ``sync_online`` rewrites every entity from the whole table."""
+    from granero.offline.materialize import window
+
+    client, before = redis.Redis.from_url(example_url), snapshot(example_url)
+    driver_keys = [k for k in before if k.startswith(b"rides:driver_hourly_stats:")]
+    last_hour = window(DATA_END - timedelta(hours=1), DATA_END)
+    with FeatureStore(materialized_repo) as store:
+        in_window = store.latest_rows("driver_hourly_stats", last_hour).count()
+        client.delete(*driver_keys)
+        store.materialize(last_hour.start, last_hour.end, ["driver_hourly_stats"])
+        synced = [k for k in snapshot(example_url) if k.startswith(b"rides:driver_hourly_stats:")]
+        assert 0 < len(synced) == in_window < len(driver_keys)
+        assert {k: before[k] for k in synced} == {k: client.get(k) for k in synced}
+        store.sync_online(["driver_hourly_stats"])
+    assert snapshot(example_url) == before
