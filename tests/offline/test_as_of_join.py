@@ -2,7 +2,8 @@
 
 Seeds are batched: every key gets a leading ``seed`` key column, so the histories of different
 seeds never meet and one plan checks them all. Full ties are removed by materialization's own
-``drop_full_ties`` first, exactly as the offline table would hold them.
+``drop_full_ties`` first, exactly as the offline table would hold them. Each oracle test runs
+twice: on whole tables, and on tables first cut by ``visible_rows`` (the path of few entity rows).
 """
 
 from __future__ import annotations
@@ -12,11 +13,18 @@ from datetime import timedelta
 
 import pytest
 
-from granero.offline.as_of_join import AsOfSpec, as_of_join
+from granero.offline.as_of_join import AsOfSpec, as_of_join, visible_rows
 from granero.offline.materialize import drop_full_ties
 from granero.types import spark_ddl
 from tests.offline.oracle import OracleView, expected_values
-from tests.offline.random_data import FEATURE_DTYPES, KEY_DTYPES, VIEWS, as_time, generate
+from tests.offline.random_data import (
+    BASE,
+    FEATURE_DTYPES,
+    KEY_DTYPES,
+    VIEWS,
+    as_time,
+    generate,
+)
 
 pytestmark = pytest.mark.spark
 
@@ -92,19 +100,24 @@ def _hashable(value):
     return tuple(value) if isinstance(value, list) else value
 
 
-def _joined(spark, seeds):
+def _joined(spark, seeds, pruned: bool = False):
     generated = {seed: generate(seed) for seed in seeds}
-    frame = _entity_frame(
+    entities = _entity_frame(
         spark, [(s, e) for s, (entities, _) in generated.items() for e in entities]
     )
+    frame = entities
     for name, view in VIEWS.items():
         rows = [(s, r) for s, (_, tables) in generated.items() for r in tables[name]]
-        frame = as_of_join(frame, _table_frame(spark, view, rows), _spec(view))
+        table = _table_frame(spark, view, rows)
+        if pruned:
+            table = visible_rows(table, entities, _spec(view))
+        frame = as_of_join(frame, table, _spec(view))
     return frame
 
 
-def test_as_of_join_matches_the_oracle_on_random_histories(spark):
-    frame = _joined(spark, SEEDS)
+@pytest.mark.parametrize("pruned", [False, True], ids=["whole", "visible_rows"])
+def test_as_of_join_matches_the_oracle_on_random_histories(spark, pruned):
+    frame = _joined(spark, SEEDS, pruned)
     outputs = [f"{name}__{f}" for name in VIEWS for f in REQUESTED[name]]
     assert frame.columns == [
         "row",
@@ -144,7 +157,8 @@ def test_plan_has_no_join_and_one_shuffle_per_view(spark):
     assert plan.count("Window [") >= len(VIEWS)
 
 
-def test_boundaries_are_inclusive_and_null_values_are_carried(spark):
+@pytest.mark.parametrize("pruned", [False, True], ids=["whole", "visible_rows"])
+def test_boundaries_are_inclusive_and_null_values_are_carried(spark, pruned):
     """The documented rule on a hand-made history (ttl 10s): both ends of [ts - ttl, ts] count."""
     table = spark.createDataFrame(
         [
@@ -167,6 +181,8 @@ def test_boundaries_are_inclusive_and_null_values_are_carried(spark):
         "k bigint, event_timestamp timestamp, case string",
     )
     spec = AsOfSpec({"k": "int64"}, timedelta(seconds=10), {"v": "v"})
+    if pruned:
+        table = visible_rows(table, entities, spec)
     result = {r["case"]: r["v"] for r in as_of_join(entities, table, spec).collect()}
     assert result == {
         "at event": 1.0,
@@ -176,3 +192,50 @@ def test_boundaries_are_inclusive_and_null_values_are_carried(spark):
         "created wins": 2.0,
         "no history": None,
     }
+
+
+_BASE_MICROS = int(BASE.timestamp()) * 1_000_000
+
+
+def test_visible_rows_keeps_exactly_the_rows_some_entity_row_can_see(spark):
+    """A table row survives iff an entity row with its keys has ts in [event, event + ttl]."""
+    seeds = range(10)
+    generated = {seed: generate(seed) for seed in seeds}
+    entities = [(s, e) for s, (rows, _) in generated.items() for e in rows]
+    frame = _entity_frame(spark, entities)
+    for name, view in VIEWS.items():
+        rows = [(s, r) for s, (_, tables) in generated.items() for r in tables[name]]
+        table = spark.createDataFrame(
+            [(s, *[r[k] for k in view.keys], as_time(r["event"])) for s, r in rows],
+            ", ".join(
+                ["seed int", *[f"{k} {spark_ddl(KEY_DTYPES[k])}" for k in view.keys],
+                 "event_timestamp timestamp"]
+            ),
+        )
+        kept = visible_rows(table, frame, _spec(view)).selectExpr(
+            "seed", *view.keys, f"unix_micros(event_timestamp) - {_BASE_MICROS} AS event"
+        )
+        expected = Counter(
+            (s, *[r[k] for k in view.keys], r["event"])
+            for s, r in rows
+            if any(
+                es == s and e["ts"] is not None
+                and all(e[k] == r[k] for k in view.keys)
+                and r["event"] <= e["ts"] <= r["event"] + view.ttl
+                for es, e in entities
+            )
+        )
+        assert Counter(tuple(r) for r in kept.collect()) == expected, name
+        assert 0 < sum(expected.values()) < len(rows), name  # some rows kept, some cut
+
+
+def test_visible_rows_is_one_broadcast_semi_join(spark):
+    """The entity summary is broadcast: the table is not shuffled for the cut, only for the join."""
+    view = VIEWS["pair"]
+    generated = generate(0)
+    entities = _entity_frame(spark, [(0, e) for e in generated[0]])
+    table = _table_frame(spark, view, [(0, r) for r in generated[1]["pair"]])
+    joined = as_of_join(entities, visible_rows(table, entities, _spec(view)), _spec(view))
+    plan = joined._jdf.queryExecution().executedPlan().toString()
+    assert "BroadcastHashJoin" in plan and "LeftSemi" in plan
+    assert "SortMergeJoin" not in plan and "NestedLoopJoin" not in plan

@@ -7,6 +7,7 @@ computed by a transformation, rows removed by a filter, full ties and late rows.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ import pytest
 
 from granero.definitions import Entity, FeatureService, FeatureView, Field, FileSource
 from granero.errors import InvalidRequest, RetrievalError
+from granero.offline import retrieval
 from granero.offline.retrieval import TrainingManifest
 from tests.offline.conftest import BACKENDS, make_feature_store
 from tests.offline.oracle import OracleView, expected_values, latest_per_key
@@ -122,8 +124,12 @@ def random_store(request, spark, tmp_path_factory):
     return store, entities, tables
 
 
-def test_training_set_matches_the_oracle(spark, random_store, tmp_path):
+@pytest.mark.parametrize("few_entities", [True, False], ids=["visible_rows", "whole_tables"])
+def test_training_set_matches_the_oracle(spark, random_store, tmp_path, monkeypatch, few_entities):
+    """Both plans: entity rows taken as few (tables cut by visible_rows first), and as many."""
+    monkeypatch.setattr(retrieval, "BROADCAST_BYTES", math.inf if few_entities else -1)
     store, entities, tables = random_store
+    assert retrieval.is_small(entity_frame(spark, entities)) is few_entities
     frame = store.get_historical_features(
         entity_frame(spark, entities), REFS, manifest_path=tmp_path / "m.json"
     )

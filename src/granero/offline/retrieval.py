@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from granero.definitions.refs import ViewFeatures
 from granero.errors import RetrievalError
-from granero.offline.as_of_join import AsOfSpec, as_of_join
+from granero.offline.as_of_join import AsOfSpec, as_of_join, visible_rows
 from granero.offline.schema import CREATED_TIMESTAMP, EVENT_DATE, EVENT_TIMESTAMP
 from granero.offline.spark_errors import spark_errors
 from granero.offline.tables import OfflineStore, read_view_table
@@ -24,9 +24,7 @@ from granero.registry import RegistryVersion
 
 if TYPE_CHECKING:
     import pandas as pd
-    from pyspark.sql import DataFrame, SparkSession
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 
 @dataclass(frozen=True)
@@ -202,13 +200,16 @@ def historical_features(
 ) -> DataFrame:
     """Entity rows plus one point-in-time-correct column per requested feature (a lazy plan).
 
-    Tables are read at ``manifest.table_versions`` and pruned to the entity rows' time range
-    (one single-row aggregate over the entity rows, so Delta skips unrelated day partitions).
+    Tables are read at ``manifest.table_versions`` and pruned to the entity rows' time range by
+    a scalar subquery the scan evaluates itself (Delta and Parquet skip unrelated day partitions,
+    with no round trip through the driver). When the entity rows are few, each table is also cut
+    to the rows some entity row can see before the join's shuffle (``visible_rows``).
     """
     frame = load_entities(spark, entities)
     check_entities(frame, requested, manifest.columns)
     with spark_errors(RetrievalError, "building the training set"):
-        bounds = _time_bounds(frame)
+        rows, few = frame, is_small(frame, entities)
+        bounds = _time_bounds(rows.coalesce(1) if few else rows)
         for vf in requested:
             table = read_view_table(
                 store, registry.definitions, vf.view, manifest.table_versions[vf.view.name]
@@ -218,34 +219,62 @@ def historical_features(
                 vf.view.ttl,
                 dict(zip(vf.features, vf.column_names(manifest.full_feature_names), strict=True)),
             )
-            frame = as_of_join(frame, _pruned(table, bounds, vf.view.ttl), spec)
+            table = _pruned(table, bounds, vf.view.ttl)
+            frame = as_of_join(frame, visible_rows(table, rows, spec) if few else table, spec)
     return frame
 
 
-def _time_bounds(entities: DataFrame) -> tuple[datetime, datetime] | None:
-    """Earliest and latest entity time as UTC datetimes (via micros: no local time zone)."""
+BROADCAST_BYTES = 64 * 2**20
+"""Entity rows estimated below this size get ``visible_rows`` (their summary is broadcast)."""
+
+
+def is_small(entities: DataFrame, given: Any = None) -> bool:
+    """Whether the entity rows are small enough to broadcast a summary of them.
+
+    A pandas frame ``given`` knows its size; else Spark's estimate: measured for cached rows,
+    file sizes for files, unknown (so large) for rows made from Python data or after joins.
+    """
+    if hasattr(given, "memory_usage"):
+        return int(given.memory_usage(index=False).sum()) <= BROADCAST_BYTES
+    size = entities._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()
+    return int(str(size)) <= BROADCAST_BYTES
+
+
+_DAY_MICROS = 86_400_000_000
+
+
+def _time_bounds(entities: DataFrame) -> tuple[Column, Column]:
+    """Earliest and latest entity time in microseconds, as scalar subqueries (no job here).
+
+    Spark merges the two into one aggregate, run once when the table scans start; over one
+    partition (few rows) it is a single-stage job.
+    """
     from pyspark.sql import functions as F
 
     micros = F.unix_micros(F.col(f"`{EVENT_TIMESTAMP}`").cast("timestamp"))
-    row = entities.agg(F.min(micros).alias("low"), F.max(micros).alias("high")).first()
-    if row is None or row["low"] is None:
-        return None
-    return _EPOCH + timedelta(microseconds=row["low"]), _EPOCH + timedelta(microseconds=row["high"])
+    bounds = entities.agg(F.min(micros).alias("low"), F.max(micros).alias("high"))
+    return bounds.select("low").scalar(), bounds.select("high").scalar()
 
 
-def _pruned(
-    table: DataFrame, bounds: tuple[datetime, datetime] | None, ttl: timedelta
-) -> DataFrame:
-    """Only the table rows some entity row could see: event time in [min ts - ttl, max ts]."""
+def _pruned(table: DataFrame, bounds: tuple[Column, Column], ttl: timedelta) -> DataFrame:
+    """Only the table rows some entity row could see: event time in [min ts - ttl, max ts].
+
+    No entity rows: null bounds, no table rows.
+    """
     from pyspark.sql import functions as F
 
-    if bounds is None:
-        return table.limit(0)
-    low, high = bounds[0] - ttl, bounds[1]
-    days = (F.col(EVENT_DATE) >= F.lit(low.date())) & (F.col(EVENT_DATE) <= F.lit(high.date()))
-    return table.where(
-        days & (F.col(EVENT_TIMESTAMP) >= F.lit(low)) & (F.col(EVENT_TIMESTAMP) <= F.lit(high))
-    )
+    low, high = bounds[0] - ttl // timedelta(microseconds=1), bounds[1]
+    days = (F.col(EVENT_DATE) >= _utc_day(low)) & (F.col(EVENT_DATE) <= _utc_day(high))
+    event = F.unix_micros(F.col(EVENT_TIMESTAMP))
+    return table.where(days & (event >= low) & (event <= high))
+
+
+def _utc_day(micros: Column) -> Column:
+    """The UTC date of a time in microseconds (integral division, floored before 1970 too)."""
+    from pyspark.sql import functions as F
+
+    day = F.lit(_DAY_MICROS)
+    return F.date_from_unix_date(F.call_function("div", micros - F.pmod(micros, day), day).cast("int"))
 
 
 def latest_rows(table: DataFrame, keys: list[str]) -> DataFrame:
