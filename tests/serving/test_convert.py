@@ -16,7 +16,6 @@ from granero.serving.convert import (
     encode_entity_rows,
     encode_key,
     encode_reads,
-    encode_result,
     value_encoder,
     value_writer,
 )
@@ -61,18 +60,6 @@ def test_timestamps_are_utc_micros_and_naive_means_utc():
     assert from_micros(to_micros(MOMENT)) == MOMENT
 
 
-def test_result_round_trips_with_statuses_and_event_times():
-    result = OnlineResult(["v__a", "v__b"], [
-        [FeatureValue(1.5, Status.PRESENT, MOMENT), FeatureValue(None, Status.NULL_VALUE, MOMENT)],
-        [FeatureValue(None, Status.NOT_FOUND, None),
-         FeatureValue(None, Status.OUTSIDE_MAX_AGE, MOMENT)],
-    ])
-    encoders = [value_encoder("float64"), value_encoder("string")]
-    response, counts = encode_result(result, result.feature_names, encoders)
-    assert decode_result(response) == result
-    assert sum(counts.values()) == 4 and len(counts) == 4
-
-
 def test_view_reads_encode_as_the_library_result_does():
     micros = to_micros(MOMENT)
     reads = [
@@ -104,12 +91,6 @@ def test_null_list_elements_keep_their_positions(element):
     items = [None, *SAMPLES[f"list<{element}>"], None]
     encoded = value_encoder(f"list<{element}>")(items).SerializeToString()
     assert decode_value(Value.FromString(encoded)) == items
-
-
-def test_a_value_of_the_wrong_type_fails_naming_feature_and_row():
-    result = OnlineResult(["v__x"], [[FeatureValue("text", Status.PRESENT, MOMENT)]])
-    with pytest.raises(GraneroError, match="feature 'v__x' of entity row 0: value 'text' cannot"):
-        encode_result(result, result.feature_names, [value_encoder("float64")])
 
 
 def test_entity_rows_decode_every_key_to_its_python_value():

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from granero.definitions.refs import ViewFeatures
 from granero.errors import RetrievalError
 from granero.offline.as_of_join import AsOfSpec, as_of_join, visible_rows
-from granero.offline.schema import CREATED_TIMESTAMP, EVENT_DATE, EVENT_TIMESTAMP
+from granero.offline.schema import CREATED_TIMESTAMP, EVENT_DATE, EVENT_TIMESTAMP, utc_date
 from granero.offline.spark_errors import spark_errors
 from granero.offline.tables import OfflineStore, read_view_table
 from granero.registry import RegistryVersion
@@ -240,9 +240,6 @@ def is_small(entities: DataFrame, given: Any = None) -> bool:
     return int(str(size)) <= BROADCAST_BYTES
 
 
-_DAY_MICROS = 86_400_000_000
-
-
 def _time_bounds(entities: DataFrame) -> tuple[Column, Column]:
     """Earliest and latest entity time in microseconds, as scalar subqueries (no job here).
 
@@ -264,17 +261,11 @@ def _pruned(table: DataFrame, bounds: tuple[Column, Column], ttl: timedelta) -> 
     from pyspark.sql import functions as F
 
     low, high = bounds[0] - ttl // timedelta(microseconds=1), bounds[1]
-    days = (F.col(EVENT_DATE) >= _utc_day(low)) & (F.col(EVENT_DATE) <= _utc_day(high))
+    days = (F.col(EVENT_DATE) >= utc_date(F.timestamp_micros(low))) & (
+        F.col(EVENT_DATE) <= utc_date(F.timestamp_micros(high))
+    )
     event = F.unix_micros(F.col(EVENT_TIMESTAMP))
     return table.where(days & (event >= low) & (event <= high))
-
-
-def _utc_day(micros: Column) -> Column:
-    """The UTC date of a time in microseconds (integral division, floored before 1970 too)."""
-    from pyspark.sql import functions as F
-
-    day = F.lit(_DAY_MICROS)
-    return F.date_from_unix_date(F.call_function("div", micros - F.pmod(micros, day), day).cast("int"))
 
 
 def latest_rows(table: DataFrame, keys: list[str]) -> DataFrame:

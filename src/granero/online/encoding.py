@@ -131,6 +131,14 @@ def encode_entity_key(dtypes: Sequence[str], values: Sequence[Any]) -> bytes:
     return b"".join(_key_field(dtype, value) for dtype, value in zip(dtypes, values, strict=True))
 
 
+def encode_single_keys(dtype: str, values: Sequence[Any]) -> list[bytes]:
+    """``encode_entity_key`` of many one-column keys; integers without a call per key."""
+    if dtype in ("int32", "int64"):
+        tag = _KEY_TAG[dtype]
+        return [tag + int(v).to_bytes(8, "big", signed=True) for v in values]
+    return [_key_field(dtype, value) for value in values]
+
+
 def _key_field(dtype: str, value: Any) -> bytes:
     tag = _KEY_TAG[dtype]
     if dtype in ("int32", "int64"):

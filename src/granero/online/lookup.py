@@ -30,6 +30,7 @@ from granero.online.encoding import (
     batch_values,
     decode_batch,
     encode_entity_key,
+    encode_single_keys,
     from_micros,
     to_micros,
     value_codec,
@@ -222,8 +223,8 @@ class ViewReader:
             return []
         checked = [checked_key_column(columns, self.name, k, d) for k, d in self.join_keys]
         dtypes = [dtype for _, dtype in self.join_keys]
-        if dtypes == ["int64"] or dtypes == ["int32"]:  # the common case, without a call per key
-            return [b"i" + v.to_bytes(8, "big", signed=True) for v in checked[0]]
+        if len(dtypes) == 1:
+            return encode_single_keys(dtypes[0], checked[0])
         return [encode_entity_key(dtypes, values) for values in zip(*checked, strict=True)]
 
     def read_columns(self, raw: Sequence[bytes | None], now_micros: int) -> ViewColumns:

@@ -136,43 +136,6 @@ def encode_entity_rows(rows: Iterable[Mapping[str, Any]]) -> list[EntityRow]:
 # -- lookup results -------------------------------------------------------------------------------
 
 
-def encode_result(
-    result: OnlineResult, names: list[str], encoders: list[Encoder]
-) -> tuple[GetOnlineFeaturesResponse, Counter[int]]:
-    """The wire response for a lookup result, and how many values had each status code."""
-    counts: Counter[int] = Counter()
-    try:
-        rows = [_encode_row(row, encoders, counts) for row in result.rows]
-    except (TypeError, ValueError):
-        raise _unencodable(result, names, encoders) from None
-    return GetOnlineFeaturesResponse(feature_names=names, rows=rows), counts
-
-
-def _encode_row(
-    row: list[FeatureValue], encoders: list[Encoder], counts: Counter[int]
-) -> FeatureRow:
-    statuses = [_CODE_OF_STATUS[v.status] for v in row]
-    counts.update(statuses)
-    return FeatureRow(
-        values=[encode(v.value) for encode, v in zip(encoders, row, strict=True)],
-        statuses=statuses,
-        event_timestamps=[0 if v.event_timestamp is None else to_micros(v.event_timestamp)
-                          for v in row],
-    )
-
-
-def _unencodable(result: OnlineResult, names: list[str], encoders: list[Encoder]) -> GraneroError:
-    """Find the value that failed to encode (slow path, errors only) and name it."""
-    for index, row in enumerate(result.rows):
-        for name, encode, value in zip(names, encoders, row, strict=True):
-            try:
-                encode(value.value)
-            except (TypeError, ValueError) as error:
-                return GraneroError(f"feature {name!r} of entity row {index}: value "
-                                    f"{value.value!r} cannot be sent as its dtype: {error}")
-    return GraneroError("a feature value cannot be encoded")
-
-
 def encode_reads(
     reads: list[list[ViewRead]], names: list[str], writers: list[list[Writer]]
 ) -> tuple[GetOnlineFeaturesResponse, Counter[int]]:
