@@ -7,5 +7,6 @@ what it measures:
     run.py            orchestrates one run: data, repos, redis-server, phases, report
     granero_side.py   Granero's measurements (project venv), JSON in and out
     feast_side.py     Feast's measurements (bench/.venv-feast), JSON in and out, stdlib + feast only
+    side.py           the JSON-in, JSON-out protocol both sides share (stdlib only)
     load.py           the bounded concurrent load generator (gRPC, HTTP, raw Redis)
 """

@@ -9,8 +9,6 @@ Granero's. Commands mirror granero_side.py: apply, materialize, lookup, historic
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import subprocess
 import sys
@@ -18,6 +16,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from bench.side import run_command
 
 
 def apply(args: dict) -> dict:
@@ -113,13 +113,7 @@ COMMANDS = {"apply": apply, "materialize": materialize, "lookup": lookup, "histo
 
 
 def main() -> None:
-    command, args = sys.argv[1], json.loads(sys.stdin.read() or "{}")
-    result_stream = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # whatever Feast prints lands on stderr; stdout carries only the result
-    sys.stdout = sys.stderr
-    result = COMMANDS[command](args)
-    result_stream.write(json.dumps(result, default=str))
-    result_stream.close()
+    run_command(COMMANDS)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ feast_side.py: apply, materialize (offline, then Redis), lookup, historical, plu
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -17,6 +16,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from bench.side import run_command
 
 MEASURED_APIS = ("materialize", "sync_online", "get_online_features", "get_historical_features")
 
@@ -150,15 +151,9 @@ COMMANDS = {"apply": apply, "materialize": materialize, "lookup": lookup, "histo
 
 
 def main() -> None:
-    command, args = sys.argv[1], json.loads(sys.stdin.read() or "{}")
     # The online sync runs Python on Spark's workers: they must import granero from this venv.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    result_stream = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # whatever libraries print lands on stderr; stdout carries only the result
-    sys.stdout = sys.stderr
-    result = COMMANDS[command](args)
-    result_stream.write(json.dumps(result, default=str))
-    result_stream.close()
+    run_command(COMMANDS)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,8 @@ def _run(argv: list[str], args: dict, timeout: float, what: str, env: dict | Non
 
 def side(system: str, command: str, args: dict) -> dict:
     """One command of granero_side (project venv) or feast_side (Feast venv)."""
-    if system == "feast":
-        argv = [str(FEAST_BIN / "python"), str(BENCH / "feast_side.py"), command]
-    else:
-        argv = [sys.executable, "-m", "bench.granero_side", command]
+    python = str(FEAST_BIN / "python") if system == "feast" else sys.executable
+    argv = [python, "-m", f"bench.{system}_side", command]
     return _run(argv, args, SIDE_TIMEOUT_S, f"{system} {command}")
 
 
