@@ -1,10 +1,13 @@
 """The bounded load generator, run as its own process: ``python -m bench.load < spec.json``.
 
-``concurrency`` threads each own one connection and send sequential requests of ``batch``
-random entities until, together, they have sent ``count`` requests or ``seconds`` have passed,
-whichever comes first. Five warm-up requests per connection are not counted; the clock starts
-when every connection is warm. Prints one JSON summary (p50/p95/p99, throughput, errors) on
-stdout.
+``concurrency`` threads, spread over ``processes`` processes, each own one connection and send
+sequential requests of ``batch`` random entities until, together, they have sent ``count``
+requests or ``seconds`` have passed, whichever comes first. Each thread encodes its requests
+(``PAYLOADS`` random batches, cycled) before the clock starts, for every target alike: the load
+generator shares the CPUs with the server under test, so what it spends per request is taken from
+the server. Every answer is still decoded and checked. Five warm-up requests per connection are
+not counted; the clock starts when every connection is warm. Prints one JSON summary
+(p50/p95/p99, throughput, errors) on stdout.
 
 Targets: ``grpc`` (granero serve), ``http`` (feast serve) and ``redis`` (pipelined reads of the
 keys a store wrote: the physical limit of one round trip). The redis target needs only the
@@ -16,18 +19,23 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import math
+import multiprocessing
 import random
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from bench.stats import latency_summary
 
 WARMUP_REQUESTS = 5
-Request = Callable[[list[int]], None]
+PAYLOADS = 500
+"""Distinct random requests each connection encodes in advance and then cycles through."""
+Encode = Callable[[list[int]], object]
+Send = Callable[[object], None]
 Close = Callable[[], None]
 
 
@@ -36,8 +44,9 @@ class BadResponse(Exception):
 
 
 class Target(Protocol):
-    def connect(self) -> tuple[Request, Close]:
-        """A request function on a new connection of its own, and how to close it."""
+    def connect(self) -> tuple[Encode, Send, Close]:
+        """On a new connection of its own: how to encode a batch of entity ids as a request
+        (done before the clock), how to send one and check its answer, and how to close."""
         ...
 
 
@@ -50,29 +59,36 @@ class GrpcTarget:
     address: str
     features: list[str]
 
-    def connect(self) -> tuple[Request, Close]:
+    def connect(self) -> tuple[Encode, Send, Close]:
         import grpc
 
         from granero.serving.v1 import serving_pb2 as pb
-        from granero.serving.v1 import serving_pb2_grpc, value_pb2
+        from granero.serving.v1 import value_pb2
 
         # A private subchannel pool, so each thread really has its own TCP connection.
         options = [("grpc.use_local_subchannel_pool", 1)]
         channel = grpc.insecure_channel(self.address, options=options)
-        stub = serving_pb2_grpc.FeatureServingStub(channel)
+        # The generated stub's method, minus request serialization (encode does it up front).
+        call = channel.unary_unary("/granero.serving.v1.FeatureServing/GetOnlineFeatures",
+                                   request_serializer=None,
+                                   response_deserializer=pb.GetOnlineFeaturesResponse.FromString)
         refs = pb.FeatureList(refs=self.features)
 
-        def request(ids: list[int]) -> None:
+        def encode(ids: list[int]) -> tuple[bytes, int]:
             keys = {"entity_id": value_pb2.Value(int64_list_val=value_pb2.Int64List(val=ids))}
             message = pb.GetOnlineFeaturesRequest(features=refs, entity_columns=keys,
                                                   layout=pb.COLUMNS)
-            reply = stub.GetOnlineFeatures(message, timeout=10)
-            answered = len(reply.views[0].statuses) if reply.views else 0
-            if answered != len(ids) or len(reply.columns) != len(self.features):
-                raise BadResponse(f"{answered} rows x {len(reply.columns)} features for "
-                                  f"{len(ids)} entities x {len(self.features)} features")
+            return message.SerializeToString(), len(ids)
 
-        return request, channel.close
+        def send(payload: object) -> None:
+            body, rows = payload  # type: ignore[misc]
+            reply = call(body, timeout=10)
+            answered = len(reply.views[0].statuses) if reply.views else 0
+            if answered != rows or len(reply.columns) != len(self.features):
+                raise BadResponse(f"{answered} rows x {len(reply.columns)} features for "
+                                  f"{rows} entities x {len(self.features)} features")
+
+        return encode, send, channel.close
 
 
 @dataclass
@@ -85,7 +101,7 @@ class HttpTarget:
     features: list[str]
     reconnects: itertools.count = field(default_factory=itertools.count)
 
-    def connect(self) -> tuple[Request, Close]:
+    def connect(self) -> tuple[Encode, Send, Close]:
         connection = [http.client.HTTPConnection(self.host, self.port, timeout=30)]
 
         def post(body: bytes) -> bytes:
@@ -97,8 +113,12 @@ class HttpTarget:
                 raise BadResponse(f"HTTP {response.status}: {data[:200]!r}")
             return data
 
-        def request(ids: list[int]) -> None:
-            body = json.dumps({"features": self.features, "entities": {"entity_id": ids}}).encode()
+        def encode(ids: list[int]) -> tuple[bytes, int]:
+            body = json.dumps({"features": self.features, "entities": {"entity_id": ids}})
+            return body.encode(), len(ids)
+
+        def send(payload: object) -> None:
+            body, rows = payload  # type: ignore[misc]
             try:
                 data = post(body)
             except (http.client.RemoteDisconnected, http.client.CannotSendRequest, ConnectionError):
@@ -107,10 +127,10 @@ class HttpTarget:
                 connection[0] = http.client.HTTPConnection(self.host, self.port, timeout=30)
                 data = post(body)
             answered = len(json.loads(data)["results"][0]["values"])
-            if answered != len(ids):
-                raise BadResponse(f"{answered} rows for {len(ids)} entities")
+            if answered != rows:
+                raise BadResponse(f"{answered} rows for {rows} entities")
 
-        return request, lambda: connection[0].close()
+        return encode, send, lambda: connection[0].close()
 
 
 @dataclass
@@ -134,48 +154,60 @@ class RedisTarget:
         client.close()
         return cls(url, keys, hashes)
 
-    def connect(self) -> tuple[Request, Close]:
+    def connect(self) -> tuple[Encode, Send, Close]:
         import redis
 
         client = redis.Redis.from_url(self.url)
 
-        def request(ids: list[int]) -> None:
+        def encode(ids: list[int]) -> list[bytes]:
+            return [self.keys[i % len(self.keys)] for i in ids]
+
+        def send(keys: object) -> None:
             pipe = client.pipeline(transaction=False)
-            for i in ids:
-                key = self.keys[i % len(self.keys)]
+            for key in keys:  # type: ignore[attr-defined]
                 pipe.hgetall(key) if self.hashes else pipe.get(key)
             if not all(pipe.execute()):
                 raise BadResponse("a key vanished")
 
-        return request, client.close
+        return encode, send, client.close
 
 
 @dataclass
 class Counters:
-    """Shared by the threads: the request budget, the deadline, and what was measured."""
+    """Shared by one process's threads: its request budget, the deadline, what was measured."""
 
     count: int
-    deadline: float = 0.0
+    seconds: float
+    deadline: float = math.inf
+    started: float = math.inf
+    """time.monotonic() when the first thread was released (comparable across processes)."""
     issued: itertools.count = field(default_factory=itertools.count)
     latencies_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+    def release(self) -> None:
+        """The clock starts (every connection of every process is warm)."""
+        if self.started == math.inf:
+            self.started = time.monotonic()
+            self.deadline = self.started + self.seconds
 
     def take(self) -> bool:
         """Whether one more request may start (bounded by count and by time)."""
         return next(self.issued) < self.count and time.monotonic() < self.deadline
 
 
-def worker(target: Target, counters: Counters, spec: dict, seed: int,
-           ready: threading.Barrier) -> None:
+def worker(target: Target, counters: Counters, spec: dict, seed: int, ready: Any) -> None:
     rng, ids = random.Random(seed), range(1, spec["entities"] + 1)
-    request, close = target.connect()
+    encode, send, close = target.connect()
     try:
-        if _warm_up(request, lambda: rng.sample(ids, spec["batch"]), counters, ready):
+        payloads = itertools.cycle([encode(rng.sample(ids, spec["batch"]))
+                                    for _ in range(PAYLOADS)])
+        if _warm_up(lambda: send(next(payloads)), counters, ready):
             while counters.take():
-                batch = rng.sample(ids, spec["batch"])
+                payload = next(payloads)
                 sent = time.perf_counter()
                 try:
-                    request(batch)
+                    send(payload)
                     counters.latencies_ms.append((time.perf_counter() - sent) * 1000)
                 except Exception as error:  # counted and reported, never hidden
                     counters.errors.append(f"{type(error).__name__}: {error}"[:200])
@@ -183,13 +215,13 @@ def worker(target: Target, counters: Counters, spec: dict, seed: int,
         close()
 
 
-def _warm_up(request: Request, pick: Callable[[], list[int]], counters: Counters,
-             ready: threading.Barrier) -> bool:
-    """Warm this connection, then wait for the others; False when the run is off."""
+def _warm_up(request: Callable[[], None], counters: Counters, ready: Any) -> bool:
+    """Warm this connection, then wait for all others; False when the run is off."""
     try:
         for _ in range(WARMUP_REQUESTS):
-            request(pick())
+            request()
         ready.wait()
+        counters.release()
         return True
     except threading.BrokenBarrierError:
         return False
@@ -208,27 +240,59 @@ def make_target(spec: dict) -> Target:
     return RedisTarget.scanned(spec["redis_url"], spec["entities"])
 
 
-def run(spec: dict) -> dict:
-    """Drive the load described in the module docstring and summarise it."""
-    target, counters, clock = make_target(spec), Counters(spec["count"]), []
-
-    def start_clock() -> None:  # runs once, when every connection is warm, before any is released
-        clock.append(time.perf_counter())
-        counters.deadline = time.monotonic() + spec["seconds"]
-
-    ready = threading.Barrier(spec["concurrency"], action=start_clock, timeout=120)
-    seeds = [spec["seed"] * 1000 + n for n in range(spec["concurrency"])]
+def drive(target: Target, spec: dict, seeds: list[int], count: int, ready: Any) -> dict:
+    """One process's share: a thread per seed, ``count`` requests at most between them."""
+    counters = Counters(count, spec["seconds"])
     threads = [threading.Thread(target=worker, args=(target, counters, spec, seed, ready),
                                 daemon=True) for seed in seeds]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=spec["seconds"] + 180)
-    elapsed = time.perf_counter() - clock[0] if clock else 0.0
-    summary = latency_summary(counters.latencies_ms, elapsed, len(counters.errors))
-    summary["first_errors"] = counters.errors[:3]
-    if isinstance(target, HttpTarget):
-        summary["reconnects"] = next(target.reconnects)
+    reconnects = next(target.reconnects) if isinstance(target, HttpTarget) else 0
+    return {"latencies_ms": counters.latencies_ms, "errors": counters.errors,
+            "started": counters.started, "ended": time.monotonic(), "reconnects": reconnects}
+
+
+def _drive_in_child(target: Target, spec: dict, seeds: list[int], count: int, ready: Any,
+                    results: Any) -> None:
+    results.put(drive(target, spec, seeds, count, ready))
+
+
+def run(spec: dict) -> dict:
+    """Drive the load described in the module docstring and summarise it.
+
+    ``processes`` (default 2) share the ``concurrency`` connections: one process's threads
+    contend for its GIL, which costs the shared CPUs more per request than two processes do.
+    """
+    processes = max(1, min(spec.get("processes", 2), spec["concurrency"]))
+    target = make_target(spec)
+    seeds = [spec["seed"] * 1000 + n for n in range(spec["concurrency"])]
+    shares = [seeds[i::processes] for i in range(processes)]
+    counts = [spec["count"] * len(share) // len(seeds) for share in shares]
+    context = multiprocessing.get_context("spawn")  # never fork a process that loaded grpc
+    ready, results = context.Barrier(len(seeds), timeout=120), context.Queue()
+    children = [context.Process(target=_drive_in_child, daemon=True,
+                                args=(target, spec, share, count, ready, results))
+                for share, count in zip(shares[1:], counts[1:], strict=True)]
+    for child in children:
+        child.start()
+    parts = [drive(target, spec, shares[0], counts[0], ready)]
+    parts += [results.get(timeout=spec["seconds"] + 240) for _ in children]
+    for child in children:
+        child.join(timeout=30)
+    return _summary(parts, isinstance(target, HttpTarget))
+
+
+def _summary(parts: list[dict], http_target: bool) -> dict:
+    latencies = [ms for part in parts for ms in part["latencies_ms"]]
+    errors = [error for part in parts for error in part["errors"]]
+    started = min(part["started"] for part in parts)
+    elapsed = max(part["ended"] for part in parts) - started if started < math.inf else 0.0
+    summary = latency_summary(latencies, elapsed, len(errors))
+    summary["first_errors"] = errors[:3]
+    if http_target:
+        summary["reconnects"] = sum(part["reconnects"] for part in parts)
     return summary
 
 

@@ -136,7 +136,8 @@ def _load_runs(bench: Bench, name: str, target: dict, log: Path | None = None,
     by_batch: ByBatch = {}
     a = bench.args
     common = {"entities": bench.scale.entities, "count": a.requests, "seconds": a.seconds,
-              "concurrency": a.concurrency, "features": feature_refs(bench.scale), **target}
+              "concurrency": a.concurrency, "processes": a.load_processes,
+              "features": feature_refs(bench.scale), **target}
     for batch in BATCHES:
         for run in range(a.runs):
             bench.log(f"{name}: load, {entities_label(batch)}/request, run {run + 1}/{a.runs}")
@@ -204,9 +205,10 @@ def _serving_notes(bench: Bench, measured: dict[str, ByBatch], keyspace: str) ->
     reconnects = sum(s.get("reconnects", 0) for s in every("feast"))
     a = bench.args
     bench.results.notes.append(
-        f"Serving: {a.concurrency} connections from one separate load process (a thread each, "
-        f"sequential requests), each run bounded by {a.requests:,} requests or {a.seconds:g} s, "
-        f"after {WARMUP_REQUESTS} warm-up requests per connection. Both servers run "
+        f"Serving: {a.concurrency} connections from {a.load_processes} separate load process(es) "
+        "(a thread per connection, sequential requests, encoded before the clock starts, every "
+        f"answer decoded and checked), each run bounded by {a.requests:,} requests or "
+        f"{a.seconds:g} s, after {WARMUP_REQUESTS} warm-up requests per connection. Both servers run "
         f"{a.server_workers} worker process(es): Granero `granero serve --workers` (gRPC, "
         "generated stub); Feast `feast serve --workers`, otherwise its defaults (HTTP/JSON, "
         "gunicorn, max_requests=1000+jitter, access log on); raw Redis: one pipeline of "

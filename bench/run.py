@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--end", type=datetime.fromisoformat, default=None,
         help="end of the generated data, ISO 8601 (default: this hour, so online values are fresh)")
     add("--concurrency", type=int, default=8, help="connections under load")
+    add("--load-processes", type=int, default=2,
+        help="processes of the load generator sharing those connections (threads each)")
     add("--server-workers", type=int, default=2,
         help="worker processes of both servers under load (Granero and Feast alike)")
     add("--requests", type=int, default=5000, help="request budget of one load run")
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     scale, end, started = SCALES[args.scale], data_end(args), time.monotonic()
     out = BENCH / "out" / scale.name
-    names = ("runs", "seed", "concurrency", "server_workers", "requests", "seconds", "sdk_calls")
+    names = ("runs", "seed", "concurrency", "load_processes", "server_workers", "requests", "seconds", "sdk_calls")
     parameters = {name: getattr(args, name) for name in names}
     results = Results(scale.name, {**parameters, "end": end.isoformat()})
     data = bench_data.generate(out / "data", scale, end, args.seed)
