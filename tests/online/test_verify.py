@@ -44,7 +44,7 @@ def test_compare_view_counts_mismatches_and_keeps_examples(defs):
     ]
     stale = [FeatureValue(None, Status.OUTSIDE_MAX_AGE, MOMENT)] * 3
     missing = [FeatureValue(None, Status.NOT_FOUND, None)] * 3
-    online = OnlineResult(
+    online = OnlineResult.from_rows(
         ["stats__conv_rate", "stats__trips", "stats__tier"], [present, stale, missing]
     )
     result = compare_view(view, keys, entities, offline, online)

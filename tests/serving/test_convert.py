@@ -69,7 +69,7 @@ def test_view_reads_encode_as_the_library_result_does():
     dtypes = [["float64", "list<string>"], ["timestamp"]]
     writers = [[value_writer(d) for d in view] for view in dtypes]
     response, counts = encode_reads(reads, ["v__a", "v__b", "w__t"], writers)
-    expected = OnlineResult(["v__a", "v__b", "w__t"], [
+    expected = OnlineResult.from_rows(["v__a", "v__b", "w__t"], [
         [FeatureValue(1.5, Status.PRESENT, MOMENT), FeatureValue(None, Status.NULL_VALUE, MOMENT),
          FeatureValue(MOMENT, Status.PRESENT, MOMENT)],
         [FeatureValue(None, Status.NOT_FOUND, None), FeatureValue(None, Status.NOT_FOUND, None),

@@ -20,15 +20,8 @@ from datetime import datetime
 from typing import Any
 
 from granero.errors import InvalidRequest
-from granero.online.encoding import from_micros, to_micros
-from granero.online.lookup import (
-    COLUMN_STATUSES,
-    FeatureValue,
-    OnlineResult,
-    Status,
-    ViewColumns,
-    ViewReader,
-)
+from granero.online.encoding import to_micros
+from granero.online.lookup import COLUMN_STATUSES, OnlineResult, ViewColumns, ViewReader
 from granero.serving.convert import decode_value, value_encoder
 from granero.serving.v1.serving_pb2 import (
     FeatureColumn,
@@ -42,7 +35,8 @@ Filler = Callable[[FeatureColumn, list[Any], list[int]], None]
 """Fills a FeatureColumn from a column of ``ViewColumns.values`` and its ``missing`` rows."""
 
 _CODES = [FieldStatus.Value(status.value) for status in COLUMN_STATUSES]
-_STATUS_OF_CODE = {FieldStatus.Value(status.value): status for status in Status}
+_VIEW_CODE = {code: index for index, code in enumerate(_CODES)}
+"""A view status on the wire -> its index in COLUMN_STATUSES."""
 _PRESENT = FieldStatus.PRESENT
 _ZERO = {"string_list_val": "", "bytes_list_val": b""}
 _KEY_LISTS: dict[type, tuple[str, Callable[[Any], Any] | None]] = {
@@ -151,28 +145,21 @@ def encode_key_columns(columns: Mapping[str, Sequence[Any]]) -> dict[str, Value]
 
 
 def decode_columns_response(response: GetOnlineFeaturesResponse) -> OnlineResult:
-    """The library's OnlineResult for a COLUMNS response (the same as for its ROWS twin)."""
-    views = [_view_values(view.statuses, view.event_timestamps) for view in response.views]
-    count = len(views[0][0]) if views else 0
-    columns = [_feature_values(column, *views[column.view]) for column in response.columns]
-    rows = ([list(row) for row in zip(*columns, strict=True)] if columns
-            else [[] for _ in range(count)])
-    return OnlineResult(feature_names=list(response.feature_names), rows=rows)
+    """The library's OnlineResult for a COLUMNS response (equal to its ROWS twin's), built from
+    the columns: no FeatureValue per value."""
+    views = [([_VIEW_CODE[code] for code in view.statuses], list(view.event_timestamps))
+             for view in response.views]
+    columns = list(response.columns)
+    return OnlineResult(
+        list(response.feature_names),
+        [_column_values(column) for column in columns],
+        [views[column.view][0] for column in columns],
+        [views[column.view][1] for column in columns],
+    )
 
 
-def _view_values(codes: Sequence[int], stamps: Sequence[int]) -> tuple[list[Status], list[Any]]:
-    return [_STATUS_OF_CODE[c] for c in codes], [from_micros(t) if t else None for t in stamps]
-
-
-def _feature_values(
-    column: FeatureColumn, statuses: list[Status], events: list[Any]
-) -> list[FeatureValue]:
+def _column_values(column: FeatureColumn) -> list[Any]:
+    """A feature's values, None where it has none (null, or its view's row withheld)."""
     if column.values.WhichOneof("kind") is None:
-        values = [decode_value(v) for v in column.list_values]
-    else:
-        values = decode_value(column.values)
-    return [
-        FeatureValue(value, Status.NULL_VALUE if value is None and status is Status.PRESENT
-                     else status, event)
-        for value, status, event in zip(values, statuses, events, strict=True)
-    ]
+        return [decode_value(v) for v in column.list_values]
+    return decode_value(column.values)

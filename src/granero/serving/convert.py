@@ -194,13 +194,13 @@ def _unencodable_read(
 
 
 def decode_result(response: GetOnlineFeaturesResponse) -> OnlineResult:
-    """The library's OnlineResult for a wire response."""
+    """The library's OnlineResult for a ROWS response."""
     rows = [
         [FeatureValue(decode_value(v), _STATUS_OF_CODE[s], from_micros(t) if t else None)
          for v, s, t in zip(row.values, row.statuses, row.event_timestamps, strict=True)]
         for row in response.rows
     ]
-    return OnlineResult(feature_names=list(response.feature_names), rows=rows)
+    return OnlineResult.from_rows(list(response.feature_names), rows)
 
 
 def status_name(code: int) -> str:
