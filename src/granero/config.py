@@ -19,6 +19,7 @@ from granero.definitions.base import describe_validation_error
 from granero.errors import ConfigError
 from granero.offline.delta import DeltaConfig
 from granero.offline.parquet import ParquetConfig
+from granero.offline.retrieval import RetrievalConfig
 from granero.offline.spark_session import SparkConfig
 from granero.online.embedded import EmbeddedRedisConfig
 from granero.online.redis import RedisConfig
@@ -42,6 +43,7 @@ class RepoConfig(BaseModel):
     online_store: OnlineStoreConfig = EmbeddedRedisConfig()
     spark: SparkConfig = SparkConfig()
     serving: ServingConfig = ServingConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
 
     @field_validator("project")
     @classmethod

@@ -28,11 +28,12 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from datetime import datetime
 
+    import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
     from granero.definitions.refs import ViewFeatures
     from granero.offline.materialize import MaterializationResult
-    from granero.offline.retrieval import TrainingManifest
+    from granero.offline.retrieval import Engine, TrainingManifest
     from granero.offline.tables import OfflineStore
     from granero.online.lookup import OnlineResult
     from granero.online.redis import RedisStore
@@ -154,10 +155,11 @@ class FeatureStore:
 
     @cached_property
     def offline_store(self) -> OfflineStore:
-        """The configured offline table backend, built once (starts Spark on first use)."""
+        """The configured offline table backend, built once; Spark starts when it first needs it
+        (reading local tables in process does not)."""
         from granero.offline.tables import build_offline_store
 
-        return build_offline_store(self.config.offline_store, self.spark)
+        return build_offline_store(self.config.offline_store, lambda: self.spark)
 
     def materialize(
         self,
@@ -228,18 +230,83 @@ class FeatureStore:
         ``TrainingManifest`` (refs, registry version and hash, table versions) is written there
         as JSON; ``training_manifest`` returns one without retrieving.
         """
-        from granero.offline.retrieval import build_manifest, historical_features
+        from granero.offline.retrieval import historical_features
 
-        registry, requested = self._requested_features(features, feature_service)
-        store = self.offline_store
-        manifest = build_manifest(
-            registry, requested, store, feature_service=feature_service,
-            full_feature_names=full_feature_names, table_versions=table_versions,
+        registry, requested, manifest = self._training_request(
+            features, feature_service, full_feature_names, table_versions
         )
-        frame = historical_features(self.spark, store, registry, entity_df, requested, manifest)
+        frame = historical_features(
+            self.spark, self.offline_store, registry, entity_df, requested, manifest
+        )
         if manifest_path is not None:
             manifest.write(manifest_path)
         return frame
+
+    def get_historical_features_pandas(
+        self,
+        entity_df: Any,
+        features: list[str] | None = None,
+        feature_service: str | None = None,
+        *,
+        full_feature_names: bool = True,
+        table_versions: dict[str, int] | None = None,
+        manifest_path: str | Path | None = None,
+        engine: Engine = "auto",
+    ) -> pd.DataFrame:
+        """``get_historical_features``, collected as a pandas DataFrame, rows in input order.
+
+        ``engine="auto"`` answers in process (Arrow, no Spark) when ``entity_df`` is a pandas
+        DataFrame with a datetime64 ``event_timestamp`` and join keys of their dtypes' families,
+        the offline store is on a local file system, and the tables' rows of the entity rows' days
+        number at most ``retrieval.local_max_rows``; otherwise Spark answers. ``"local"`` and
+        ``"spark"`` force an engine. Both give the same values and dtypes (ints and bools
+        nullable, timestamps UTC); ``frame.attrs["granero_engine"]`` names the one that ran.
+        """
+        from granero.offline.retrieval import pandas_training_set
+
+        registry, requested, manifest = self._training_request(
+            features, feature_service, full_feature_names, table_versions
+        )
+        frame = pandas_training_set(
+            lambda: self.spark, self.offline_store, registry, entity_df, requested, manifest,
+            self.config.retrieval, engine,
+        )
+        if manifest_path is not None:
+            manifest.write(manifest_path)
+        return frame
+
+    def training_engine(
+        self,
+        entity_df: Any,
+        features: list[str] | None = None,
+        feature_service: str | None = None,
+        *,
+        table_versions: dict[str, int] | None = None,
+    ) -> str:
+        """``"local"`` or ``"spark"``: the engine ``get_historical_features_pandas`` picks for
+        this request with ``engine="auto"`` (nothing is retrieved)."""
+        from granero.offline.retrieval import choose_engine
+
+        _, requested, manifest = self._training_request(features, feature_service, True, table_versions)
+        store, config = self.offline_store, self.config.retrieval
+        return choose_engine("auto", entity_df, store, requested, manifest, config).engine
+
+    def _training_request(
+        self,
+        features: list[str] | None,
+        feature_service: str | None,
+        full_feature_names: bool,
+        table_versions: dict[str, int] | None,
+    ) -> tuple[RegistryVersion, list[ViewFeatures], TrainingManifest]:
+        """The registry version, the requested features by view, and their pinned manifest."""
+        from granero.offline.retrieval import build_manifest
+
+        registry, requested = self._requested_features(features, feature_service)
+        manifest = build_manifest(
+            registry, requested, self.offline_store, feature_service=feature_service,
+            full_feature_names=full_feature_names, table_versions=table_versions,
+        )
+        return registry, requested, manifest
 
     def training_manifest(
         self,
@@ -254,13 +321,7 @@ class FeatureStore:
         Pass ``manifest.table_versions`` back to ``get_historical_features`` to rebuild the
         same training set later (Delta keeps the versions).
         """
-        from granero.offline.retrieval import build_manifest
-
-        registry, requested = self._requested_features(features, feature_service)
-        return build_manifest(
-            registry, requested, self.offline_store, feature_service=feature_service,
-            full_feature_names=full_feature_names, table_versions=table_versions,
-        )
+        return self._training_request(features, feature_service, full_feature_names, table_versions)[2]
 
     def _requested_features(
         self, features: list[str] | None, feature_service: str | None

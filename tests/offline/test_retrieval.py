@@ -1,7 +1,8 @@
 """Training retrieval end to end: random sources → materialize → get_historical_features == oracle.
 
 The sources carry what materialization must undo: renamed columns (field_mapping), a feature
-computed by a transformation, rows removed by a filter, full ties and late rows.
+computed by a transformation, rows removed by a filter, full ties and late rows. The oracle and
+facade tests also run through ``get_historical_features_pandas`` with each engine.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 from collections import Counter
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -94,6 +96,34 @@ def entity_frame(spark, entities: list[dict]):
     )
 
 
+def pandas_entities(entities: list[dict]) -> pd.DataFrame:
+    """The entity rows of ``entity_frame`` as pandas: nullable ints, UTC datetimes."""
+
+    def column(name: str, dtype: str):
+        return pd.array([r[name] for r in entities], dtype=dtype)
+
+    return pd.DataFrame({
+        "row": column("row", "Int32"),
+        "a": column("a", "Int64"),
+        "b": column("b", "Int32"),
+        "s": [r["s"] for r in entities],
+        "t": [r["t"] for r in entities],
+        "event_timestamp": pd.to_datetime([as_time(r["ts"]) for r in entities], utc=True),
+        "label": column("label", "Int32"),
+    })
+
+
+def plain_rows(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
+    """A pandas training set's rows as Python values: NA/NaN/NaT -> None, arrays -> tuples."""
+    return list(zip(*[[_plain(v) for v in frame[c].tolist()] for c in columns], strict=True))
+
+
+def _plain(value):
+    if isinstance(value, np.ndarray):
+        return tuple(value.tolist())
+    return None if value is None or value is pd.NA or value is pd.NaT or value != value else value
+
+
 def _hashable(value):
     return tuple(value) if isinstance(value, list) else value
 
@@ -124,6 +154,16 @@ def random_store(request, spark, tmp_path_factory):
     return store, entities, tables
 
 
+OUTPUTS = [
+    "pair__f_double",
+    "pair__f_list",
+    "pair__f_int",
+    "text__f_str",
+    "text__f_bool",
+    "single__f_int",
+]
+
+
 @pytest.mark.parametrize("few_entities", [True, False], ids=["visible_rows", "whole_tables"])
 def test_training_set_matches_the_oracle(spark, random_store, tmp_path, monkeypatch, few_entities):
     """Both plans: entity rows taken as few (tables cut by visible_rows first), and as many."""
@@ -133,20 +173,32 @@ def test_training_set_matches_the_oracle(spark, random_store, tmp_path, monkeypa
     frame = store.get_historical_features(
         entity_frame(spark, entities), REFS, manifest_path=tmp_path / "m.json"
     )
-    outputs = [
-        "pair__f_double",
-        "pair__f_list",
-        "pair__f_int",
-        "text__f_str",
-        "text__f_bool",
-        "single__f_int",
-    ]
-    assert frame.columns == ["row", "a", "b", "s", "t", "event_timestamp", "label", *outputs]
+    assert frame.columns == ["row", "a", "b", "s", "t", "event_timestamp", "label", *OUTPUTS]
     actual = Counter(
-        (r["row"], r["label"], *[_hashable(r[c]) for c in outputs]) for r in frame.collect()
+        (r["row"], r["label"], *[_hashable(r[c]) for c in OUTPUTS]) for r in frame.collect()
     )
     assert actual == oracle(entities, tables)
-    manifest = json.loads((tmp_path / "m.json").read_text())
+    _check_manifest(tmp_path / "m.json")
+
+
+@pytest.mark.parametrize("engine", ["local", "spark"])
+def test_pandas_training_set_matches_the_oracle_in_input_order(random_store, tmp_path, engine):
+    store, entities, tables = random_store
+    given = pandas_entities(entities)
+    frame = store.get_historical_features_pandas(
+        given, REFS, manifest_path=tmp_path / "m.json", engine=engine
+    )
+    assert frame.attrs[retrieval.ENGINE_ATTR] == engine
+    assert list(frame.columns) == [*given.columns, *OUTPUTS]
+    assert frame["row"].tolist() == given["row"].tolist()  # input order, duplicates kept
+    unchanged = given.astype({"event_timestamp": "datetime64[us, UTC]"})  # Spark's precision
+    pd.testing.assert_frame_equal(frame[given.columns], unchanged)
+    assert Counter(plain_rows(frame, ["row", "label", *OUTPUTS])) == oracle(entities, tables)
+    _check_manifest(tmp_path / "m.json")
+
+
+def _check_manifest(path) -> None:
+    manifest = json.loads(path.read_text())
     assert manifest["features"] == [f"pair:{f}" for f in ("f_double", "f_list", "f_int")] + [
         "text:f_str",
         "text:f_bool",
@@ -220,7 +272,14 @@ def test_entity_rows_from_pandas_csv_and_parquet_agree_and_time_travel(spark, tm
     entities.to_parquet(tmp_path / "entities.parquet", coerce_timestamps="us")
     manifest = store.training_manifest(["scores:score"])
 
-    def training_set(given, **options) -> list[tuple]:
+    def training_set(given, engine=None, **options) -> list[tuple]:
+        if engine is not None:  # pandas out, in input order
+            frame = store.get_historical_features_pandas(
+                given, ["scores:score"], full_feature_names=False, engine=engine, **options
+            )
+            assert frame.attrs[retrieval.ENGINE_ATTR] == engine
+            assert frame["label"].tolist() == given["label"].tolist()
+            return sorted(plain_rows(frame, ["user_id", "label", "score"]))
         frame = store.get_historical_features(
             given, ["scores:score"], full_feature_names=False, **options
         )
@@ -229,6 +288,8 @@ def test_entity_rows_from_pandas_csv_and_parquet_agree_and_time_travel(spark, tm
     expected = [(1, 0, 0.6), (1, 1, 0.1), (1, 1, 0.6), (2, 1, 0.3), (3, 0, None)]
     for given in (entities, str(tmp_path / "entities.csv"), tmp_path / "entities.parquet"):
         assert training_set(given) == expected, given
+    for engine in ("local", "spark"):
+        assert training_set(entities, engine) == expected, engine
 
     write_scores(tmp_path, [0.2, 0.7, 0.4])  # corrected upstream data, re-materialized
     store.materialize(*WINDOW, sync_online=False)
@@ -240,6 +301,8 @@ def test_entity_rows_from_pandas_csv_and_parquet_agree_and_time_travel(spark, tm
         (3, 0, None),
     ]
     assert training_set(entities, table_versions=manifest.table_versions) == expected
+    for engine in ("local", "spark"):
+        assert training_set(entities, engine, table_versions=manifest.table_versions) == expected
 
 
 def test_requests_that_cannot_be_answered_fail_precisely(spark, random_store):
@@ -268,6 +331,28 @@ def test_requests_that_cannot_be_answered_fail_precisely(spark, random_store):
     if store.offline_store.kind == "parquet":
         with pytest.raises(RetrievalError, match="keeps no versions"):
             store.get_historical_features(frame, ["pair:f_int"], table_versions={"pair": 0})
+
+
+@pytest.mark.parametrize("engine", ["auto", "local", "spark"])
+def test_pandas_requests_that_cannot_be_answered_fail_with_the_same_messages(random_store, engine):
+    store, entities, _ = random_store
+    given = pandas_entities(entities)
+
+    def ask(frame, refs, **options):
+        return store.get_historical_features_pandas(frame, refs, engine=engine, **options)
+
+    with pytest.raises(RetrievalError, match=r"lack column\(s\) \['s'\]"):
+        ask(given.drop(columns="s"), ["text:f_str"])
+    with pytest.raises(RetrievalError, match=r"duplicate columns \['label'\]"):
+        ask(pd.concat([given, given[["label"]]], axis=1), ["text:f_str"])
+    with pytest.raises(RetrievalError, match="f_double.*full feature names"):
+        ask(given, ["pair:f_double", "single:f_double"], full_feature_names=False)
+    with pytest.raises(RetrievalError, match=r"already have column\(s\) \['f_str'\]"):
+        ask(given.rename(columns={"label": "f_str"}), ["text:f_str"], full_feature_names=False)
+    with pytest.raises(RetrievalError, match="entity column 'a' is string, but join key 'a' is int64"):
+        ask(given.astype({"a": "string"}), ["pair:f_int"])
+    with pytest.raises(RetrievalError, match="engine must be"):
+        store.get_historical_features_pandas(given, ["pair:f_int"], engine="duckdb")
 
 
 def test_manifest_round_trips(tmp_path):

@@ -5,6 +5,7 @@
     sources.py       reading a view's batch source
     materialize.py   source window -> table rows -> one atomic window write
     as_of_join.py    the point-in-time join (pure DataFrame logic)
+    local_as_of.py   the same join in process, on Arrow tables (no Spark)
     retrieval.py     training sets and their manifests
     spark_session.py the one place a SparkSession is configured
     spark_errors.py  Spark and py4j errors -> Granero errors

@@ -12,21 +12,34 @@ concurrent writers it may name a later commit.
 
 Versions and commit metrics are read straight from the ``_delta_log`` folder on the driver (list
 the folder, read one commit file) rather than through ``DeltaTable.history``, which runs a Spark
-job: that job was a fixed cost of every materialization and every training retrieval.
+job: that job was a fixed cost of every materialization and every training retrieval. A local
+folder is listed directly, without the JVM.
+
+Tables on a local file system are also read in process, without Spark, by delta-rs (the
+``deltalake`` package): ``read_arrow`` prunes day partitions from the log, and ``count_rows`` sums
+the ``numRecords`` statistics of the add actions without reading any data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from granero.errors import MaterializationError, RetrievalError
+from granero.offline.schema import EVENT_DATE
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
     from pyspark.sql import DataFrame, SparkSession
 
     from granero.offline.tables import WindowWrite
@@ -66,6 +79,13 @@ def _timestamp_literal(moment: datetime) -> str:
     return f"TIMESTAMP'{utc:%Y-%m-%d %H:%M:%S.%f}+00:00'"
 
 
+def local_path(path: str) -> Path | None:
+    """The local file system path of a table location, or None for a remote URI (s3a://...)."""
+    if path.startswith("file://"):
+        return Path(path.removeprefix("file://"))
+    return None if "://" in path else Path(path)
+
+
 def window_predicate(interval: Interval) -> str:
     """SQL predicate selecting exactly the window's rows (and only its day partitions)."""
     first_day = interval.start.astimezone(UTC).date()
@@ -82,17 +102,28 @@ class DeltaStore:
 
     kind = "delta"
 
-    def __init__(self, config: DeltaConfig, spark: SparkSession) -> None:
+    def __init__(
+        self, config: DeltaConfig, spark: SparkSession | Callable[[], SparkSession]
+    ) -> None:
         self.path = config.path.rstrip("/")
-        self.spark = spark
+        self._spark = spark
+
+    @property
+    def spark(self) -> SparkSession:
+        """The session; when given as a function, called on first use (local reads need none)."""
+        return self._spark() if callable(self._spark) else self._spark
+
+    @property
+    def local(self) -> bool:
+        """Whether the tables are on this machine's file system (then they read without Spark)."""
+        return local_path(self.path) is not None
 
     def table_path(self, view_name: str) -> str:
         return f"{self.path}/{view_name}"
 
     def exists(self, view_name: str) -> bool:
-        from delta.tables import DeltaTable
-
-        return DeltaTable.isDeltaTable(self.spark, self.table_path(view_name))
+        """Whether the view's table has a commit (a listing of its log, no Spark job)."""
+        return self._latest_version(view_name) is not None
 
     def read(self, view_name: str, version: int | None = None) -> DataFrame:
         """The table, at ``version`` when given (Delta time travel)."""
@@ -106,9 +137,65 @@ class DeltaStore:
 
     def current_version(self, view_name: str) -> int | None:
         """The latest committed version, or None when the table does not exist."""
-        if not self.exists(view_name):
-            return None
         return self._latest_version(view_name)
+
+    def read_arrow(
+        self,
+        view_name: str,
+        version: int | None,
+        columns: list[str],
+        first_day: date,
+        last_day: date,
+    ) -> pa.Table:
+        """The table's rows of the days [first_day, last_day] at ``version``, in process (delta-rs).
+
+        Only the ``columns`` the table has, in the given order; files of other days are not read.
+        """
+        with _delta_rs_errors(view_name):
+            table = self._delta_rs(view_name, version)
+            present = set(table.schema().to_arrow().names)
+            return self._days(table, first_day, last_day).to_table(
+                columns=[c for c in columns if c in present]
+            )
+
+    def count_rows(
+        self, view_name: str, version: int | None, first_day: date, last_day: date
+    ) -> int:
+        """Rows of the days [first_day, last_day], from the log's statistics (no data read)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        with _delta_rs_errors(view_name):
+            table = self._delta_rs(view_name, version)
+            files = pa.table(table.get_add_actions(flatten=True))
+            day = files[f"partition.{EVENT_DATE}"]
+            in_days = pc.and_(pc.greater_equal(day, first_day), pc.less_equal(day, last_day))
+            counts = files.filter(in_days)["num_records"]
+            if counts.null_count:  # a file written without statistics: count its footer
+                return self._days(table, first_day, last_day).count_rows()
+            return pc.sum(counts).as_py() or 0
+
+    def _delta_rs(self, view_name: str, version: int | None) -> DeltaTable:
+        from deltalake import DeltaTable
+
+        path = local_path(self.table_path(view_name))
+        if path is None:
+            raise RetrievalError(
+                f"offline table of {view_name!r} at {self.table_path(view_name)} is not on a "
+                "local file system; only Spark reads it"
+            )
+        return DeltaTable(path, version=version)
+
+    def _days(self, table: DeltaTable, first_day: date, last_day: date) -> ds.Dataset:
+        import pyarrow.dataset as ds
+
+        return table.to_pyarrow_dataset(
+            parquet_read_options=ds.ParquetReadOptions(coerce_int96_timestamp_unit="us"),
+            file_pruning_predicate=[
+                (EVENT_DATE, ">=", first_day.isoformat()),
+                (EVENT_DATE, "<=", last_day.isoformat()),
+            ],
+        )
 
     def write_window(
         self, view_name: str, frame: DataFrame, interval: Interval, partition_columns: list[str]
@@ -142,12 +229,19 @@ class DeltaStore:
 
     def _latest_version(self, view_name: str) -> int | None:
         """The newest commit, from a listing of the table's log (no Spark job)."""
+        local = local_path(self.table_path(view_name))
+        if local is not None:
+            folder = local / "_delta_log"
+            return latest_version(os.listdir(folder)) if folder.is_dir() else None
         fs, log = self._log_folder(view_name)
         if not fs.exists(log):
             return None
         return latest_version([status.getPath().getName() for status in fs.listStatus(log)])
 
     def _read_log_file(self, view_name: str, name: str) -> str:
+        local = local_path(self.table_path(view_name))
+        if local is not None:
+            return (local / "_delta_log" / name).read_text()
         fs, log = self._log_folder(view_name)
         jvm = self.spark.sparkContext._jvm
         stream = fs.open(jvm.org.apache.hadoop.fs.Path(log, name))
@@ -161,3 +255,14 @@ class DeltaStore:
         context = self.spark.sparkContext
         log = context._jvm.org.apache.hadoop.fs.Path(f"{self.table_path(view_name)}/_delta_log")
         return log.getFileSystem(context._jsc.hadoopConfiguration()), log
+
+
+@contextlib.contextmanager
+def _delta_rs_errors(view_name: str) -> Iterator[None]:
+    """delta-rs failures (a missing version, an unreadable log) as one precise RetrievalError."""
+    from deltalake.exceptions import DeltaError
+
+    try:
+        yield
+    except DeltaError as error:
+        raise RetrievalError(f"reading the offline table of {view_name!r}: {error}") from error

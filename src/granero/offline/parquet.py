@@ -16,6 +16,10 @@ day into place) and the journal removed. The next write rolls an interrupted swa
 journal. Guarantee: each day is always either wholly old or wholly new; a reader that lists the
 table *during* phase 2 (milliseconds) can see some days old and some new, or miss the day being
 renamed. Writers of one view are serialised by a lock file. Versions are not kept.
+
+``read_arrow`` reads the files of the asked days in process with pyarrow (no Spark), typed by
+``_schema.json``, so a column added later reads null from older files; ``count_rows`` sums the
+row counts of their Parquet footers.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -37,6 +41,8 @@ from granero.errors import ConfigError, MaterializationError, RetrievalError
 from granero.registry.store import atomic_write
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.dataset as ds
     from pyspark.sql import DataFrame, SparkSession
 
     from granero.offline.tables import WindowWrite
@@ -73,12 +79,63 @@ def day_dirs(directory: Path) -> dict[date, Path]:
     }
 
 
+def data_files(day: Path) -> list[str]:
+    """The Parquet files of a day directory (Spark's hidden ``.crc`` and ``_`` files left out)."""
+    files: list[str] = []
+    for folder, subfolders, names in os.walk(day):
+        subfolders[:] = [name for name in subfolders if not _hidden(name)]
+        files += [os.path.join(folder, name) for name in names if not _hidden(name)]
+    return sorted(files)
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith((".", "_"))
+
+
+_ARROW_NAMES = {
+    "byte": "int8",
+    "short": "int16",
+    "integer": "int32",
+    "long": "int64",
+    "float": "float32",
+    "double": "float64",
+    "boolean": "bool",
+    "string": "string",
+    "binary": "binary",
+    "date": "date32",
+}
+
+
+def arrow_schema(spark_schema: dict) -> pa.Schema:
+    """The Arrow schema of a ``_schema.json`` (Spark's StructType JSON); timestamps are UTC µs."""
+    import pyarrow as pa
+
+    return pa.schema([(f["name"], _arrow_type(f["type"])) for f in spark_schema["fields"]])
+
+
+def _arrow_type(spark_type: str | dict) -> pa.DataType:
+    import pyarrow as pa
+
+    if isinstance(spark_type, dict) and spark_type.get("type") == "array":
+        return pa.list_(_arrow_type(spark_type["elementType"]))
+    if spark_type == "timestamp":
+        return pa.timestamp("us", tz="UTC")
+    if isinstance(spark_type, str) and spark_type in _ARROW_NAMES:
+        return pa.type_for_alias(_ARROW_NAMES[spark_type])
+    raise RetrievalError(f"a Parquet offline table has a column of type {spark_type}, "
+                         "which only Spark reads")
+
+
 class ParquetStore:
     """Parquet tables at ``<path>/<view name>``."""
 
     kind = "parquet"
+    local = True
+    """Parquet tables are always on a local or mounted file system, so they read without Spark."""
 
-    def __init__(self, config: ParquetConfig, spark: SparkSession) -> None:
+    def __init__(
+        self, config: ParquetConfig, spark: SparkSession | Callable[[], SparkSession]
+    ) -> None:
         path = config.path.removeprefix("file://")
         if "://" in path:
             raise ConfigError(
@@ -86,7 +143,12 @@ class ParquetStore:
                 "file system (their swaps rely on atomic renames); use type: delta"
             )
         self.path = Path(path)
-        self.spark = spark
+        self._spark = spark
+
+    @property
+    def spark(self) -> SparkSession:
+        """The session; when given as a function, called on first use (local reads need none)."""
+        return self._spark() if callable(self._spark) else self._spark
 
     def table_path(self, view_name: str) -> Path:
         return self.path / view_name
@@ -101,6 +163,59 @@ class ParquetStore:
         """The whole table; ``version`` is refused, Parquet tables keep no history."""
         from granero.offline.spark_errors import spark_errors
 
+        table = self._readable(view_name, version)
+        schema = self._schema(table)
+        if not day_dirs(table):
+            return self.spark.createDataFrame([], schema)
+        with spark_errors(RetrievalError, f"reading the offline table of {view_name!r}"):
+            return self.spark.read.schema(schema).parquet(str(table))
+
+    def read_arrow(
+        self,
+        view_name: str,
+        version: int | None,
+        columns: list[str],
+        first_day: date,
+        last_day: date,
+    ) -> pa.Table:
+        """The rows of the days [first_day, last_day], in process (pyarrow, no Spark).
+
+        Only the ``columns`` the table has, in the given order; other days' files are not opened.
+        """
+        days = self._days(view_name, version, first_day, last_day)
+        present = set(days.schema.names)
+        return days.to_table(columns=[c for c in columns if c in present])
+
+    def count_rows(
+        self, view_name: str, version: int | None, first_day: date, last_day: date
+    ) -> int:
+        """Rows of the days [first_day, last_day], from the Parquet footers (no data read)."""
+        return self._days(view_name, version, first_day, last_day).count_rows()
+
+    def _days(
+        self, view_name: str, version: int | None, first_day: date, last_day: date
+    ) -> ds.Dataset:
+        import pyarrow.dataset as ds
+
+        table = self._readable(view_name, version)
+        files = [
+            file
+            for day, folder in sorted(day_dirs(table).items())
+            if first_day <= day <= last_day
+            for file in data_files(folder)
+        ]
+        return ds.dataset(
+            files,
+            schema=arrow_schema(json.loads((table / _SCHEMA_FILE).read_text())),
+            format=ds.ParquetFileFormat(
+                read_options=ds.ParquetReadOptions(coerce_int96_timestamp_unit="us")
+            ),
+            partitioning="hive",
+            partition_base_dir=str(table),
+        )
+
+    def _readable(self, view_name: str, version: int | None) -> Path:
+        """The table's folder; refuses a ``version`` (none are kept) and a missing table."""
         if version is not None:
             raise RetrievalError(
                 f"offline table of {view_name!r} is Parquet, which keeps no versions "
@@ -111,11 +226,7 @@ class ParquetStore:
             raise RetrievalError(
                 f"feature view {view_name!r} has no Parquet offline table at {table}"
             )
-        schema = self._schema(table)
-        if not day_dirs(table):
-            return self.spark.createDataFrame([], schema)
-        with spark_errors(RetrievalError, f"reading the offline table of {view_name!r}"):
-            return self.spark.read.schema(schema).parquet(str(table))
+        return table
 
     def _schema(self, table: Path):
         from pyspark.sql.types import StructType

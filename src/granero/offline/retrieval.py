@@ -4,26 +4,39 @@ Each requested view adds one ``as_of_join`` step over its offline table, read at
 version. The versions, the feature references and the registry version form a
 ``TrainingManifest``: passing its ``table_versions`` back rebuilds the same training set (on
 Delta, whose tables keep history).
+
+Two engines answer, with identical results. Spark (``historical_features``) returns a lazy plan
+and scales out. For pandas in / pandas out, small requests run in process instead
+(``pandas_training_set``): the tables' rows of the entity rows' days are read with Arrow and
+joined by ``local_as_of.as_of_join_arrow``, with no Spark job and no JVM. ``choose_engine`` picks
+the local engine when the request suits it and those rows number at most
+``retrieval.local_max_rows``; both engines end in ``training_frame``, so the pandas dtypes users
+see do not depend on the engine, and both return the entity rows in their input order.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from granero.definitions.refs import ViewFeatures
 from granero.errors import RetrievalError
 from granero.offline.as_of_join import AsOfSpec, as_of_join, visible_rows
-from granero.offline.schema import CREATED_TIMESTAMP, EVENT_DATE, EVENT_TIMESTAMP, utc_date
+from granero.offline.local_as_of import as_of_join_arrow, micros
+from granero.offline.schema import CREATED_TIMESTAMP, EVENT_DATE, EVENT_TIMESTAMP, utc_date, utc_day
 from granero.offline.spark_errors import spark_errors
-from granero.offline.tables import OfflineStore, read_view_table
+from granero.offline.tables import OfflineStore, read_view_arrow, read_view_table
 from granero.registry import RegistryVersion
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
     from pyspark.sql import Column, DataFrame, SparkSession
 
 
@@ -145,9 +158,19 @@ def _from_pandas(spark: SparkSession, frame: pd.DataFrame) -> DataFrame:
         return spark.createDataFrame(frame)
 
 
-def check_entities(entities: DataFrame, requested: list[ViewFeatures], outputs: list[str]) -> None:
-    """The entity rows must carry event_timestamp and every join key, and no output column."""
-    columns = entities.columns
+def check_entities(
+    columns: list[str], types: dict[str, str], requested: list[ViewFeatures], outputs: list[str]
+) -> None:
+    """The entity rows must carry event_timestamp and every join key (of its dtype's family),
+    and no output column. ``types``: each column's Spark SQL type name (``bigint``...)."""
+    check_entity_columns(columns, requested, outputs)
+    error = key_type_error(types, requested)
+    if error:
+        raise RetrievalError(error)
+
+
+def check_entity_columns(columns: list[str], requested: list[ViewFeatures], outputs: list[str]) -> None:
+    """``check_entities`` on column names alone: no duplicates, none missing, no output clash."""
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
         raise RetrievalError(f"entity rows have duplicate columns {duplicated}")
@@ -158,7 +181,6 @@ def check_entities(entities: DataFrame, requested: list[ViewFeatures], outputs: 
             f"entity rows lack column(s) {missing} (needed by "
             f"{[vf.view.name for vf in requested]}); they have {columns}"
         )
-    _check_key_types(entities, requested)
     clashing = sorted(set(outputs) & set(columns))
     if clashing:
         raise RetrievalError(
@@ -177,17 +199,20 @@ _KEY_FAMILIES = {
 }
 
 
-def _check_key_types(entities: DataFrame, requested: list[ViewFeatures]) -> None:
-    """A join key column must hold values of its dtype's family: a string column for an int64
-    key is refused here, by name, instead of failing (or silently nulling) inside the join."""
-    types = dict(entities.dtypes)
+def key_type_error(types: dict[str, str], requested: list[ViewFeatures]) -> str | None:
+    """Why a join key column does not hold values of its dtype's family (None: all do).
+
+    A string column for an int64 key is refused by name, instead of failing (or silently
+    nulling) inside the join. ``types`` maps columns to Spark SQL type names.
+    """
     keys = {k: d for vf in requested for k, d in vf.join_keys.items()}
     for key, dtype in keys.items():
         if types[key] not in _KEY_FAMILIES.get(dtype, (types[key],)):
-            raise RetrievalError(
+            return (
                 f"entity column {key!r} is {types[key]}, but join key {key!r} is {dtype}; "
                 "cast it before asking for features"
             )
+    return None
 
 
 def historical_features(
@@ -206,7 +231,7 @@ def historical_features(
     to the rows some entity row can see before the join's shuffle (``visible_rows``).
     """
     frame = load_entities(spark, entities)
-    check_entities(frame, requested, manifest.columns)
+    check_entities(frame.columns, dict(frame.dtypes), requested, manifest.columns)
     with spark_errors(RetrievalError, "building the training set"):
         rows, few = frame, is_small(frame, entities)
         bounds = _time_bounds(rows.coalesce(1) if few else rows)
@@ -214,14 +239,16 @@ def historical_features(
             table = read_view_table(
                 store, registry.definitions, vf.view, manifest.table_versions[vf.view.name]
             )
-            spec = AsOfSpec(
-                vf.join_keys,
-                vf.view.ttl,
-                dict(zip(vf.features, vf.column_names(manifest.full_feature_names), strict=True)),
-            )
+            spec = view_spec(vf, manifest)
             table = _pruned(table, bounds, vf.view.ttl)
             frame = as_of_join(frame, visible_rows(table, rows, spec) if few else table, spec)
     return frame
+
+
+def view_spec(vf: ViewFeatures, manifest: TrainingManifest) -> AsOfSpec:
+    """One view's part of the join, for either engine."""
+    outputs = vf.column_names(manifest.full_feature_names)
+    return AsOfSpec(vf.join_keys, vf.view.ttl, dict(zip(vf.features, outputs, strict=True)))
 
 
 BROADCAST_BYTES = 64 * 2**20
@@ -266,6 +293,257 @@ def _pruned(table: DataFrame, bounds: tuple[Column, Column], ttl: timedelta) -> 
     )
     event = F.unix_micros(F.col(EVENT_TIMESTAMP))
     return table.where(days & (event >= low) & (event <= high))
+
+
+class RetrievalConfig(BaseModel):
+    """``retrieval:`` in feature_store.yaml: which engine answers pandas training retrievals."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    local_max_rows: int = Field(default=2_000_000, ge=0)
+    """Most table rows (of the entity rows' days, summed over the views) the in-process engine
+    reads; a larger request goes to Spark. 0: always Spark."""
+
+
+Engine = Literal["auto", "local", "spark"]
+ENGINE_ATTR = "granero_engine"
+"""Key of the result's ``DataFrame.attrs`` naming the engine that built it."""
+_INPUT_ROW = "__granero_input_row"
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine that answers a pandas retrieval, and why."""
+
+    engine: Literal["local", "spark"]
+    reason: str
+
+
+def pandas_training_set(
+    spark: Callable[[], SparkSession],
+    store: OfflineStore,
+    registry: RegistryVersion,
+    entities: Any,
+    requested: list[ViewFeatures],
+    manifest: TrainingManifest,
+    config: RetrievalConfig,
+    engine: Engine = "auto",
+) -> pd.DataFrame:
+    """The training set as pandas, built by the engine ``choose_engine`` picks (named in
+    ``attrs[ENGINE_ATTR]``); ``spark`` is called only when Spark answers."""
+    if _is_pandas(entities):  # the same messages as Spark's check, before either engine runs
+        check_entity_columns([str(c) for c in entities.columns], requested, manifest.columns)
+    choice = choose_engine(engine, entities, store, requested, manifest, config)
+    if choice.engine == "local":
+        table = _local_training_table(store, registry, entities, requested, manifest)
+    else:
+        table = _spark_training_table(spark(), store, registry, entities, requested, manifest)
+    frame = training_frame(table)
+    frame.attrs[ENGINE_ATTR] = choice.engine
+    return frame
+
+
+def choose_engine(
+    engine: Engine,
+    entities: Any,
+    store: OfflineStore,
+    requested: list[ViewFeatures],
+    manifest: TrainingManifest,
+    config: RetrievalConfig,
+) -> EngineChoice:
+    """``spark`` and ``local`` as asked (``local`` refused, with the reason, when it cannot run);
+    ``auto``: local when it can run and reads at most ``config.local_max_rows`` rows."""
+    if engine not in ("auto", "local", "spark"):
+        raise RetrievalError(f"engine must be 'auto', 'local' or 'spark', not {engine!r}")
+    if engine == "spark":
+        return EngineChoice("spark", "asked for")
+    refusal = local_refusal(entities, store, requested)
+    if engine == "local":
+        if refusal:
+            raise RetrievalError(f"the local engine cannot answer this request: {refusal}")
+        return EngineChoice("local", "asked for")
+    if refusal:
+        return EngineChoice("spark", refusal)
+    limit = config.local_max_rows
+    if limit == 0:
+        return EngineChoice("spark", "retrieval.local_max_rows is 0")
+    rows = rows_to_read(store, entities, requested, manifest)
+    if rows > limit:
+        return EngineChoice("spark", f"{rows} table rows to read > retrieval.local_max_rows {limit}")
+    return EngineChoice("local", f"{rows} table rows to read <= retrieval.local_max_rows {limit}")
+
+
+def local_refusal(entities: Any, store: OfflineStore, requested: list[ViewFeatures]) -> str | None:
+    """Why the in-process engine cannot answer for these entity rows (None: it can)."""
+    if not _is_pandas(entities):
+        return f"the entity rows are a {type(entities).__name__}, not a pandas DataFrame"
+    if not store.local:
+        return "the offline store is not on a local file system"
+    types = entity_types(entities)
+    if isinstance(types, str):
+        return types
+    if types.get(EVENT_TIMESTAMP) != "timestamp":
+        return f"{EVENT_TIMESTAMP} is not a pandas datetime64 column"
+    return key_type_error(types, requested)
+
+
+_SPARK_NAMES = {
+    "int8": "tinyint",
+    "int16": "smallint",
+    "int32": "int",
+    "int64": "bigint",
+    "float": "float",
+    "double": "double",
+    "bool": "boolean",
+    "string": "string",
+    "large_string": "string",
+    "binary": "binary",
+    "large_binary": "binary",
+}
+"""Arrow types of pandas columns that Spark takes as the same values, by Spark SQL type name."""
+
+
+def entity_types(frame: pd.DataFrame) -> dict[str, str] | str:
+    """Each pandas column's Spark SQL type name, as Spark infers it (through Arrow), or why a
+    column is not one the local engine takes (then Spark, and its own errors, answer)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    try:
+        schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowException, TypeError, ValueError) as error:
+        return f"Arrow cannot type the entity rows: {error}"
+    types = {}
+    for column, dtype in zip(schema, frame.dtypes, strict=True):
+        name = _SPARK_NAMES.get(str(column.type))
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            name = "timestamp"
+        if name is None:
+            return (
+                f"entity column {column.name!r} is {column.type}; the local engine takes ints, "
+                "floats, bools, strings, bytes and datetime64 columns"
+            )
+        types[column.name] = name
+    return types
+
+
+def rows_to_read(
+    store: OfflineStore, entities: pd.DataFrame, requested: list[ViewFeatures], manifest: TrainingManifest
+) -> int:
+    """Table rows of the days the entity rows can see, summed over the views (metadata only)."""
+    times = entity_table(entities[[EVENT_TIMESTAMP]])[EVENT_TIMESTAMP]
+    total = 0
+    for vf in requested:
+        days = day_range(times, vf.view.ttl)
+        if days is not None:
+            total += store.count_rows(vf.view.name, manifest.table_versions[vf.view.name], *days)
+    return total
+
+
+def day_range(times: pa.ChunkedArray, ttl: timedelta) -> tuple[date, date] | None:
+    """The UTC days [day of min ts - ttl, day of max ts], which hold every row an entity row can
+    see; None when no entity row has a time."""
+    values, valid = micros(times)
+    if not valid.any():
+        return None
+    return utc_day(int(values[valid].min()) - ttl // _MICROSECOND), utc_day(int(values[valid].max()))
+
+
+def entity_table(frame: pd.DataFrame) -> pa.Table:
+    """The pandas entity rows as Arrow, as Spark takes them: timestamps UTC microseconds (naive
+    ones are UTC, finer ones truncated like Spark's conversion), no pandas metadata."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return pa.table([_utc_micros(c) for c in table.columns], names=table.column_names)
+
+
+def _utc_micros(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    import pyarrow as pa
+
+    if not pa.types.is_timestamp(column.type):
+        return column
+    return column.cast(pa.timestamp("us", tz="UTC"), safe=False)
+
+
+def _local_training_table(
+    store: OfflineStore,
+    registry: RegistryVersion,
+    entities: pd.DataFrame,
+    requested: list[ViewFeatures],
+    manifest: TrainingManifest,
+) -> pa.Table:
+    """The in-process engine: each view's rows of the entity rows' days, joined with Arrow.
+
+    The entity rows were checked by ``check_entity_columns`` and ``local_refusal`` already.
+    """
+    import pyarrow as pa
+
+    frame = entity_table(entities)
+    for vf in requested:
+        columns = [*vf.join_keys, EVENT_TIMESTAMP, CREATED_TIMESTAMP, *vf.features]
+        days = day_range(frame[EVENT_TIMESTAMP], vf.view.ttl)
+        version = manifest.table_versions[vf.view.name]
+        table = read_view_arrow(store, registry.definitions, vf.view, version, columns, days)
+        try:
+            frame = as_of_join_arrow(frame, table, view_spec(vf, manifest))
+        except pa.ArrowInvalid as error:  # e.g. an entity key out of its dtype's range
+            raise RetrievalError(f"joining feature view {vf.view.name!r}: {error}") from error
+    return frame
+
+
+def _spark_training_table(
+    spark: SparkSession,
+    store: OfflineStore,
+    registry: RegistryVersion,
+    entities: Any,
+    requested: list[ViewFeatures],
+    manifest: TrainingManifest,
+) -> pa.Table:
+    """The Spark engine, collected as Arrow; a pandas frame's rows come back in their order."""
+    import numpy as np
+
+    if not _is_pandas(entities):
+        return _to_arrow(historical_features(spark, store, registry, entities, requested, manifest))
+    numbered = entities.assign(**{_INPUT_ROW: np.arange(len(entities))})
+    frame = historical_features(spark, store, registry, numbered, requested, manifest)
+    return _to_arrow(frame).sort_by(_INPUT_ROW).drop_columns([_INPUT_ROW])
+
+
+def _to_arrow(frame: DataFrame) -> pa.Table:
+    with spark_errors(RetrievalError, "building the training set"):
+        return frame.toArrow()
+
+
+def training_frame(table: pa.Table) -> pd.DataFrame:
+    """A training set as pandas, the same whichever engine built it.
+
+    Timestamps are UTC; ints and bools take pandas' nullable dtypes (``Int64``, ``boolean``) so a
+    null never turns them into floats; floats stay numpy floats (null is NaN); strings, bytes and
+    lists are objects. The dtypes depend on the column types alone, never on the values.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    nullable = {
+        pa.int8(): pd.Int8Dtype(),
+        pa.int16(): pd.Int16Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+    }
+    columns = [
+        c.cast(pa.timestamp(c.type.unit, tz="UTC")) if pa.types.is_timestamp(c.type) else c
+        for c in table.columns
+    ]
+    return pa.table(columns, names=table.column_names).to_pandas(types_mapper=nullable.get)
+
+
+def _is_pandas(entities: Any) -> bool:
+    import pandas as pd
+
+    return isinstance(entities, pd.DataFrame)
 
 
 def latest_rows(table: DataFrame, keys: list[str]) -> DataFrame:

@@ -5,17 +5,20 @@
 Keys are typed per their entity, features per their declared dtype, timestamps are UTC and
 ``created_timestamp`` is null when the source has no created field. Tables are partitioned by
 ``event_date`` (the UTC day of ``event_timestamp``) first, then by the view's
-``partition_columns``. Spark is imported only inside the functions that build columns.
+``partition_columns``. Spark and Arrow are imported only inside the functions that use them; each
+reader (a Spark plan, or Arrow in process) gets the same columns and types from ``table_dtypes``.
 """
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from granero.definitions import FeatureView, RepoDefinitions
-from granero.types import spark_ddl
+from granero.types import arrow_type, spark_ddl
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import Column, DataFrame
     from pyspark.sql.types import StructType
 
@@ -23,14 +26,28 @@ EVENT_TIMESTAMP = "event_timestamp"
 CREATED_TIMESTAMP = "created_timestamp"
 EVENT_DATE = "event_date"
 _SECONDS_PER_DAY = 86400
+_EPOCH_DAY = date(1970, 1, 1)
+_MICROS_PER_DAY = _SECONDS_PER_DAY * 1_000_000
+
+
+def table_dtypes(defs: RepoDefinitions, view: FeatureView) -> list[tuple[str, str]]:
+    """``(column, dtype)`` of the view's table in table order, up to ``event_date`` (a date)."""
+    keys = list(defs.join_keys(view).items())
+    features = [(f.name, f.dtype) for f in view.features]
+    return [*keys, (EVENT_TIMESTAMP, "timestamp"), (CREATED_TIMESTAMP, "timestamp"), *features]
 
 
 def table_ddl(defs: RepoDefinitions, view: FeatureView) -> list[tuple[str, str]]:
     """``(column, Spark DDL type)`` of the view's table, in table order."""
-    keys = [(key, spark_ddl(dtype)) for key, dtype in defs.join_keys(view).items()]
-    features = [(f.name, spark_ddl(f.dtype)) for f in view.features]
-    stamps = [(EVENT_TIMESTAMP, "timestamp"), (CREATED_TIMESTAMP, "timestamp")]
-    return [*keys, *stamps, *features, (EVENT_DATE, "date")]
+    return [*[(n, spark_ddl(d)) for n, d in table_dtypes(defs, view)], (EVENT_DATE, "date")]
+
+
+def table_arrow_schema(defs: RepoDefinitions, view: FeatureView) -> pa.Schema:
+    """The view's table as Arrow sees it (the types ``conform_arrow`` casts to)."""
+    import pyarrow as pa
+
+    columns = [(n, arrow_type(d)) for n, d in table_dtypes(defs, view)]
+    return pa.schema([*columns, (EVENT_DATE, pa.date32())])
 
 
 def table_columns(defs: RepoDefinitions, view: FeatureView) -> list[str]:
@@ -67,6 +84,11 @@ def utc_date(timestamp: Column) -> Column:
     return F.date_from_unix_date(days.cast("int"))
 
 
+def utc_day(micros: int) -> date:
+    """``utc_date`` of a time given in microseconds since the epoch (exact, also before 1970)."""
+    return _EPOCH_DAY + timedelta(days=micros // _MICROS_PER_DAY)
+
+
 def conform(frame: DataFrame, schema: StructType) -> DataFrame:
     """``frame`` with exactly ``schema``'s columns, in order; absent columns become typed nulls.
 
@@ -83,3 +105,17 @@ def conform(frame: DataFrame, schema: StructType) -> DataFrame:
             for field in schema.fields
         ]
     )
+
+
+def conform_arrow(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Arrow twin of ``conform``: exactly ``schema``'s columns, in order, each cast to its type;
+    absent columns become typed nulls (a feature added later reads null for older rows)."""
+    import pyarrow as pa
+
+    present = set(table.column_names)
+    columns = [
+        table[field.name].cast(field.type) if field.name in present
+        else pa.nulls(table.num_rows, field.type)
+        for field in schema
+    ]
+    return pa.table(columns, schema=schema)

@@ -7,22 +7,27 @@ backend gives, and the contract tests check:
 - ``write_window`` replaces exactly the rows whose ``event_timestamp`` lies in [start, end) and
   leaves every other row alone, so re-running a window is idempotent;
 - a write that fails leaves readers on the previous content;
-- ``read`` returns the whole table (at ``version`` where the backend keeps versions).
+- ``read`` returns the whole table (at ``version`` where the backend keeps versions);
+- on a local file system, ``read_arrow`` returns the same rows of whole days in process (no
+  Spark), and ``count_rows`` counts them from metadata alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Protocol
 
 from granero.definitions import FeatureView, RepoDefinitions
 from granero.errors import ConfigError, RetrievalError
 from granero.offline.delta import DeltaConfig, DeltaStore
 from granero.offline.parquet import ParquetConfig, ParquetStore
-from granero.offline.schema import conform, table_schema
+from granero.offline.schema import conform, conform_arrow, table_arrow_schema, table_schema
 from granero.registry import Interval
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
 
@@ -40,12 +45,30 @@ class OfflineStore(Protocol):
     kind: str
     """The backend's config ``type`` (``delta``, ``parquet``), recorded in training manifests."""
 
+    @property
+    def local(self) -> bool:
+        """Whether the tables are on this machine's file system (``read_arrow`` needs that)."""
+        ...
+
     def exists(self, view_name: str) -> bool: ...
 
     def read(self, view_name: str, version: int | None = None) -> DataFrame: ...
 
     def current_version(self, view_name: str) -> int | None:
         """The latest table version, or None for a backend without versions."""
+        ...
+
+    def read_arrow(
+        self, view_name: str, version: int | None, columns: list[str], first_day: date, last_day: date
+    ) -> pa.Table:
+        """The rows whose ``event_date`` is in [first_day, last_day], read in process.
+
+        Of ``columns``, only those the table has (``conform_arrow`` adds the others).
+        """
+        ...
+
+    def count_rows(self, view_name: str, version: int | None, first_day: date, last_day: date) -> int:
+        """How many rows ``read_arrow`` would return for those days, from metadata alone."""
         ...
 
     def write_window(
@@ -62,8 +85,14 @@ class OfflineStore(Protocol):
 _BACKENDS = {DeltaConfig: DeltaStore, ParquetConfig: ParquetStore}
 
 
-def build_offline_store(config: DeltaConfig | ParquetConfig, spark: SparkSession) -> OfflineStore:
-    """The backend for an ``offline_store:`` config, built once and passed around."""
+def build_offline_store(
+    config: DeltaConfig | ParquetConfig, spark: SparkSession | Callable[[], SparkSession]
+) -> OfflineStore:
+    """The backend for an ``offline_store:`` config, built once and passed around.
+
+    ``spark`` may be a function returning the session: it is then called on first use only,
+    so reading local tables in process never starts Spark.
+    """
     backend = _BACKENDS.get(type(config))
     if backend is None:
         raise ConfigError(f"offline_store: no backend for {type(config).__name__}")
@@ -74,8 +103,35 @@ def read_view_table(
     store: OfflineStore, defs: RepoDefinitions, view: FeatureView, version: int | None = None
 ) -> DataFrame:
     """The view's table with exactly the columns its current definition implies."""
+    _require_table(store, view)
+    return conform(store.read(view.name, version), table_schema(defs, view))
+
+
+def read_view_arrow(
+    store: OfflineStore,
+    defs: RepoDefinitions,
+    view: FeatureView,
+    version: int | None,
+    columns: list[str],
+    days: tuple[date, date] | None,
+) -> pa.Table:
+    """``columns`` of the view's table, typed by its current definition, for the UTC days
+    ``days`` (both included; None: no rows), read in process."""
+    import pyarrow as pa
+
+    _require_table(store, view)
+    schema = table_arrow_schema(defs, view)
+    wanted = pa.schema([schema.field(c) for c in columns])
+    if days is None:
+        return wanted.empty_table()
+    try:
+        return conform_arrow(store.read_arrow(view.name, version, columns, *days), wanted)
+    except (pa.ArrowException, OSError) as error:
+        raise RetrievalError(f"reading the offline table of {view.name!r}: {error}") from error
+
+
+def _require_table(store: OfflineStore, view: FeatureView) -> None:
     if not store.exists(view.name):
         raise RetrievalError(
             f"feature view {view.name!r} has no offline table yet: run `granero materialize` first"
         )
-    return conform(store.read(view.name, version), table_schema(defs, view))
