@@ -19,7 +19,8 @@ from typing import Any
 
 from bench.side import run_command
 
-MEASURED_APIS = ("materialize", "sync_online", "get_online_features", "get_historical_features")
+MEASURED_APIS = ("materialize", "sync_online", "get_online_features", "get_historical_features",
+                 "get_historical_features_pandas")
 
 
 def _store(repo: str, run_dir: Path | None = None) -> Any:
@@ -73,14 +74,15 @@ def materialize(args: dict) -> dict:
 
 
 def lookup(args: dict) -> dict:
-    """Sequential in-process ``get_online_features`` calls, bounded by count and time."""
+    """Sequential in-process ``get_online_features(...).to_dict()`` calls (as feast_side makes
+    them), bounded by count and time."""
     store = _store(args["repo"])
     rng = random.Random(args["seed"])
     ids, batch = range(1, args["entities"] + 1), args["batch"]
 
-    def call(entity_ids: Any) -> Any:
+    def call(entity_ids: Any) -> dict[str, list]:
         rows = [{"entity_id": i} for i in entity_ids]
-        return store.get_online_features(rows, features=args["features"])
+        return store.get_online_features(rows, features=args["features"]).to_dict()
 
     call(rng.sample(ids, batch))  # warms the registry and the connection
     latencies: list[float] = []
@@ -92,14 +94,15 @@ def lookup(args: dict) -> dict:
         latencies.append((time.perf_counter() - sent) * 1000)
     elapsed = time.perf_counter() - began
     sample_ids = args.get("sample_ids") or []
-    rows = call(sample_ids).rows if sample_ids else []
-    sample = {str(i): [v.value for v in row] for i, row in zip(sample_ids, rows, strict=True)}
+    columns = list(call(sample_ids).values()) if sample_ids else []
+    sample = {str(i): [column[row] for column in columns] for row, i in enumerate(sample_ids)}
     store.close()
     return {"latencies_ms": latencies, "elapsed_s": elapsed, "sample": sample}
 
 
-def _retrieve(store: Any, spark: Any, entity_path: str, features: list[str], target: Path) -> dict:
-    """One training retrieval, forced by writing the result to Parquet; seconds and row counts."""
+def _retrieve_on_spark(store: Any, spark: Any, entity_path: str, features: list[str],
+                       target: Path) -> dict:
+    """One retrieval on Spark, forced by writing the result to Parquet; seconds and row counts."""
     shutil.rmtree(target, ignore_errors=True)
     entity_df = spark.read.parquet(entity_path).cache()
     entity_df.count()  # the input is in memory before the clock starts
@@ -115,17 +118,37 @@ def _retrieve(store: Any, spark: Any, entity_path: str, features: list[str], tar
     return {"seconds": seconds, **counts}
 
 
+def _retrieve_to_pandas(store: Any, entity_df: Any, features: list[str]) -> dict:
+    """One ``get_historical_features_pandas`` (pandas in, pandas out, as Feast's ``to_df``)."""
+    began = time.perf_counter()
+    frame = store.get_historical_features_pandas(entity_df, features=features)
+    seconds = time.perf_counter() - began
+    with_values = int(frame[features[0].replace(":", "__")].notna().sum())
+    return {"seconds": seconds, "rows": len(frame), "rows_with_values": with_values}
+
+
 def historical(args: dict) -> dict:
-    """``runs`` timed retrievals per entity table, after one untimed warm-up retrieval."""
+    """Per entity table, ``runs`` timed retrievals both ways, each after an untimed warm-up:
+    pandas in and out (the engine Granero picks for the size), and on Spark into Parquet."""
+    import pandas as pd
+
     store = _store(args["repo"])
     spark, work, features = store.spark, Path(args["work_dir"]), args["features"]
     smallest = min(args["entity_dfs"], key=int)
-    _retrieve(store, spark, args["entity_dfs"][smallest], features, work / "warm-up")
+    frames = {size: pd.read_parquet(path) for size, path in args["entity_dfs"].items()}
+    _retrieve_to_pandas(store, frames[smallest], features)
+    _retrieve_on_spark(store, spark, args["entity_dfs"][smallest], features, work / "warm-up")
     results = {}
     for size, path in args["entity_dfs"].items():
         target = work / f"training-{size}"
-        runs = [_retrieve(store, spark, path, features, target) for _ in range(args["runs"])]
-        results[size] = {"input_rows": int(size), "runs": runs}
+        results[size] = {
+            "input_rows": int(size),
+            "engine": store.training_engine(frames[size], features=features),
+            "runs": [_retrieve_to_pandas(store, frames[size], features)
+                     for _ in range(args["runs"])],
+            "spark_runs": [_retrieve_on_spark(store, spark, path, features, target)
+                           for _ in range(args["runs"])],
+        }
     return {"sizes": results}
 
 
