@@ -136,10 +136,11 @@ class RedisStore:
         """The stored value per (view, entity key), None when absent, in one round trip."""
         if not lookups:
             return []
-        keys = [self._prefix(view) + key for view, key in lookups]
+        prefixes = {view: self._prefix(view) for view in {view for view, _ in lookups}}
+        keys = [prefixes[view] + key for view, key in lookups]
         with self._unavailable_on_error(f"reading {len(keys)} keys"):
             if not self.settings.cluster:
-                return self.client.mget(keys)
+                return self._mget(keys)
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
                 pipe.get(key)
@@ -221,7 +222,7 @@ class RedisStore:
 
     def _run_packed(self, calls: list[list[bytes]]) -> list[Any]:
         """Send commands packed here (redis-py's packing costs as much as Redis' work) on one
-        pooled connection; tried once more on a fresh one, as the writes are idempotent."""
+        pooled connection; tried once more on a fresh one, as reads and writes are idempotent."""
         from redis.exceptions import ConnectionError, TimeoutError
 
         payload = b"".join(map(_resp, calls))
@@ -249,6 +250,14 @@ class RedisStore:
             raise
         finally:
             pool.release(connection)
+
+    def _mget(self, keys: list[bytes]) -> list[bytes | None]:
+        """MGET packed here, like the writes: redis-py's packing looks at every argument in
+        Python, a third of a 100-key lookup's cost in the client."""
+        (reply,) = self._run_packed([[b"MGET", *keys]])
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     def _unlink(self, keys: list[bytes]) -> int:
         if not keys:
@@ -288,11 +297,10 @@ def _script_call(sha: str, prefix: bytes, rows: list[tuple[bytes, bytes, bytes]]
 
 
 def _resp(command: list[bytes]) -> bytes:
-    """A command in the Redis protocol (RESP): an array of bulk strings."""
-    parts = [b"*%d\r\n" % len(command)]
-    for argument in command:
-        parts += (b"$%d\r\n" % len(argument), argument, b"\r\n")
-    return b"".join(parts)
+    """A command in the Redis protocol (RESP): an array of bulk strings (packed by hiredis, in C)."""
+    import hiredis
+
+    return hiredis.pack_command(tuple(command))
 
 
 def _connect(settings: RedisSettings) -> Any:
