@@ -59,10 +59,30 @@ def get_spark(config: SparkConfig) -> SparkSession:
 
 
 def _local_defaults(master: str) -> dict[str, str]:
-    """A local session listens on loopback only (Spark would pick the host's public interface)."""
+    """A local session listens on loopback only (Spark would pick the host's public interface),
+    and its one JVM, driver and executor at once, gets a quarter of the machine's memory: Spark's
+    1 GiB default runs out collecting a training set of a few hundred thousand rows."""
     if not master.startswith("local"):
         return {}
-    return {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+    return {
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.memory": local_driver_memory(_physical_memory_bytes()),
+    }
+
+
+def local_driver_memory(physical_bytes: int) -> str:
+    """A quarter of the machine's memory, at least 1 GiB and at most 8 GiB, as Spark writes it."""
+    return f"{min(8, max(1, physical_bytes // 4 // 2**30))}g"
+
+
+def _physical_memory_bytes() -> int:
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: Spark's own default
+        return 4 * 2**30
 
 
 def use_this_python_on_local_workers(master: str) -> None:
