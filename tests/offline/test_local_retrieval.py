@@ -459,7 +459,7 @@ def test_requests_the_local_engine_cannot_answer_go_to_spark_or_are_refused(evol
 
 def test_retrieval_config_is_validated():
     config = RepoConfig.model_validate({"project": "p", "retrieval": {"local_max_rows": 5}})
-    assert config.retrieval.local_max_rows == 5 and RepoConfig(project="p").retrieval.local_max_rows == 2_000_000
+    assert config.retrieval.local_max_rows == 5 and RepoConfig(project="p").retrieval.local_max_rows == 5_000_000
     for wrong in ({"local_max_rows": -1}, {"max_rows": 5}):
         with pytest.raises(ValueError):
             RepoConfig.model_validate({"project": "p", "retrieval": wrong})

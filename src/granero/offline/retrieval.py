@@ -300,9 +300,10 @@ class RetrievalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    local_max_rows: int = Field(default=2_000_000, ge=0)
+    local_max_rows: int = Field(default=5_000_000, ge=0)
     """Most table rows (of the entity rows' days, summed over the views) the in-process engine
-    reads; a larger request goes to Spark. 0: always Spark."""
+    reads; a larger request goes to Spark. 0: always Spark. Memory grows with it: 3M rows of 20
+    float64 features and 600k entity rows peaked at 2 GB of RSS (and took 2.1 s; Spark 8-20 s)."""
 
 
 Engine = Literal["auto", "local", "spark"]
@@ -507,8 +508,17 @@ def _spark_training_table(
     if not _is_pandas(entities):
         return _to_arrow(historical_features(spark, store, registry, entities, requested, manifest))
     numbered = entities.assign(**{_INPUT_ROW: np.arange(len(entities))})
-    frame = historical_features(spark, store, registry, numbered, requested, manifest)
-    return _to_arrow(frame).sort_by(_INPUT_ROW).drop_columns([_INPUT_ROW])
+    # Converted once and cached: the plan reads the entity rows three times (time bounds, the
+    # visible-rows summary, the join), and a frame made from pandas would be converted each time
+    # (600k rows: 21 s uncached, 10 s cached). Counting it also gives Spark its real size.
+    rows = load_entities(spark, numbered).cache()
+    try:
+        with spark_errors(RetrievalError, "converting the pandas entity rows to Spark"):
+            rows.count()
+        frame = historical_features(spark, store, registry, rows, requested, manifest)
+        return _to_arrow(frame).sort_by(_INPUT_ROW).drop_columns([_INPUT_ROW])
+    finally:
+        rows.unpersist()
 
 
 def _to_arrow(frame: DataFrame) -> pa.Table:
