@@ -92,40 +92,6 @@ def _hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
-_ARROW_NAMES = {
-    "byte": "int8",
-    "short": "int16",
-    "integer": "int32",
-    "long": "int64",
-    "float": "float32",
-    "double": "float64",
-    "boolean": "bool",
-    "string": "string",
-    "binary": "binary",
-    "date": "date32",
-}
-
-
-def arrow_schema(spark_schema: dict) -> pa.Schema:
-    """The Arrow schema of a ``_schema.json`` (Spark's StructType JSON); timestamps are UTC µs."""
-    import pyarrow as pa
-
-    return pa.schema([(f["name"], _arrow_type(f["type"])) for f in spark_schema["fields"]])
-
-
-def _arrow_type(spark_type: str | dict) -> pa.DataType:
-    import pyarrow as pa
-
-    if isinstance(spark_type, dict) and spark_type.get("type") == "array":
-        return pa.list_(_arrow_type(spark_type["elementType"]))
-    if spark_type == "timestamp":
-        return pa.timestamp("us", tz="UTC")
-    if isinstance(spark_type, str) and spark_type in _ARROW_NAMES:
-        return pa.type_for_alias(_ARROW_NAMES[spark_type])
-    raise RetrievalError(f"a Parquet offline table has a column of type {spark_type}, "
-                         "which only Spark reads")
-
-
 class ParquetStore:
     """Parquet tables at ``<path>/<view name>``."""
 
@@ -206,7 +172,7 @@ class ParquetStore:
         ]
         return ds.dataset(
             files,
-            schema=arrow_schema(json.loads((table / _SCHEMA_FILE).read_text())),
+            schema=self._arrow_schema(table),
             format=ds.ParquetFileFormat(
                 read_options=ds.ParquetReadOptions(coerce_int96_timestamp_unit="us")
             ),
@@ -227,6 +193,12 @@ class ParquetStore:
                 f"feature view {view_name!r} has no Parquet offline table at {table}"
             )
         return table
+
+    def _arrow_schema(self, table: Path) -> pa.Schema:
+        """The table schema as Arrow (pyspark's own mapping; no JVM): timestamps UTC µs."""
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        return to_arrow_schema(self._schema(table), timestamp_utc=True)
 
     def _schema(self, table: Path):
         from pyspark.sql.types import StructType
