@@ -5,10 +5,16 @@
 It sends entity key columns and asks for the COLUMNS response layout, the cheaper one to build,
 send and read (see ``granero.serving.columnar``).
 gRPC errors are translated here, once, into Granero errors.
+
+Load spreading: grpc shares one TCP connection between all channels of a process that have equal
+options, and a server's processes (``granero serve --workers N``) or a Service's pods are chosen
+per *connection*. So a client opens ``connections`` channels, each with a private subchannel
+pool (its own TCP connection), and takes them in turn per call.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -31,6 +37,9 @@ from granero.serving.v1 import serving_pb2 as pb
 from granero.serving.v1.serving_pb2_grpc import FeatureServingStub
 
 DEFAULT_TARGET = "127.0.0.1:6566"
+DEFAULT_CONNECTIONS = 4
+"""Enough to reach both processes of ``--workers 2`` most of the time (SO_REUSEPORT picks a
+process per connection by hash), few enough to cost nothing worth counting."""
 
 _ERRORS: dict[grpc.StatusCode, type[GraneroError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
@@ -44,17 +53,25 @@ EntityRows = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 
 
 class Client:
-    """Connects lazily; every call has ``timeout`` seconds (None: no deadline)."""
+    """Connects lazily; every call has ``timeout`` seconds (None: no deadline).
+
+    ``connections`` channels (each its own TCP connection) take the calls in turn, so one
+    client spreads its load over a server's worker processes or over the pods behind a proxy.
+    """
 
     def __init__(self, target: str = DEFAULT_TARGET, timeout: float | None = 5.0,
-                 *, max_message_bytes: int = 64 * 1024 * 1024) -> None:
+                 *, max_message_bytes: int = 64 * 1024 * 1024,
+                 connections: int = DEFAULT_CONNECTIONS) -> None:
+        if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
+            raise InvalidRequest(f"connections must be a whole number >= 1, got {connections!r}")
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(target, options=[
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.max_receive_message_length", max_message_bytes),
-        ])
-        self._stub = FeatureServingStub(self._channel)
+        self._channels = [_channel(target, max_message_bytes) for _ in range(connections)]
+        self._stubs = itertools.cycle([FeatureServingStub(c) for c in self._channels])
+
+    @property
+    def connections(self) -> int:
+        return len(self._channels)
 
     def get_online_features(
         self,
@@ -75,19 +92,19 @@ class Client:
             request.features.refs.extend(features)
         else:
             request.feature_service = feature_service  # type: ignore[assignment]
-        return decode_columns_response(self._call(self._stub.GetOnlineFeatures, request))
+        return decode_columns_response(self._call("GetOnlineFeatures", request))
 
     def list_feature_services(self) -> list[FeatureServiceInfo]:
-        response = self._call(self._stub.ListFeatureServices, pb.ListFeatureServicesRequest())
+        response = self._call("ListFeatureServices", pb.ListFeatureServicesRequest())
         return [service_info(s) for s in response.services]
 
     def describe_feature_view(self, name: str) -> FeatureViewInfo:
         """Raises NotFound when the server's registry has no such view."""
         request = pb.DescribeFeatureViewRequest(name=name)
-        return view_info(self._call(self._stub.DescribeFeatureView, request).view)
+        return view_info(self._call("DescribeFeatureView", request).view)
 
     def server_info(self) -> ServerInfo:
-        return server_info(self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest()))
+        return server_info(self._call("GetServerInfo", pb.GetServerInfoRequest()))
 
     def join_keys(
         self, features: list[str] | None = None, feature_service: str | None = None
@@ -105,7 +122,8 @@ class Client:
         return keys
 
     def close(self) -> None:
-        self._channel.close()
+        for channel in self._channels:
+            channel.close()
 
     def __enter__(self) -> Client:
         return self
@@ -113,11 +131,22 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: Callable[..., Any], request: Any) -> Any:
+    def _call(self, method: str, request: Any) -> Any:
+        """On the next connection in turn (``next`` on a cycle is atomic: threads may share)."""
+        call: Callable[..., Any] = getattr(next(self._stubs), method)
         try:
-            return method(request, timeout=self.timeout)
+            return call(request, timeout=self.timeout)
         except grpc.RpcError as error:
             raise _translate(error, self.target) from None
+
+
+def _channel(target: str, max_message_bytes: int) -> grpc.Channel:
+    """A channel with a subchannel pool of its own: a TCP connection no other channel shares."""
+    return grpc.insecure_channel(target, options=[
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.use_local_subchannel_pool", 1),
+    ])
 
 
 def _translate(error: grpc.RpcError, target: str) -> GraneroError:
