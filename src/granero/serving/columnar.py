@@ -123,7 +123,7 @@ def decode_entity_columns(columns: Mapping[str, Value]) -> dict[str, list[Any]]:
         if kind is None or not kind.endswith("_list_val"):
             raise InvalidRequest(f"entity_columns[{key!r}] must be a list Value (int64_list_val, "
                                  f"string_list_val...), got {kind or 'no value'}")
-        decoded[key] = decode_value(value)
+        decoded[key] = decode_value(value, f"entity_columns[{key!r}]")
     return decoded
 
 

@@ -5,9 +5,10 @@ servicer caches them), so the hot path costs one call per value. Timestamps trav
 microseconds since the Unix epoch; a missing ``Value`` kind means null, and a list's null
 elements travel as positions beside the values, so every value the store holds has a wire form.
 
-Entity rows are only decoded here, never judged: ``granero.online.lookup`` checks every join key
+Entity rows are decoded here, not judged: ``granero.online.lookup`` checks every join key
 against its dtype, so a mistyped key fails with the same message in-process and over gRPC. An
-``int32_val`` and an ``int64_val`` both decode to an int; the lookup checks the range.
+``int32_val`` and an ``int64_val`` both decode to an int; the lookup checks the range. Decoding
+itself refuses only what no Python value stands for (``decode_value``), naming the field.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import numbers
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from granero.errors import GraneroError, InvalidRequest
@@ -89,28 +90,68 @@ def _list_encoder(field: str, element: str) -> Encoder:
     return encode
 
 
-def decode_value(value: Value) -> Any:
-    """The Python value a wire Value carries (None when no kind is set)."""
+class _Malformed(ValueError):
+    """A wire Value that no Python value stands for; the caller names the field."""
+
+
+_MOMENTS = (to_micros(datetime.min.replace(tzinfo=UTC)), to_micros(datetime.max.replace(tzinfo=UTC)))
+"""The timestamps a datetime can hold, in microseconds (years 1 to 9999)."""
+
+
+def decode_value(value: Value, field: str = "value") -> Any:
+    """The Python value a wire Value carries (None when no kind is set).
+
+    Every Value a client can build either decodes or raises InvalidRequest naming ``field``
+    (a timestamp outside the datetime range, a null position past the end of its list).
+    """
+    try:
+        return _decoded(value)
+    except _Malformed as problem:
+        raise InvalidRequest(f"{field}: {problem}") from None
+
+
+def _decoded(value: Value) -> Any:
     kind = value.WhichOneof("kind")
     if kind is None:
         return None
     raw = getattr(value, kind)
     if kind == "timestamp_val":
-        return from_micros(raw)
+        return _moment(raw)
     if not kind.endswith("_list_val"):
         return raw
-    items = [from_micros(v) for v in raw.val] if kind == "timestamp_list_val" else list(raw.val)
+    items = [_moment(v) for v in raw.val] if kind == "timestamp_list_val" else list(raw.val)
     for position in raw.null_positions:
+        if position >= len(items):
+            raise _Malformed(f"null position {position} is past the end of its "
+                             f"{len(items)}-element {kind}")
         items[position] = None
     return items
+
+
+def _moment(micros: int) -> datetime:
+    low, high = _MOMENTS
+    if not low <= micros <= high:
+        raise _Malformed(f"timestamp {micros} (microseconds since the epoch) is outside the "
+                         "range of years 1 to 9999")
+    return from_micros(micros)
 
 
 # -- entity rows ----------------------------------------------------------------------------------
 
 
 def decode_entity_rows(rows: Sequence[EntityRow]) -> list[dict[str, Any]]:
-    """Entity rows as Python dicts (the lookup validates them against the join key dtypes)."""
-    return [{key: decode_value(value) for key, value in row.keys.items()} for row in rows]
+    """Entity rows as Python dicts (the lookup validates them against the join key dtypes);
+    InvalidRequest names the entity row and join key of a Value that does not decode."""
+    decoded: list[dict[str, Any]] = []
+    try:
+        for row in rows:
+            decoded.append({key: _decoded(value) for key, value in row.keys.items()})
+    except _Malformed:
+        index = len(decoded)
+        for key, value in rows[index].keys.items():
+            decode_value(value, f"entity row {index}, join key {key!r}")
+        raise
+    return decoded
 
 
 def encode_key(value: Any) -> Value:

@@ -34,6 +34,16 @@ class ServingMetrics:
             "granero_serving_registry_version", "Registry version requests are answered from.",
             registry=self.registry,
         )
+        self.healthy = Gauge(
+            "granero_serving_healthy",
+            "1 while the health service says SERVING (the online store answers pings), else 0.",
+            registry=self.registry,
+        )
+        self.unexpected_errors = Counter(
+            "granero_serving_unexpected_errors",
+            "Requests that failed with an error no GraneroError stands for: a bug, by method.",
+            ["method"], registry=self.registry,
+        )
 
     def observe_request(self, method: str, code: str, seconds: float) -> None:
         self._child(self.latency, method).observe(seconds)

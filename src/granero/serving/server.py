@@ -1,7 +1,9 @@
 """The gRPC server: FeatureServing, the standard health service, reflection and metrics.
 
-Lifecycle: ``build_server`` listens, then reports SERVING. ``ServerHandle.stop`` drains: health
-turns NOT_SERVING, new RPCs are refused, and in-flight ones get up to ``grace`` seconds to finish.
+Lifecycle: ``build_server`` listens, pings the online store once and reports SERVING if it
+answered (NOT_SERVING if not); from then on ``StoreHealth`` keeps health in step with the store
+(serving/health.py). ``ServerHandle.stop`` drains: health turns NOT_SERVING for good, new RPCs are
+refused, and in-flight ones get up to ``grace`` seconds to finish.
 ``serve`` runs that lifecycle in the foreground until SIGTERM or SIGINT. Nothing on this import
 path loads pyspark: a serving process starts in about a second and carries no JVM.
 """
@@ -18,13 +20,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from granero.errors import GraneroError
 from granero.serving.config import ServingConfig
-from granero.serving.servicer import SERVICE_NAME, FeatureServingServicer
-from granero.serving.v1 import serving_pb2_grpc
+from granero.serving.health import StoreHealth
+from granero.serving.servicer import SERVICE_NAME, FeatureServingServicer, add_to_server
 
 if TYPE_CHECKING:
     from granero.feature_store import FeatureStore
@@ -42,6 +44,7 @@ class ServerHandle:
     host: str
     port: int
     metrics_http: Any = None
+    store_health: StoreHealth | None = None
 
     @property
     def address(self) -> str:
@@ -58,6 +61,8 @@ class ServerHandle:
 
     def close(self) -> None:
         self.stop(0).wait()
+        if self.store_health is not None:
+            self.store_health.stop()
         if self.metrics_http is not None:
             self.metrics_http.shutdown()
             self.metrics_http.server_close()
@@ -80,17 +85,16 @@ def build_server(
     servicer = servicer or FeatureServingServicer(store, config)
     pool = futures.ThreadPoolExecutor(config.max_workers, thread_name_prefix="granero-rpc")
     server = grpc.server(pool, options=_options(config))
-    serving_pb2_grpc.add_FeatureServingServicer_to_server(servicer, server)
+    add_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     services = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(services, server)
     handle = ServerHandle(server, servicer, health_servicer, config.host, _listen(server, config))
+    handle.store_health = _watch_store(store, config, handle)
     server.start()
     if config.metrics_port is not None:
         _expose_metrics(handle, config.metrics_port)
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return handle
 
 
@@ -121,10 +125,20 @@ def serve(
             signal.signal(sig, handler)
 
 
+def _watch_store(store: FeatureStore, config: ServingConfig, handle: ServerHandle) -> StoreHealth:
+    """Health from a first ping now, then from a ping every ``health_check_seconds``."""
+    gauge = handle.servicer.metrics.healthy
+    return StoreHealth(
+        store.online_store.ping, handle.health, ("", SERVICE_NAME),
+        every_seconds=config.health_check_seconds, failures=config.health_failures,
+        successes=config.health_successes, on_change=lambda healthy: gauge.set(int(healthy)),
+    ).start()
+
+
 def _options(config: ServingConfig) -> list[tuple[str, int]]:
     return [
         ("grpc.max_send_message_length", config.max_message_bytes),
-        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_receive_message_length", config.limits.max_request_bytes),
         # one process: a port already in use must fail, not be shared silently; several
         # workers (serving/workers.py) share it on purpose
         ("grpc.so_reuseport", 1 if config.workers > 1 else 0),

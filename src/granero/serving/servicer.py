@@ -1,11 +1,16 @@
 """The FeatureServing RPCs.
 
 Every RPC runs inside ``rpc``, the one place errors become gRPC status codes: a GraneroError maps
-by its ``grpc_code`` and nothing else; anything unexpected becomes INTERNAL, logged with its
-traceback, and the server keeps running. ``rpc`` also times the call, counts it, and writes the
-request's log line (JSON, DEBUG on success, WARNING on error).
+by its ``grpc_code`` and nothing else; anything unexpected is a bug: INTERNAL with a message that
+tells nothing of the internals, the traceback in the log and a count in
+``granero_serving_unexpected_errors``, and the server keeps running. ``rpc`` also times the
+call, counts it, writes the request's log line (JSON, DEBUG on success, WARNING on error) and
+shortens what it echoes (``limits.shorten``). Request bytes that do not parse reach ``rpc`` as a
+``MalformedMessage`` (``add_to_server`` parses them so), so they too get INVALID_ARGUMENT.
 
-A lookup request is answered in four steps: plan (cached per request shape and registry
+A lookup request is checked against ``serving.limits`` before anything else is done with it.
+
+It is then answered in four steps: plan (cached per request shape and registry
 version, with each view's reader and each feature's wire field), decode the entity rows (or key
 columns), one ``read_views`` (the library ``lookup``'s validation and single Redis round trip,
 minus building FeatureValues and datetimes), encode straight into the response
@@ -21,9 +26,10 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 
 from granero import __version__
 from granero.errors import GraneroError, InvalidRequest, NotFound
@@ -39,6 +45,7 @@ from granero.serving.columnar import decode_entity_columns, encode_columns
 from granero.serving.config import ServingConfig
 from granero.serving.convert import decode_entity_rows, encode_reads, status_name
 from granero.serving.info import server_info_message, service_message, view_message
+from granero.serving.limits import ServingLimits, shorten
 from granero.serving.metrics import ServingMetrics
 from granero.serving.plan import RequestPlan, Selection, plan_request
 from granero.serving.snapshot import RegistryFollower
@@ -64,6 +71,15 @@ class _Abort(Exception):
         self.code, self.message = code, message
 
 
+class MalformedMessage(NamedTuple):
+    """Request bytes that are no message of the method's request type (bad UTF-8 in a string,
+    a truncated field...): gRPC answers a parser's exception with INTERNAL, so the parser
+    returns this instead and ``rpc`` answers INVALID_ARGUMENT."""
+
+    type_name: str
+    problem: str
+
+
 def rpc(handler: Handler) -> Handler:
     """Map errors to status codes by lookup, and record metrics and the request log line."""
     method = handler.__name__
@@ -73,15 +89,21 @@ def rpc(handler: Handler) -> Handler:
         started, response = time.perf_counter(), None
         code, message = grpc.StatusCode.OK, ""
         try:
+            if type(request) is MalformedMessage:
+                raise InvalidRequest(f"the request is not a valid {request.type_name} message: "
+                                     f"{request.problem}")
             response = handler(self, request, context)
         except GraneroError as error:
             code, message = grpc.StatusCode[error.grpc_code], str(error)
         except _Abort as abort:
             code, message = abort.code, abort.message
         except Exception:
+            self.metrics.unexpected_errors.labels(method).inc()
             log.exception("%s failed unexpectedly", method, extra={"fields": {"method": method}})
             code = grpc.StatusCode.INTERNAL
             message = f"internal error in {method}; see the server log"
+        if code is not grpc.StatusCode.OK:
+            message = shorten(message, self.limits.max_error_bytes)
         self.record(method, code, message, time.perf_counter() - started, context)
         if code is not grpc.StatusCode.OK:
             context.abort(code, message)
@@ -96,6 +118,7 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
         in the first request); RegistryError when nothing was applied yet."""
         self.store = store
         self.config = config
+        self.limits: ServingLimits = config.limits
         self.metrics = ServingMetrics()
         self.registry = RegistryFollower(store.registry, config.registry_refresh_seconds)
         self._planner: tuple[int, Callable[[Selection, bool], RequestPlan]] | None = None
@@ -108,6 +131,7 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
     def GetOnlineFeatures(
         self, request: pb.GetOnlineFeaturesRequest, context: grpc.ServicerContext
     ) -> pb.GetOnlineFeaturesResponse:
+        _check_limits(self.limits, request)
         columnar = _columnar(request)
         entities = self.entities(request)
         plan = self.plan(request)
@@ -135,6 +159,7 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
     def DescribeFeatureView(
         self, request: pb.DescribeFeatureViewRequest, context: grpc.ServicerContext
     ) -> pb.DescribeFeatureViewResponse:
+        self.limits.check_name("name", request.name)
         defs = self.registry.current().definitions
         view = defs.feature_views.get(request.name)
         if view is None:
@@ -167,11 +192,13 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
         ``max_batch_size`` (rows are counted before they are decoded)."""
         if request.entities and request.entity_columns:
             raise InvalidRequest("give entity rows as entities or as entity_columns, not both")
+        limit = self.limits.max_batch_size
         if request.entity_columns:
+            _check_batch_size(_longest_list(request.entity_columns.values()), limit)
             columns = decode_entity_columns(request.entity_columns)
-            _check_batch_size(column_length(columns), self.config.max_batch_size)
+            column_length(columns)  # InvalidRequest unless every column has the same length
             return columns
-        _check_batch_size(len(request.entities), self.config.max_batch_size)
+        _check_batch_size(len(request.entities), limit)
         return decode_entity_rows(request.entities)
 
     def lookup(self, readers: list[ViewReader], entities: list[dict[str, Any]] | dict) -> Any:
@@ -210,6 +237,26 @@ def _columnar(request: pb.GetOnlineFeaturesRequest) -> bool:
     return request.layout == pb.COLUMNS
 
 
+def _check_limits(limits: ServingLimits, request: pb.GetOnlineFeaturesRequest) -> None:
+    """The request's counts and names within ``limits``, before anything is decoded or planned.
+    Entity row key names are not checked: only the message size bounds them (they are read
+    once per row, and echoed only through ``shorten``)."""
+    if request.HasField("features"):
+        refs = request.features.refs
+        limits.check_count("feature references", len(refs), "max_refs")
+        limits.check_names("features.refs", refs)
+    limits.check_name("feature_service", request.feature_service)
+    for key in request.entity_columns:
+        limits.check_name("entity_columns key", key)
+
+
+def _longest_list(values: Any) -> int:
+    """Elements in the longest list Value (0 for none), read before anything is decoded."""
+    kinds = ((value, value.WhichOneof("kind")) for value in values)
+    return max((len(getattr(value, kind).val) for value, kind in kinds
+                if kind is not None and kind.endswith("_list_val")), default=0)
+
+
 def _check_batch_size(size: int, limit: int) -> None:
     if size > limit:
         raise InvalidRequest(f"batch of {size} entity rows exceeds max_batch_size {limit}")
@@ -234,3 +281,30 @@ def _selection(request: pb.GetOnlineFeaturesRequest) -> Selection:
     if which == "feature_service":
         return request.feature_service
     raise InvalidRequest("give either feature references or a feature service, not both or neither")
+
+
+def add_to_server(servicer: FeatureServingServicer, server: grpc.Server) -> None:
+    """Register ``servicer``'s RPCs on ``server`` (as the generated ``add_..._to_server`` does),
+    parsing requests with ``_lenient_parser``."""
+    service: ServiceDescriptor = pb.DESCRIPTOR.services_by_name["FeatureServing"]
+    handlers = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=_lenient_parser(getattr(pb, method.input_type.name)),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+        )
+        for method in service.methods
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+
+
+def _lenient_parser(message_class: Any) -> Callable[[bytes], Any]:
+    name = message_class.DESCRIPTOR.name
+
+    def parse(data: bytes) -> Any:
+        try:
+            return message_class.FromString(data)
+        except Exception as error:  # noqa: BLE001 (whatever the parser raises, the bytes are bad)
+            return MalformedMessage(name, f"{type(error).__name__}: {error}")
+
+    return parse
