@@ -10,6 +10,13 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from granero.serving.limits import shorten
+
+MAX_MESSAGE_BYTES = 4096
+MAX_EXCEPTION_BYTES = 16384
+"""A line's message and traceback are shortened to these (``limits.shorten``): a request can
+carry megabytes, and no log line should."""
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -17,11 +24,11 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": shorten(record.getMessage(), MAX_MESSAGE_BYTES),
             **getattr(record, "fields", {}),
         }
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = shorten(self.formatException(record.exc_info), MAX_EXCEPTION_BYTES)
         return json.dumps(line, default=str)
 
 
