@@ -1,0 +1,325 @@
+"""The aggregation functions, each as a tile state: how to build it, merge it and finalize it.
+
+A state is a tuple of equally long numpy arrays, one entry per tile (or per window). ``build``
+turns the events of many segments (tiles, or head tiles cut at a request time) into one state per
+segment, vectorized; ``merge(left, right)`` combines the states of two runs of events where every
+event of ``left`` is older than every event of ``right`` (tiles merged in hop order); ``finalize``
+turns states into the output Arrow array. Only states with at least one event are ever merged
+(``tiles.combine`` keeps that promise), so no function needs an identity element.
+
+Bit-identical results by construction: a state depends only on the multiset of its segment's
+events, never on their input order or on the other segments of the batch -- sums run over the
+segment's values sorted ascending, a total order up to equal values -- and windows merge their
+tiles left to right in hop order, online and offline alike.
+
+Nulls of the column are skipped by every function (``count`` counts non-null values, as SQL's
+``COUNT(column)``). NaN is a value: it propagates through sums, means and variances, and orders
+above every number for min, max and ties (as Spark orders it).
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from granero.definitions.aggregation import output_dtype
+from granero.types import arrow_type
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+State = tuple[np.ndarray, ...]
+_INT64_LIMIT = 2.0**63
+
+
+@dataclass(frozen=True)
+class Events:
+    """One column's events, grouped into ``count`` segments (``segment`` is nondecreasing)."""
+
+    segment: np.ndarray
+    count: int
+    values: np.ndarray
+    """int64 for ints, bools and timestamps (microseconds), float64 for floats, objects for the rest."""
+    valid: np.ndarray
+    rank: np.ndarray
+    """Dense rank of the value among the batch's values, NaN above numbers (for tie rules)."""
+    row: np.ndarray
+    """Position of the event in the source column (first/last take their value from there)."""
+    ts: np.ndarray
+    created: np.ndarray
+    """Created microseconds, a null as the lowest int64 (the as-of join's tie rule)."""
+
+
+def take(state: State, index: np.ndarray) -> State:
+    return tuple(part[index] for part in state)
+
+
+def put(state: State, mask: np.ndarray, values: State) -> None:
+    for part, value in zip(state, values, strict=True):
+        part[mask] = value
+
+
+def _non_null(events: Events) -> tuple[np.ndarray, np.ndarray]:
+    """Segments and values of the non-null events, values ascending within each segment."""
+    keep = np.flatnonzero(events.valid)
+    order = keep[np.lexsort((events.values[keep], events.segment[keep]))]
+    return events.segment[order], events.values[order]
+
+
+def _segment_reduce(ufunc: np.ufunc, segment: np.ndarray, values: np.ndarray, count: int, fill) -> np.ndarray:
+    """``ufunc`` over each segment's values in their order; ``fill`` for segments without any."""
+    out = np.full(count, fill, dtype=values.dtype if len(values) else np.asarray(fill).dtype)
+    if len(values):
+        starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
+        out[segment[starts]] = ufunc.reduceat(values, starts)
+    return out
+
+
+def _counts(segment: np.ndarray, count: int) -> np.ndarray:
+    return np.bincount(segment, minlength=count).astype(np.int64)
+
+
+def _pick(left_has: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    return np.where(left_has, left, right)
+
+
+class Function:
+    """One aggregation function; subclasses fill in the four steps."""
+
+    name: ClassVar[str]
+
+    def empty(self, count: int, kind: np.dtype) -> State:
+        """The state of ``count`` segments without a value, for values of numpy dtype ``kind``
+        (an empty window finalizes from it)."""
+        raise NotImplementedError
+
+    def build(self, events: Events) -> State:
+        raise NotImplementedError
+
+    def merge(self, left: State, right: State) -> State:
+        raise NotImplementedError
+
+    def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
+        raise NotImplementedError
+
+
+def _arrow(values: np.ndarray, null: np.ndarray | None, dtype: str) -> pa.Array:
+    import pyarrow as pa
+
+    storage = pa.int64() if dtype == "timestamp" else None
+    array = pa.array(values, mask=null, type=storage)
+    return array.cast(arrow_type(dtype))
+
+
+class Count(Function):
+    name = "count"
+
+    def empty(self, count: int, kind: np.dtype) -> State:
+        return (np.zeros(count, dtype=np.int64),)
+
+    def build(self, events: Events) -> State:
+        return (_counts(events.segment[events.valid], events.count),)
+
+    def merge(self, left: State, right: State) -> State:
+        return (left[0] + right[0],)
+
+    def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
+        return _arrow(state[0], None, "int64")
+
+
+class Sum(Function):
+    """Ints sum exactly in int64 (an overflow raises); floats in float64."""
+
+    name = "sum"
+
+    def empty(self, count: int, kind: np.dtype) -> State:
+        return (np.zeros(count, dtype=kind),)
+
+    def build(self, events: Events) -> State:
+        segment, values = _non_null(events)
+        total = _segment_reduce(np.add, segment, values, events.count, values.dtype.type(0))
+        if total.dtype == np.int64:
+            _check_int_sum(_segment_reduce(np.add, segment, values.astype(np.float64), events.count, 0.0))
+        return (total,)
+
+    def merge(self, left: State, right: State) -> State:
+        total = left[0] + right[0]
+        if total.dtype == np.int64 and np.any((left[0] ^ total) & (right[0] ^ total) < 0):
+            raise OverflowError("an int64 sum overflows; aggregate a float64 column instead")
+        return (total,)
+
+    def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
+        out = output_dtype("sum", dtype)
+        return _arrow(state[0].astype(np.int64 if out == "int64" else np.float64), None, out)
+
+
+def _check_int_sum(approximate: np.ndarray) -> None:
+    if np.any(np.abs(approximate) >= _INT64_LIMIT):
+        raise OverflowError("an int64 sum overflows; aggregate a float64 column instead")
+
+
+class Mean(Function):
+    name = "mean"
+
+    def empty(self, count: int, kind: np.dtype) -> State:
+        return np.zeros(count, dtype=np.int64), np.zeros(count)
+
+    def build(self, events: Events) -> State:
+        segment, values = _non_null(events)
+        values = values.astype(np.float64)
+        return _counts(segment, events.count), _segment_reduce(np.add, segment, values, events.count, 0.0)
+
+    def merge(self, left: State, right: State) -> State:
+        return left[0] + right[0], left[1] + right[1]
+
+    def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
+        n, total = state
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return _arrow(total / np.maximum(n, 1), n == 0, "float64")
+
+
+class Extreme(Function):
+    """min or max; state (has a value, the value). NaN is above every number."""
+
+    def __init__(self, name: str, integer: np.ufunc, floating: np.ufunc) -> None:
+        self.name = name  # type: ignore[misc]
+        self._ufuncs = {np.dtype(np.int64): integer, np.dtype(np.float64): floating}
+
+    def empty(self, count: int, kind: np.dtype) -> State:
+        return np.zeros(count, dtype=bool), np.zeros(count, dtype=kind)
+
+    def build(self, events: Events) -> State:
+        segment, values = _non_null(events)
+        has = _counts(segment, events.count) > 0
+        return has, _segment_reduce(self._ufuncs[values.dtype], segment, values, events.count, values.dtype.type(0))
+
+    def merge(self, left: State, right: State) -> State:
+        both = self._ufuncs[left[1].dtype](left[1], right[1])
+        value = np.where(left[0] & right[0], both, np.where(left[0], left[1], right[1]))
+        return left[0] | right[0], value
+
+    def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
+        has, value = state
+        kind = np.float64 if dtype.startswith("float") else np.int64
+        return _arrow(value.astype(kind), ~has, dtype)
+
+
+class Endpoint(Function):
+    """first or last: the value of the earliest (latest) non-null event by (event, created) time,
+    a null created lowest; among full ties the greatest value, the row materialization keeps.
+    State: the event's row in the source column (-1 for none)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # type: ignore[misc]
+        self._last = name == "last"
+
+    def empty(self, count: int, kind: np.dtype) -> State:
+        return (np.full(count, -1, dtype=np.int64),)
+
+    def build(self, events: Events) -> State:
+        keep = np.flatnonzero(events.valid)
+        sign = 1 if self._last else -1
+        order = keep[np.lexsort((
+            events.rank[keep], sign * events.created[keep], sign * events.ts[keep], events.segment[keep]
+        ))]
+        segment = events.segment[order]
+        ends = np.flatnonzero(np.r_[segment[1:] != segment[:-1], True]) if len(order) else order
+        row = np.full(events.count, -1, dtype=np.int64)
+        row[segment[ends]] = events.row[order[ends]]
+        return (row,)
+
+    def merge(self, left: State, right: State) -> State:
+        if self._last:
+            return (_pick(right[0] >= 0, right[0], left[0]),)
+        return (_pick(left[0] >= 0, left[0], right[0]),)
+
+    def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
+        import pyarrow as pa
+
+        row = state[0]
+        return column.take(pa.array(np.maximum(row, 0), mask=row < 0)).cast(arrow_type(dtype))
+
+
+class Spread(Function):
+    """Sample variance or standard deviation (Spark's ``var_samp``/``stddev_samp``; null below two
+    values). State (count, mean, M2) merged with Chan's parallel formula: no cancellation of a
+    sum of squares."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # type: ignore[misc]
+
+    def empty(self, count: int, kind: np.dtype) -> State:
+        return np.zeros(count, dtype=np.int64), np.zeros(count), np.zeros(count)
+
+    def build(self, events: Events) -> State:
+        segment, values = _non_null(events)
+        values = values.astype(np.float64)
+        n = _counts(segment, events.count)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = _segment_reduce(np.add, segment, values, events.count, 0.0) / np.maximum(n, 1)
+        deviation = values - mean[segment]
+        return n, mean, _segment_reduce(np.add, segment, deviation * deviation, events.count, 0.0)
+
+    def merge(self, left: State, right: State) -> State:
+        (na, ma, m2a), (nb, mb, m2b) = left, right
+        n = na + nb
+        with np.errstate(invalid="ignore", divide="ignore"):
+            delta = mb - ma
+            share = nb / np.maximum(n, 1)
+            mean = ma + delta * share
+            m2 = m2a + m2b + delta * delta * (na * share)
+        only_left, only_right = nb == 0, na == 0
+        return (
+            n,
+            np.where(only_left, ma, np.where(only_right, mb, mean)),
+            np.where(only_left, m2a, np.where(only_right, m2b, m2)),
+        )
+
+    def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
+        n, _, m2 = state
+        with np.errstate(invalid="ignore", divide="ignore"):
+            variance = m2 / np.maximum(n - 1, 1)
+        return _arrow(np.sqrt(variance) if self.name == "stddev" else variance, n < 2, "float64")
+
+
+class DistinctCount(Function):
+    """Exact: a set of the values per tile. Exact and simple; it costs memory per distinct value
+    and tile (a HyperLogLog sketch would bound it at a ~1% error)."""
+
+    name = "distinct_count"
+    _union = np.frompyfunc(operator.or_, 2, 1)
+
+    def empty(self, count: int, kind: np.dtype) -> State:
+        return (_sets([[] for _ in range(count)]),)
+
+    def build(self, events: Events) -> State:
+        members: list[list] = [[] for _ in range(events.count)]
+        valid = events.valid
+        for segment, value in zip(events.segment[valid].tolist(), events.values[valid].tolist(), strict=True):
+            members[segment].append(value)
+        return (_sets(members),)
+
+    def merge(self, left: State, right: State) -> State:
+        return (self._union(left[0], right[0]),)
+
+    def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
+        return _arrow(np.fromiter(map(len, state[0]), dtype=np.int64, count=len(state[0])), None, "int64")
+
+
+def _sets(members: list[list]) -> np.ndarray:
+    out = np.empty(len(members), dtype=object)
+    out[:] = [frozenset(m) for m in members]
+    return out
+
+
+FUNCTIONS: dict[str, Function] = {
+    f.name: f
+    for f in (
+        Count(), Sum(), Mean(), Extreme("min", np.minimum, np.fmin), Extreme("max", np.maximum, np.maximum),
+        Endpoint("first"), Endpoint("last"), Spread("variance"), Spread("stddev"), DistinctCount(),
+    )
+}
+"""Every function by its definition name (``granero.definitions.aggregation.FunctionName``)."""

@@ -1,0 +1,185 @@
+"""Events -> tile states per (entity key, tile), and tile states -> window states at many times.
+
+Both directions are columnar. Events are sorted once by (key code, tile, event time, created);
+within one key code that order is also sorted by event time, which every search below relies on.
+
+``window_states`` answers many requests (key code, time t) at once, for one window, in the order
+the online path will use: the whole tiles of the window folded left to right in hop order (one
+vectorized step per tile position, shared by the requests of one (key, head tile)), then the head
+tile cut at t. ``fold_in_hop_order`` is that same fold for the tiles of one request, as stored
+online; both call the same ``merge``, in the same order, on states built by the same ``build``,
+so their results are bit-identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from granero.aggregation.functions import Events, Function, State, put, take
+from granero.aggregation.window import tile_of
+from granero.types import arrow_type
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+NULL_CREATED = -(2**62)
+"""The created time of an event without one: below every real time (Spark's years 1-9999 are
+within ±3e17 microseconds), and safe to negate."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One source column, converted once for every aggregate that reads it."""
+
+    source: pa.Array
+    values: np.ndarray
+    valid: np.ndarray
+    rank: np.ndarray
+
+
+@dataclass(frozen=True)
+class EventOrder:
+    """The events that have a key and a time, sorted by (code, tile, ts, created)."""
+
+    row: np.ndarray
+    code: np.ndarray
+    tile: np.ndarray
+    ts: np.ndarray
+    created: np.ndarray
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """One entry per (code, tile) holding at least one event, sorted; a state per aggregate."""
+
+    code: np.ndarray
+    tile: np.ndarray
+    states: dict[str, State]
+
+
+def prepare_column(column: pa.Array | pa.ChunkedArray, dtype: str) -> Column:
+    """Values as numpy (int64 for ints, bools and timestamp microseconds; float64 for floats;
+    objects for strings and bytes), after a cast to the dtype that refuses to lose data."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    source = column.cast(arrow_type(dtype))
+    if isinstance(source, pa.ChunkedArray):
+        source = source.combine_chunks()
+    valid = np.asarray(source.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    rank = pc.rank(source, sort_keys="ascending", tiebreaker="dense")
+    return Column(source, _numpy_values(source, dtype), valid, rank.to_numpy().astype(np.int64))
+
+
+def _numpy_values(source: pa.Array, dtype: str) -> np.ndarray:
+    import pyarrow as pa
+
+    if dtype in ("string", "bytes"):
+        return source.to_numpy(zero_copy_only=False)
+    if dtype.startswith("float"):
+        return source.cast(pa.float64()).fill_null(0).to_numpy().astype(np.float64)
+    return source.cast(pa.int64()).fill_null(0).to_numpy().astype(np.int64)
+
+
+def order_events(code: np.ndarray, ts: np.ndarray, valid: np.ndarray, created: np.ndarray, hop: int) -> EventOrder:
+    """Events with a key (``code >= 0``) and a time, sorted; ``created`` uses NULL_CREATED."""
+    keep = np.flatnonzero((code >= 0) & valid)
+    tile = tile_of(ts[keep], hop)
+    order = keep[np.lexsort((created[keep], ts[keep], tile, code[keep]))]
+    return EventOrder(order, code[order], tile_of(ts[order], hop), ts[order], created[order])
+
+
+def events_of(order: EventOrder, index: np.ndarray, segment: np.ndarray, count: int, column: Column) -> Events:
+    """The events at positions ``index`` of ``order``, of ``column``, in ``count`` segments."""
+    row = order.row[index]
+    return Events(
+        segment, count, column.values[row], column.valid[row], column.rank[row], row,
+        order.ts[index], order.created[index],
+    )
+
+
+def build_tiles(order: EventOrder, reads: Mapping[str, tuple[Function, Column]]) -> Tiles:
+    """The tile states of every aggregate (``reads``: output name -> function and its column)."""
+    changed = (order.code[1:] != order.code[:-1]) | (order.tile[1:] != order.tile[:-1])
+    starts = np.r_[True, changed][: len(order.code)]
+    segment = np.cumsum(starts) - 1
+    count = int(starts.sum())
+    index = np.arange(len(order.code))
+    states = {out: fn.build(events_of(order, index, segment, count, col)) for out, (fn, col) in reads.items()}
+    return Tiles(order.code[starts], order.tile[starts], states)
+
+
+def combine(fn: Function, left: State, left_has: np.ndarray, right: State, right_has: np.ndarray) -> State:
+    """Per entry: ``merge`` where both sides hold events, else the side that does (``left`` when
+    neither does); merges never see an empty side."""
+    only_right = right_has & ~left_has
+    out = tuple(np.where(only_right, r, part) for part, r in zip(left, right, strict=True))
+    both = np.flatnonzero(left_has & right_has)
+    put(out, both, fn.merge(take(left, both), take(right, both)))
+    return out
+
+
+def fold_in_hop_order(fn: Function, states: Sequence[State]) -> State | None:
+    """The window state of tiles given oldest first, merged one by one (the online lookup)."""
+    window = None
+    for state in states:
+        window = state if window is None else fn.merge(window, state)
+    return window
+
+
+def window_states(
+    tiles: Tiles,
+    order: EventOrder,
+    reads: Mapping[str, tuple[Function, Column]],
+    request: tuple[np.ndarray, np.ndarray],
+    window: int,
+    hop: int,
+) -> dict[str, State]:
+    """Per request (code >= 0, time t), each aggregate's state over ``tail(t) <= ts <= t``."""
+    code, time = request
+    head = tile_of(time, hop)
+    pairs, inverse = np.unique(np.stack([code, head]), axis=1, return_inverse=True)
+    lo = _first_at_or_after(tiles.code, tiles.tile, pairs[0], pairs[1] - window // hop)
+    tiles_whole = _first_at_or_after(tiles.code, tiles.tile, pairs[0], pairs[1]) - lo
+    start = _first_at_or_after(order.code, order.ts, code, head * hop)
+    end = _first_at_or_after(order.code, order.ts, code, time + 1)
+    index, segment = _expand_ranges(start, end)
+    out = {}
+    for name, (fn, column) in reads.items():
+        whole = _fold_whole_tiles(fn, tiles.states[name], lo, tiles_whole, column.values.dtype)
+        head_state = fn.build(events_of(order, index, segment, len(code), column))
+        out[name] = combine(fn, take(whole, inverse.ravel()), tiles_whole[inverse.ravel()] > 0, head_state, end > start)
+    return out
+
+
+def _fold_whole_tiles(fn: Function, tile_states: State, lo: np.ndarray, count: np.ndarray, kind: np.dtype) -> State:
+    """Per group, the tiles ``lo .. lo + count - 1`` merged left to right, one position per step."""
+    state = fn.empty(len(lo), kind)
+    for step in range(int(count.max(initial=0))):
+        active = np.flatnonzero(count > step)
+        right = take(tile_states, lo[active] + step)
+        put(state, active, right if step == 0 else fn.merge(take(state, active), right))
+    return state
+
+
+def _first_at_or_after(
+    sorted_code: np.ndarray, sorted_value: np.ndarray, code: np.ndarray, value: np.ndarray
+) -> np.ndarray:
+    """Per query, the first position of rows sorted by (code, value) with that code and a value
+    >= the query's (one searchsorted on dense ranks: the pairs never overflow int64)."""
+    levels = np.unique(sorted_value)
+    width = len(levels) + 1
+    keys = sorted_code * width + np.searchsorted(levels, sorted_value)
+    return np.searchsorted(keys, code * width + np.searchsorted(levels, value), side="left")
+
+
+def _expand_ranges(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of every ``[start, end)`` range, concatenated, and the range of each."""
+    lengths = end - start
+    segment = np.repeat(np.arange(len(start)), lengths)
+    offsets = np.cumsum(lengths) - lengths
+    return np.arange(lengths.sum()) - offsets[segment] + start[segment], segment
