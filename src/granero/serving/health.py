@@ -57,6 +57,8 @@ class StoreHealth:
     ) -> None:
         self.ping, self.servicer, self.services = ping, servicer, tuple(services)
         self.every_seconds, self.on_change = every_seconds, on_change
+        self.checks = 0
+        """Pings done and acted upon by the thread (tests wait on it rather than on the clock)."""
         self.state = Hysteresis(failures, successes, healthy=self._ping_ok())
         self._stopped = threading.Event()
         self._publish()
@@ -79,6 +81,7 @@ class StoreHealth:
                 log.warning("online store %s: health turns %s", "reachable" if ok else
                             "unreachable", "SERVING" if ok else "NOT_SERVING")
                 self._publish()
+            self.checks += 1
 
     def _ping_ok(self) -> bool:
         try:
