@@ -7,14 +7,18 @@ import random
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 import redis
+from pydantic import ValidationError
 
-from granero.errors import OnlineStoreUnavailable
+from granero.config import load_config
+from granero.errors import ConfigError, OnlineStoreUnavailable
 from granero.online.encoding import encode_entity_key, key_prefix, read_version, to_micros
-from granero.online.redis import RedisSettings, RedisStore
+from granero.online.redis import RedisConfig, RedisSettings, RedisStore
 from granero.online.sync import write_rows
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.redis
 
@@ -196,9 +200,71 @@ def test_redis_down_is_unavailable_then_recovers_by_itself(own_redis, defs):
     store.close()
 
 
-def test_errors_never_show_the_password():
-    settings = RedisSettings("redis://:s3cret@127.0.0.1:1/0", socket_timeout_seconds=0.2)
-    assert settings.safe_url == "redis://:***@127.0.0.1:1/0"
+SECRET = "Zq9@Wx8/Kp7?Jm6#Hn5%25:Lr4"
+"""A password holding every URL delimiter; no piece of it may show in any message."""
+PIECES = ["Zq9", "Wx8", "Kp7", "Jm6", "Hn5", "Lr4"]
+
+
+def shows_no_secret(text: str) -> bool:
+    return not any(piece in text for piece in PIECES)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://:{quote(SECRET, safe='')}@127.0.0.1:1/0",
+        f"redis://user:{quote(SECRET, safe='')}@127.0.0.1:1/0",
+        f"redis://127.0.0.1:1/0?password={quote(SECRET, safe='')}",
+        "redis://:Zq9@Wx8@127.0.0.1:1/0",  # a raw '@': redis-py splits at the last one
+    ],
+)
+def test_unavailable_errors_never_show_the_password(url):
+    settings = RedisSettings(url, socket_timeout_seconds=0.2)
     with pytest.raises(OnlineStoreUnavailable) as caught:
         RedisStore(settings, "p").read([("v", b"k")])
-    assert "s3cret" not in str(caught.value) and ":***@" in str(caught.value)
+    assert shows_no_secret(str(caught.value)) and "***" in str(caught.value)
+    assert shows_no_secret(repr(settings)) and "127.0.0.1:1" in str(caught.value)
+
+
+@pytest.mark.parametrize("raw", ["Zq9/Wx8", "Zq9?Wx8", "Zq9#Wx8", "123/Zq9Wx8"])
+def test_an_unencoded_delimiter_in_the_password_is_a_config_error_without_it(raw):
+    """redis-py misreads such a URL: it failed with a traceback quoting the password's start
+    (or connected to a port made of its digits)."""
+    url = f"redis://:{raw}@127.0.0.1:6379/0"
+    with pytest.raises(ConfigError, match=r"online_store.url redis://:\*\*\*@.*percent-encode") as caught:
+        RedisStore(RedisSettings(url), "p").read([("v", b"k")])
+    assert "Zq9" not in str(caught.value)
+    with pytest.raises(ValidationError) as invalid:
+        RedisConfig(url=url)
+    assert "Zq9" not in str(invalid.value) and "Wx8" not in str(invalid.value)
+
+
+def test_the_config_file_names_the_field_and_hides_the_secret(tmp_path):
+    (tmp_path / "feature_store.yaml").write_text(
+        "project: p\nonline_store: {type: redis, url: 'redis://:Zq9/Wx8@127.0.0.1:6379/0'}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    message = str(caught.value)
+    assert "feature_store.yaml" in message and "url" in message and "percent-encode" in message
+    assert "Zq9" not in message and "Wx8" not in message
+    assert shows_no_secret(repr(RedisConfig(url=f"redis://:{quote(SECRET, safe='')}@h:1/0")))
+
+
+def test_the_cli_exit_7_message_hides_a_query_password(tmp_path):
+    from typer.testing import CliRunner
+
+    from granero.cli.main import app
+    from tests.serving.conftest import write_repo
+
+    url = f"redis://127.0.0.1:{free_port()}/0?password={quote(SECRET, safe='')}"
+    repo = write_repo(tmp_path / "repo", url)
+    (repo / "feature_store.yaml").write_text(
+        (repo / "feature_store.yaml").read_text().replace("expire_keys: false", "socket_timeout_seconds: 0.2")
+    )
+    assert CliRunner().invoke(app, ["apply", "-r", str(repo)]).exit_code == 0
+    result = CliRunner().invoke(
+        app, ["get-online", "-r", str(repo), "-f", "driver_stats:trips", "-e", "driver_id=1"]
+    )
+    assert result.exit_code == 7, result.output
+    assert "password=***" in result.stderr and shows_no_secret(result.output + result.stderr)

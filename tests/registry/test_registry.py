@@ -77,7 +77,7 @@ def test_join_key_change_is_refused(repo):
 
 CRASH_DURING_HEAD_SWAP = """
 import os, sys
-import granero.registry.store as store_module
+import granero.atomic_files as store_module
 from granero import FeatureStore
 real_replace = os.replace
 def crash(src, dst):
@@ -109,7 +109,7 @@ def test_crash_while_writing_a_file_never_exposes_partial_content(repo, monkeypa
     def failing_fsync(fd):
         raise OSError("disk full")
 
-    monkeypatch.setattr("granero.registry.store.os.fsync", failing_fsync)
+    monkeypatch.setattr("granero.atomic_files.os.fsync", failing_fsync)
     (repo / "views.py").write_text(VIEWS.replace('ttl="1d"', 'ttl="3d"'))
     with pytest.raises(OSError, match="disk full"):
         store.apply()

@@ -18,24 +18,33 @@ synced are not written at all. Expiry follows the wall clock; ``expire_keys: fal
 until they are overwritten (to replay old data at a fixed ``now``), the read-time check stays.
 
 redis-py is imported on first use, so loading the config never imports it. Every redis error is
-translated here into OnlineStoreUnavailable; after a connection-level one the client is dropped
-and the next call builds a new one, which is how a store recovers by itself once Redis is back.
-The store is shared by the gRPC server's threads (redis-py's pool is thread-safe).
+translated here into OnlineStoreUnavailable.
+
+Threads: one store is shared by the gRPC server's request threads. The client is built once,
+under a lock, and never torn down while the store is in use (only ``close()`` does that, by its
+owner). A request that fails disconnects the one connection it used and no other, so a timeout
+on a frozen server never cuts a neighbour's request short: each request keeps its own budget of
+two attempts x ``socket_timeout_seconds``. Recovery needs no reset: the pool replaces a
+disconnected or dead connection when it is next handed out. A Cluster client that failed is
+replaced (not closed, as other threads may still hold it) so the topology is discovered afresh.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from granero.errors import OnlineStoreUnavailable
+from granero.errors import ConfigError, OnlineStoreUnavailable
 from granero.online.encoding import key_prefix
+from granero.redaction import redact_url
 
 WRITE_IF_NEWER = """
 local written = 0
@@ -74,17 +83,46 @@ class RedisConfig(BaseModel):
     of a Redis Cluster.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # the url is a secret
 
     type: Literal["redis"] = "redis"
-    url: str = "redis://127.0.0.1:6379/0"
+    url: str = Field("redis://127.0.0.1:6379/0", repr=False)  # may hold a password
     cluster: bool = False
     socket_timeout_seconds: float = 1.0
     expire_keys: bool = True
     """Let Redis drop each row once its view's ttl has passed (by the wall clock)."""
 
+    @field_validator("url")
+    @classmethod
+    def _readable_url(cls, url: str) -> str:
+        check_url(url)
+        return url
+
     def settings(self) -> RedisSettings:
         return RedisSettings(self.url, self.cluster, self.socket_timeout_seconds, self.expire_keys)
+
+
+_QUERY = re.compile(r"^[A-Za-z_]+=[^&]*(&[A-Za-z_]+=[^&]*)*$")
+
+
+def check_url(url: str) -> None:
+    """Raise ValueError unless redis-py reads ``url`` as written. An unencoded '/', '?' or '#'
+    in a password moves its tail into the path, query or fragment, where redis-py would quote
+    it in an error or connect somewhere else; the message shows no part of the secret."""
+    parts = urlsplit(url)
+    shown = redact_url(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"{shown}: the scheme must be redis://, rediss:// or unix://")
+    misplaced = parts.fragment or (parts.query and not _QUERY.match(parts.query))
+    if misplaced or (parts.scheme != "unix" and "@" in parts.path):
+        raise ValueError(
+            f"{shown} cannot be parsed: percent-encode special characters of the user name and "
+            "password (e.g. '/' as %2F, '?' as %3F, '#' as %23, '@' as %40, '%' as %25)"
+        )
+    try:
+        parts.port  # noqa: B018 (parsed for its check)
+    except ValueError:
+        raise ValueError(f"{shown}: the port is not a number") from None
 
 
 @dataclass(frozen=True)
@@ -99,7 +137,10 @@ class RedisSettings:
     @property
     def safe_url(self) -> str:
         """The URL with any password masked, for messages."""
-        return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", self.url)
+        return redact_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"RedisSettings({self.safe_url!r}, cluster={self.cluster})"
 
 
 class RedisStore:
@@ -110,6 +151,7 @@ class RedisStore:
         self.project = project
         self.batch_size = batch_size
         self._client: Any = None
+        self._client_lock = threading.Lock()
         self._script_sha: str | None = None
         self._prefixes: dict[str, bytes] = {}
 
@@ -164,19 +206,34 @@ class RedisStore:
             self.client.ping()
 
     def close(self) -> None:
-        if self._client is not None:
+        """Close every connection; for the store's owner, once no request is in flight (a
+        later call connects again)."""
+        with self._client_lock:
+            client, self._client, self._script_sha = self._client, None, None
+        if client is not None:
             with contextlib.suppress(Exception):
-                self._client.close()
-        self._client, self._script_sha = None, None
+                client.close()
 
     # -- internals ----------------------------------------------------------------------------
 
     @property
     def client(self) -> Any:
-        """The redis-py client, connected on first use (and again after a failure)."""
-        if self._client is None:
-            self._client = _connect(self.settings)
-        return self._client
+        """The redis-py client, built once on first use (by one thread, under the lock)."""
+        client = self._client
+        if client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = _connect(self.settings)
+                client = self._client
+        return client
+
+    def _forget_cluster_client(self, failed: Any) -> None:
+        """Let the next call build a new Cluster client, unless another thread already did.
+        The failed one is not closed: other threads may be using it (its sockets close when it
+        is garbage-collected)."""
+        with self._client_lock:
+            if self._client is failed:
+                self._client, self._script_sha = None, None
 
     def _prefix(self, view: str) -> bytes:
         if view not in self._prefixes:
@@ -269,25 +326,24 @@ class RedisStore:
 
     @contextlib.contextmanager
     def _unavailable_on_error(self, action: str) -> Iterator[None]:
-        from redis.exceptions import (
-            ClusterError,
-            ConnectionError,
-            RedisClusterException,
-            RedisError,
-            TimeoutError,
-        )
+        from redis.exceptions import RedisClusterException, RedisError
 
+        client = self._client
         try:
             yield
         except (RedisError, RedisClusterException) as error:
-            if isinstance(
-                error, ConnectionError | TimeoutError | ClusterError | RedisClusterException
-            ):
-                self.close()  # the next call connects afresh (and reloads the script if needed)
+            if self.settings.cluster and _is_connection_error(error):
+                self._forget_cluster_client(client)
             raise OnlineStoreUnavailable(
                 f"online store {self.settings.safe_url}: {action} failed: "
                 f"{type(error).__name__}: {error}"
             ) from error
+
+
+def _is_connection_error(error: Exception) -> bool:
+    from redis.exceptions import ClusterError, ConnectionError, RedisClusterException, TimeoutError
+
+    return isinstance(error, ConnectionError | TimeoutError | ClusterError | RedisClusterException)
 
 
 def _script_call(sha: str, prefix: bytes, rows: list[tuple[bytes, bytes, bytes]]) -> list[bytes]:
@@ -316,6 +372,12 @@ def _connect(settings: RedisSettings) -> Any:
         "socket_connect_timeout": timeout,
         "retry": Retry(NoBackoff(), 1),
     }
-    if settings.cluster:
-        return redis.RedisCluster.from_url(settings.url, **options)
-    return redis.Redis.from_url(settings.url, **options)
+    client_class = redis.RedisCluster if settings.cluster else redis.Redis
+    try:
+        check_url(settings.url)
+    except ValueError as error:
+        raise ConfigError(f"online_store.url {error}") from None
+    try:
+        return client_class.from_url(settings.url, **options)
+    except ValueError:  # redis-py's message may quote part of the password: never shown
+        raise ConfigError(f"online_store.url {settings.safe_url}: redis-py cannot read it") from None
