@@ -25,6 +25,23 @@ DATA_END = datetime(2026, 1, 8, tzinfo=UTC)
 """The fixed end of the generated example data, so tests are reproducible."""
 
 
+def timeout_scale() -> float:
+    """How much longer than on an idle machine a wait may take here and now.
+
+    ``GRANERO_TEST_TIMEOUT_SCALE`` when set; else the 1-minute load per core (at least 1, at most
+    10), read at each call: a suite running next to other jobs waits longer instead of failing.
+    """
+    if os.environ.get("GRANERO_TEST_TIMEOUT_SCALE"):
+        return float(os.environ["GRANERO_TEST_TIMEOUT_SCALE"])
+    return min(10.0, max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
+
+
+def scaled(seconds: float) -> float:
+    """A timeout of ``seconds`` on an idle machine, scaled to this one's load (every fixed wait of
+    the suite goes through here)."""
+    return seconds * timeout_scale()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -50,7 +67,7 @@ def start_redis(directory: Path, port: int, *extra: str) -> subprocess.Popen:
         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )
     client = redis.Redis(host="127.0.0.1", port=port)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + scaled(10)
     while True:
         try:
             client.ping()
@@ -74,7 +91,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process = start_redis(tmp_path_factory.mktemp("redis"), port)
     yield f"redis://127.0.0.1:{port}/0"
     process.terminate()
-    process.wait(timeout=10)
+    process.wait(timeout=scaled(10))
 
 
 @pytest.fixture(scope="session")

@@ -33,3 +33,14 @@ def test_the_local_session_runs_with_that_heap(spark):
     heap = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory()
     assert spark.conf.get("spark.driver.memory") == f"{expected_gib}g"
     assert heap > (expected_gib - 1) * 2**30  # the JVM really got it (max heap is a bit below)
+
+
+@pytest.mark.spark
+def test_the_session_loads_delta_from_the_maven_cache_without_a_resolver(spark):
+    from granero.offline.spark_session import delta_jars_conf, maven_repository
+
+    expected = delta_jars_conf(maven_repository())
+    if "spark.jars" not in expected:
+        pytest.skip("Delta's jars are not in the local Maven cache (make setup fetches them)")
+    assert spark.conf.get("spark.jars") == expected["spark.jars"]
+    assert spark.sparkContext._jsc.sc().conf().getOption("spark.jars.packages").isEmpty()

@@ -1,6 +1,7 @@
 """The jobs on a real Spark standalone cluster (master + one worker on loopback) via spark-submit.
 
-Proves the jobs are cluster-ready: the submit's master is honoured, Delta comes from --packages,
+Proves the jobs are cluster-ready: the submit's master is honoured, Delta's jars come from the
+submit (``--jars`` from the local Maven cache, else ``--packages``),
 executors run in their own JVM, and nothing needs the driver-side session of the tests.
 """
 
@@ -19,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from granero.feature_store import FeatureStore
-from granero.offline.spark_session import DELTA_PACKAGE
-from tests.conftest import free_port
+from granero.offline.spark_session import DELTA_PACKAGE, delta_jars_conf, maven_repository
+from tests.conftest import free_port, scaled
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -42,7 +43,7 @@ def cluster_env() -> dict[str, str]:
 
 
 def wait_for(check, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while not check():
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
@@ -120,7 +121,7 @@ def cluster(tmp_path) -> Iterator[tuple[str, int]]:
     finally:
         for process in reversed(processes):
             process.terminate()
-            process.wait(timeout=30)
+            process.wait(timeout=scaled(30))
 
 
 SUBMIT_CONF = {
@@ -133,19 +134,25 @@ SUBMIT_CONF = {
 }
 
 
+def delta_args() -> list[str]:
+    """The jars as the library's own sessions get them: no Ivy pass when ~/.m2 has them."""
+    jars = delta_jars_conf(maven_repository()).get("spark.jars")
+    return ["--jars", jars] if jars else ["--packages", DELTA_PACKAGE]
+
+
 def submit(master: str, job: str, *args: str) -> subprocess.CompletedProcess:
     conf = [item for key, value in SUBMIT_CONF.items() for item in ("--conf", f"{key}={value}")]
     command = [
         str(spark_home() / "bin" / "spark-submit"),
         "--master",
         master,
-        "--packages",
-        DELTA_PACKAGE,
+        *delta_args(),
         *conf,
         str(ROOT / "spark_jobs" / job),
         *args,
     ]
-    return subprocess.run(command, env=cluster_env(), capture_output=True, text=True, timeout=180)
+    return subprocess.run(command, env=cluster_env(), capture_output=True, text=True,
+                          timeout=scaled(180))
 
 
 def test_materialize_and_retrieve_on_a_standalone_cluster(cluster, spark, example_repo, tmp_path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Annotated
+
 import typer
 
 from granero.cli import offline_cmds, online_cmds, registry_cmds, serving_cmds
@@ -13,6 +16,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Show Spark's and the JVM's own output (log4j, Ivy) on stderr.")] = False,
+) -> None:
+    """Granero feature store: define, materialize, serve and retrieve features."""
+    if verbose:  # an environment variable, so Spark jobs started from here inherit it
+        from granero.offline.spark_session import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"
+
 
 for module in (registry_cmds, offline_cmds, online_cmds, serving_cmds):
     module.register(app)

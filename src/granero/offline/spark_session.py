@@ -1,7 +1,19 @@
-"""The one place a SparkSession is configured: master, conf, and Delta Lake wiring."""
+"""The one place a SparkSession is configured: master, conf, Delta Lake wiring, and the JVM's console.
+
+Delta's jars come straight from the local Maven cache (``~/.m2``, filled by ``make setup``) as
+``spark.jars`` when they are all there: no Ivy resolver pass, no resolution report, no network.
+Only when one is missing does Spark resolve ``spark.jars.packages`` itself.
+
+The JVM writes its own chatter to stderr (log4j warnings, Ivy's report, the JDK's incubator
+notice). A quiet session (the default) sends the JVM's stderr to a log file instead, so a CLI
+user sees Granero's output only; ``GRANERO_VERBOSE=1`` (``granero --verbose``) leaves it on the
+terminal. Errors are unaffected: they reach Python through py4j and are translated there.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
@@ -11,6 +23,12 @@ if TYPE_CHECKING:
 
 DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.1"
 """Matches the pinned delta-spark/pyspark 4.0.1; resolved from the local Maven cache first."""
+
+DELTA_JARS = (DELTA_PACKAGE, "io.delta:delta-storage:4.0.1")
+"""DELTA_PACKAGE and its runtime dependencies that pyspark's own jars do not already hold."""
+
+VERBOSE_ENV = "GRANERO_VERBOSE"
+SPARK_LOG_ENV = "GRANERO_SPARK_LOG"
 
 
 class SparkConfig(BaseModel):
@@ -26,7 +44,7 @@ class SparkConfig(BaseModel):
 def spark_conf(config: SparkConfig) -> dict[str, str]:
     """Granero's defaults, then the user's conf on top (the user wins)."""
     defaults = {
-        "spark.jars.packages": DELTA_PACKAGE,
+        **delta_jars_conf(maven_repository()),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",
@@ -52,10 +70,65 @@ def get_spark(config: SparkConfig) -> SparkSession:
     if active is not None:
         return active
     use_this_python_on_local_workers(config.master)
+    conf = {**_local_defaults(config.master), **spark_conf(config)}
+    if not verbose():
+        _launch_quiet_jvm(config, conf)
     builder = SparkSession.builder.master(config.master).appName(config.app_name)
-    for key, value in {**_local_defaults(config.master), **spark_conf(config)}.items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def maven_repository() -> Path:
+    """The local Maven repository ``mvn dependency:get`` fills (``make setup`` does)."""
+    return Path(os.environ.get("GRANERO_MAVEN_REPO", Path.home() / ".m2" / "repository"))
+
+
+def delta_jars_conf(repository: Path) -> dict[str, str]:
+    """``spark.jars`` from the local Maven cache when every Delta jar is there, else the package
+    for Spark's resolver (which downloads what is missing and prints its report)."""
+    jars = [maven_jar(repository, coordinate) for coordinate in DELTA_JARS]
+    if all(jar.is_file() for jar in jars):
+        return {"spark.jars": ",".join(map(str, jars))}
+    return {"spark.jars.packages": DELTA_PACKAGE}
+
+
+def maven_jar(repository: Path, coordinate: str) -> Path:
+    """Where Maven keeps ``group:artifact:version``'s jar."""
+    group, artifact, version = coordinate.split(":")
+    return repository.joinpath(*group.split("."), artifact, version, f"{artifact}-{version}.jar")
+
+
+def verbose() -> bool:
+    """Whether the JVM may write to the terminal (``granero --verbose`` sets the variable)."""
+    return os.environ.get(VERBOSE_ENV, "").lower() in ("1", "true", "yes")
+
+
+def spark_log_path() -> Path:
+    """Where a quiet session's JVM output goes (appended; one file for every session of the user)."""
+    import tempfile
+
+    default = Path(tempfile.gettempdir()) / f"granero-spark-{os.getuid()}.log"
+    return Path(os.environ.get(SPARK_LOG_ENV, default))
+
+
+def _launch_quiet_jvm(config: SparkConfig, conf: dict[str, str]) -> None:
+    """Start the driver JVM (as pyspark would) with its stderr going to the log file.
+
+    pyspark launches the JVM on the first SparkContext and offers no switch for its stderr, but
+    ``SparkContext._ensure_initialized`` takes a gateway launched beforehand; the session built
+    next reuses it. A JVM already running (an earlier session of this process) is left alone.
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:
+        return
+    spark_conf = SparkConf().setMaster(config.master).setAppName(config.app_name).setAll(list(conf.items()))
+    path = spark_log_path()
+    with path.open("ab") as log:  # the child keeps its own copy of the descriptor
+        gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": log, "stderr": log})
+    SparkContext._ensure_initialized(gateway=gateway, conf=spark_conf)
 
 
 def _local_defaults(master: str) -> dict[str, str]:
@@ -64,6 +137,7 @@ def _local_defaults(master: str) -> dict[str, str]:
     1 GiB default runs out collecting a training set of a few hundred thousand rows."""
     if not master.startswith("local"):
         return {}
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read by the JVM as it starts
     return {
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
@@ -77,8 +151,6 @@ def local_driver_memory(physical_bytes: int) -> str:
 
 
 def _physical_memory_bytes() -> int:
-    import os
-
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not a POSIX system: Spark's own default
@@ -90,7 +162,6 @@ def use_this_python_on_local_workers(master: str) -> None:
 
     A cluster's executors use their own image's Python; set PYSPARK_PYTHON there.
     """
-    import os
     import sys
 
     if master.startswith("local"):
@@ -102,11 +173,10 @@ def get_job_spark(config: SparkConfig) -> SparkSession:
 
     ``spark-submit`` (and ``pyspark``) launch the JVM first and tell Python through
     ``PYSPARK_GATEWAY_PORT``; their ``--master`` must not be overridden by the repo's ``master``.
-    Jars (Delta) must then come from ``spark-submit --packages``, as the JVM is already running.
+    Jars (Delta) must then come from ``spark-submit --packages`` or ``--jars``, as the JVM is
+    already running.
     Run as plain Python, the job behaves like the library (``get_spark``).
     """
-    import os
-
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
@@ -114,6 +184,6 @@ def get_job_spark(config: SparkConfig) -> SparkSession:
         return active or get_spark(config)
     builder = SparkSession.builder.appName(config.app_name)
     for key, value in spark_conf(config).items():
-        if key != "spark.jars.packages":
+        if key not in ("spark.jars", "spark.jars.packages"):
             builder = builder.config(key, value)
     return builder.getOrCreate()

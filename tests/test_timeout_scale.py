@@ -1,0 +1,21 @@
+"""The suite's one timeout helper: waits grow with the machine's load, or as the environment says."""
+
+from __future__ import annotations
+
+import os
+
+from tests.conftest import scaled, timeout_scale
+
+
+def test_the_environment_sets_the_scale(monkeypatch):
+    monkeypatch.setenv("GRANERO_TEST_TIMEOUT_SCALE", "2.5")
+    assert timeout_scale() == 2.5
+    assert scaled(180) == 450
+
+
+def test_without_it_the_scale_follows_the_load_per_core_within_bounds(monkeypatch):
+    monkeypatch.delenv("GRANERO_TEST_TIMEOUT_SCALE", raising=False)
+    for load, expected in ((0.3, 1.0), (6.0, 3.0), (40.0, 10.0)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
+        monkeypatch.setattr(os, "cpu_count", lambda: 2)
+        assert timeout_scale() == expected
