@@ -62,20 +62,21 @@ class Case:
         return AggregationSpec(KEYS, self.hop, self.aggregates)
 
 
-def random_case(seed: int, n_events: int = 60, n_entities: int = 30) -> Case:
+def random_case(seed: int, n_events: int = 60, n_entities: int = 30, hops: int = 11) -> Case:
+    """Events over ``hops + 1`` hops (fewer hops: more events per tile)."""
     rng = random.Random(seed)
     hop = rng.choice([10, 60, 3600]) * SECOND
     windows = sorted({hop * rng.randint(1, 3), hop * rng.randint(2, 8)})
     origin = rng.choice([1_767_225_600 * SECOND, -4 * hop - 7, 0])
-    events = [_event(rng, origin, hop) for _ in range(n_events)]
+    events = [_event(rng, origin, hop, hops) for _ in range(n_events)]
     times = [e["ts"] for e in events if e["ts"] is not None]
     entities = [_entity(rng, origin, hop, windows, times) for _ in range(n_entities)]
     return Case(hop, windows, events, entities)
 
 
-def _time(rng: random.Random, origin: int, hop: int) -> int:
+def _time(rng: random.Random, origin: int, hop: int, hops: int = 11) -> int:
     offset = rng.choice([0, 1, hop - 1, hop // 2, rng.randrange(hop)])
-    return origin + rng.randint(0, 11) * hop + offset
+    return origin + rng.randint(0, hops) * hop + offset
 
 
 def _key(rng: random.Random) -> dict:
@@ -85,8 +86,8 @@ def _key(rng: random.Random) -> dict:
     }
 
 
-def _event(rng: random.Random, origin: int, hop: int) -> dict:
-    ts = None if rng.random() < 0.03 else _time(rng, origin, hop)
+def _event(rng: random.Random, origin: int, hop: int, hops: int) -> dict:
+    ts = None if rng.random() < 0.03 else _time(rng, origin, hop, hops)
     created = rng.choice([None, 0, 5, 5, 10 * hop]) if ts is not None else None
     event = {**_key(rng), "ts": ts, "created": None if created is None else ts + created}
     event |= {column: rng.choice(values) for column, values in _VALUES.items()}

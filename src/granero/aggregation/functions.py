@@ -45,7 +45,8 @@ class Events:
     """int64 for ints, bools and timestamps (microseconds), float64 for floats, objects for the rest."""
     valid: np.ndarray
     rank: np.ndarray
-    """Dense rank of the value among the batch's values, NaN above numbers (for tie rules)."""
+    """Dense rank of the value among the batch's values, NaN above numbers, -0.0 below 0.0: the
+    canonical order of a segment's values (sums, tie rules)."""
     row: np.ndarray
     """Position of the event in the source column (first/last take their value from there)."""
     ts: np.ndarray
@@ -63,9 +64,10 @@ def put(state: State, mask: np.ndarray, values: State) -> None:
 
 
 def _non_null(events: Events) -> tuple[np.ndarray, np.ndarray]:
-    """Segments and values of the non-null events, values ascending within each segment."""
+    """Segments and values of the non-null events, values ascending within each segment (by
+    rank: a total order up to bit-identical values, -0.0 before 0.0)."""
     keep = np.flatnonzero(events.valid)
-    order = keep[np.lexsort((events.values[keep], events.segment[keep]))]
+    order = keep[np.lexsort((events.rank[keep], events.segment[keep]))]
     return events.segment[order], events.values[order]
 
 
@@ -73,9 +75,19 @@ def _segment_reduce(ufunc: np.ufunc, segment: np.ndarray, values: np.ndarray, co
     """``ufunc`` over each segment's values in their order; ``fill`` for segments without any."""
     out = np.full(count, fill, dtype=values.dtype if len(values) else np.asarray(fill).dtype)
     if len(values):
-        starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
+        starts = np.flatnonzero(_firsts(segment))
         out[segment[starts]] = ufunc.reduceat(values, starts)
     return out
+
+
+def _firsts(segment: np.ndarray) -> np.ndarray:
+    """Per event, whether it opens its segment (``segment`` nondecreasing)."""
+    return np.r_[True, segment[1:] != segment[:-1]][: len(segment)]
+
+
+def _lasts(segment: np.ndarray) -> np.ndarray:
+    """Per event, whether it closes its segment."""
+    return np.r_[segment[1:] != segment[:-1], True][: len(segment)]
 
 
 def _counts(segment: np.ndarray, count: int) -> np.ndarray:
@@ -182,11 +194,15 @@ class Mean(Function):
 
 
 class Extreme(Function):
-    """min or max; state (has a value, the value). NaN is above every number."""
+    """min or max; state (has a value, the value). NaN is above every number and -0.0 below 0.0.
 
-    def __init__(self, name: str, integer: np.ufunc, floating: np.ufunc) -> None:
+    Picked by comparisons, never by ``np.minimum``/``np.fmin``: which of two equal zeros those
+    return differs between their scalar and SIMD loops, so the bits would depend on batch size.
+    """
+
+    def __init__(self, name: str) -> None:
         self.name = name  # type: ignore[misc]
-        self._ufuncs = {np.dtype(np.int64): integer, np.dtype(np.float64): floating}
+        self._greatest = name == "max"
 
     def empty(self, count: int, kind: np.dtype) -> State:
         return np.zeros(count, dtype=bool), np.zeros(count, dtype=kind)
@@ -194,17 +210,28 @@ class Extreme(Function):
     def build(self, events: Events) -> State:
         segment, values = _non_null(events)
         has = _counts(segment, events.count) > 0
-        return has, _segment_reduce(self._ufuncs[values.dtype], segment, values, events.count, values.dtype.type(0))
+        value = np.zeros(events.count, dtype=values.dtype)
+        edge = (_lasts if self._greatest else _firsts)(segment)
+        value[segment[edge]] = values[edge]
+        return has, value
 
     def merge(self, left: State, right: State) -> State:
-        both = self._ufuncs[left[1].dtype](left[1], right[1])
-        value = np.where(left[0] & right[0], both, np.where(left[0], left[1], right[1]))
-        return left[0] | right[0], value
+        smaller, larger = (left[1], right[1]) if self._greatest else (right[1], left[1])
+        take_right = right[0] & (~left[0] | _below(smaller, larger))
+        return left[0] | right[0], np.where(take_right, right[1], left[1])
 
     def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
         has, value = state
         kind = np.float64 if dtype.startswith("float") else np.int64
         return _arrow(value.astype(kind), ~has, dtype)
+
+
+def _below(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a`` strictly before ``b`` in the value order (NaN last, -0.0 before 0.0)."""
+    if a.dtype != np.float64:
+        return a < b
+    zeros = (a == b) & np.signbit(a) & ~np.signbit(b)
+    return (a < b) | zeros | (~np.isnan(a) & np.isnan(b))
 
 
 class Endpoint(Function):
@@ -226,7 +253,7 @@ class Endpoint(Function):
             events.rank[keep], sign * events.created[keep], sign * events.ts[keep], events.segment[keep]
         ))]
         segment = events.segment[order]
-        ends = np.flatnonzero(np.r_[segment[1:] != segment[:-1], True]) if len(order) else order
+        ends = _lasts(segment)
         row = np.full(events.count, -1, dtype=np.int64)
         row[segment[ends]] = events.row[order[ends]]
         return (row,)
@@ -318,7 +345,7 @@ def _sets(members: list[list]) -> np.ndarray:
 FUNCTIONS: dict[str, Function] = {
     f.name: f
     for f in (
-        Count(), Sum(), Mean(), Extreme("min", np.minimum, np.fmin), Extreme("max", np.maximum, np.maximum),
+        Count(), Sum(), Mean(), Extreme("min"), Extreme("max"),
         Endpoint("first"), Endpoint("last"), Spread("variance"), Spread("stddev"), DistinctCount(),
     )
 }

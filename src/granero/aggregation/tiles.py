@@ -71,8 +71,11 @@ def prepare_column(column: pa.Array | pa.ChunkedArray, dtype: str) -> Column:
     if isinstance(source, pa.ChunkedArray):
         source = source.combine_chunks()
     valid = np.asarray(source.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    rank = pc.rank(source, sort_keys="ascending", tiebreaker="dense")
-    return Column(source, _numpy_values(source, dtype), valid, rank.to_numpy().astype(np.int64))
+    values = _numpy_values(source, dtype)
+    rank = pc.rank(source, sort_keys="ascending", tiebreaker="dense").to_numpy().astype(np.int64)
+    if dtype.startswith("float"):  # -0.0 before 0.0: equal ranks then mean equal bits
+        rank = rank * 2 + ~np.signbit(values)
+    return Column(source, values, valid, rank)
 
 
 def _numpy_values(source: pa.Array, dtype: str) -> np.ndarray:
