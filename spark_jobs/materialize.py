@@ -5,7 +5,9 @@
     spark-submit ... spark_jobs/materialize.py --repo DIR --incremental [--end ISO]
 
 Reads the *registered* definitions (the registry of the repo), never the repo's Python files, and
-prints one JSON line per materialized view. Exit codes are those of the CLI. ``main(argv)`` is
+prints one JSON line per materialized view (a window's end is capped at now, ``capped_from``
+then says the end asked; ``synced`` lists the windows synced online, any an earlier failed sync
+left pending included). Exit codes are those of the CLI. ``main(argv)`` is
 also callable in-process (it reuses an active SparkSession).
 """
 
@@ -59,6 +61,9 @@ def run(args: argparse.Namespace) -> list[dict]:
             "end": r.end.isoformat(),
             "rows_written": r.rows_written,
             "table_version": r.table_version,
+            "capped_from": r.asked_end and r.asked_end.isoformat(),
+            "online_rows": r.online_rows,
+            "synced": [[w.start.isoformat(), w.end.isoformat()] for w in r.synced],
         }
         for r in results
     ]

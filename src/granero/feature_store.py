@@ -6,7 +6,7 @@ that only touch the registry never start Spark or Redis.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from granero.registry import (
     content_hash,
     diff_definitions,
 )
+from granero.registry.sync_progress import SyncProgress
 from granero.repo.loader import load_repo
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class FeatureStore:
         self.repo_path = Path(repo_path).resolve()
         self.config = config or load_config(self.repo_path)
         self.registry = FileRegistry(self.config.registry.path)
+        self.sync_progress = SyncProgress(self.registry)  # windows not yet synced online
         self._spark: SparkSession | None = None
         self._online: Any = None
 
@@ -162,53 +164,68 @@ class FeatureStore:
         return build_offline_store(self.config.offline_store, lambda: self.spark)
 
     def materialize(
-        self,
-        start: datetime,
-        end: datetime,
-        views: list[str] | None = None,
-        *,
-        sync_online: bool = True,
+        self, start: datetime, end: datetime, views: list[str] | None = None, *,
+        sync_online: bool = True, now: datetime | None = None,
     ) -> list[MaterializationResult]:
         """Rebuild [start, end) of each view's offline table from its source (idempotent).
 
-        A view's interval is recorded in the registry only once its table write committed; online
-        views are then synced to the online store when ``sync_online``.
+        ``end`` is capped at ``now`` (default: the current time), so no row stamped in the
+        future reaches the tables or Redis. A view's interval is recorded in the registry only
+        once its table write committed; online views are then synced when ``sync_online``,
+        together with any window an earlier sync failed to bring online.
         """
-        from granero.offline.materialize import select_views, window
+        from granero.offline.materialize import capped_window, select_views
 
-        interval, defs = window(start, end), self.registered()
-        return [
-            self._materialize_view(defs, view, interval, sync_online)
-            for view in select_views(defs, views)
-        ]
+        defs = self.registered()
+        interval, asked_end = capped_window(start, end, now)
+        return [self._materialize_view(defs, view, interval, sync_online, asked_end)
+                for view in select_views(defs, views)]
 
     def materialize_incremental(
-        self, end: datetime, views: list[str] | None = None, *, sync_online: bool = True
+        self, end: datetime, views: list[str] | None = None, *,
+        sync_online: bool = True, now: datetime | None = None,
     ) -> list[MaterializationResult]:
-        """Materialize each view from the end of its last recorded interval (or 1970) up to ``end``.
+        """Materialize each view from the end of its last recorded interval (or 1970) up to
+        ``end``, capped at ``now``.
 
-        Views already materialized up to ``end`` are skipped (and absent from the result).
+        A view already materialized up to there is absent from the result, unless windows an
+        earlier failed sync left pending were synced now (its result then has start == end).
         """
-        from granero.offline.materialize import as_utc, incremental_start, select_views, window
+        from granero.offline import materialize as mat
 
         defs, done, results = self.registered(), self.registry.materialized(), []
-        for view in select_views(defs, views):
-            start = incremental_start(done.get(view.name, []))
-            if start < as_utc(end):
-                results.append(self._materialize_view(defs, view, window(start, end), sync_online))
+        finish, asked_end = mat.capped_end(end, now)
+        for view in mat.select_views(defs, views):
+            start = mat.incremental_start(done.get(view.name, []))
+            if start < finish:
+                interval = mat.window(start, finish)
+                results.append(self._materialize_view(defs, view, interval, sync_online, asked_end))
+            elif sync_online and view.online and self.sync_progress.pending(view.name):
+                results.append(self._catch_up(defs, view, mat.MaterializationResult(view.name, start, start, 0, None)))
         return results
 
     def _materialize_view(
-        self, defs: RepoDefinitions, view: FeatureView, interval: Interval, sync_online: bool
+        self, defs: RepoDefinitions, view: FeatureView, interval: Interval, sync_online: bool,
+        asked_end: datetime | None,
     ) -> MaterializationResult:
         from granero.offline.materialize import materialize_view
 
-        store = self.offline_store
-        result = materialize_view(self.spark, store, defs, view, interval, self.repo_path)
+        result = materialize_view(self.spark, self.offline_store, defs, view, interval, self.repo_path)
+        if view.online:  # pending before recorded: a crash between the two loses no window
+            self.sync_progress.add(view.name, interval)
         self.registry.record_materialized(view.name, interval)
-        if sync_online and view.online:
-            self._sync_views(defs, [view], interval)
-        return result
+        result = replace(result, asked_end=asked_end)
+        return self._catch_up(defs, view, result) if sync_online and view.online else result
+
+    def _catch_up(
+        self, defs: RepoDefinitions, view: FeatureView, result: MaterializationResult
+    ) -> MaterializationResult:
+        """Sync the view's pending windows (any just written among them); they are marked
+        synced only once all of them are."""
+        pending = self.sync_progress.pending(view.name)
+        rows = sum(self._sync_views(defs, [view], window)[view.name] for window in pending)
+        self.sync_progress.synced(view.name, pending)
+        return replace(result, online_rows=rows, synced=tuple(pending))
 
     def get_historical_features(
         self,
@@ -364,10 +381,14 @@ class FeatureStore:
 
     def sync_online(self, views: list[str] | None = None) -> dict[str, int]:
         """Write each online view's latest offline rows to the online store, from the Spark
-        executors (write-if-newer: re-running changes nothing). Rows stored per view; views
-        with ``online=False`` are skipped."""
-        defs = self.registered()
-        return self._sync_views(defs, self._online_views(defs, views), None)
+        executors (write-if-newer: re-running changes nothing), which also catches up windows
+        a failed sync left pending. Rows stored per view; ``online=False`` views are skipped."""
+        defs, counts = self.registered(), {}
+        for view in self._online_views(defs, views):
+            pending = self.sync_progress.pending(view.name)  # read before the table: all synced
+            counts |= self._sync_views(defs, [view], None)
+            self.sync_progress.synced(view.name, pending)
+        return counts
 
     def _sync_views(
         self, defs: RepoDefinitions, views: list[FeatureView], interval: Interval | None
@@ -403,9 +424,10 @@ class FeatureStore:
         views = resolve_features(defs, features=features, feature_service=feature_service)
         return lookup(self.online_store, views, entity_rows, now or datetime.now(UTC))
 
-    def verify(self, sample: int = 100, now: datetime | None = None) -> VerifyReport:
-        """Compare online lookups with the offline point-in-time values at ``now``, for up to
-        ``sample`` random entities per online view."""
+    def verify(self, sample: int = 100_000, now: datetime | None = None) -> VerifyReport:
+        """Compare online lookups with the offline point-in-time values at ``now``: every entity
+        of a view that has at most ``sample``, else a random ``sample`` of them. A small local
+        table is read in process (no Spark)."""
         from datetime import UTC, datetime
 
         from granero.online.verify import VerifyReport
@@ -433,17 +455,20 @@ class FeatureStore:
     def _verify_view(
         self, defs: RepoDefinitions, view: FeatureView, sample: int, now: datetime
     ) -> ViewVerification:
+        from granero.offline import as_of_now
         from granero.online import verify
 
-        join_keys, refs = defs.join_keys(view), [f"{view.name}:*"]
-        entities = verify.sample_entities(self.latest_rows(view.name), join_keys, sample)
-        if not entities:
-            return verify.ViewVerification(view.name, 0, 0)
-        asked = verify.entity_frame(self.spark, join_keys, entities, now)
-        training = self.get_historical_features(asked, refs)
-        offline = verify.offline_values(training, join_keys, view)
-        online = self.get_online_features(entities, refs, now=now)
-        return verify.compare_view(view, join_keys, entities, offline, online)
+        store, limit = self.offline_store, self.config.retrieval.local_max_rows
+        entities = as_of_now.view_entities(store, defs, view, limit)
+        if entities is None:  # remote or large: Spark lists the entities and answers
+            checked = verify.spark_checked(self.spark, self.latest_rows(view.name), view,
+                                           defs.join_keys(view), sample, now, self.get_historical_features)
+        else:
+            picked = verify.pick(entities, sample)
+            joined = as_of_now.values_as_of(store, defs, view, picked, now)
+            checked = verify.arrow_checked(view, picked, joined, entities.num_rows)
+        online = self.get_online_features(checked.entities, [f"{view.name}:*"], now=now)
+        return verify.compare_view(view, checked, online)
 
     def close(self) -> None:
         """Release the online store's connections; an embedded Redis keeps running for other

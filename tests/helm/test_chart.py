@@ -179,8 +179,10 @@ def test_server_deployment_contract(helm):
     config = yaml.safe_load(find(docs, "ConfigMap", "granero-config")["data"]["feature_store.yaml"])
     pod = find(docs, "Deployment")["spec"]["template"]["spec"]
     (server,) = pod["containers"]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert server[probe]["grpc"] == {"port": 6566}
+    for probe in ("startupProbe", "livenessProbe"):  # a Redis outage restarts no pod
+        assert server[probe]["grpc"] == {"port": 6566, "service": "granero.liveness"}
+    assert server["readinessProbe"]["grpc"] == {"port": 6566}  # the store's health
+    assert config["serving"]["limits"]["max_batch_size"] == 1000
     pre_stop = server["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pod["terminationGracePeriodSeconds"] > pre_stop + config["serving"]["drain_seconds"]
     assert {p["name"]: p["containerPort"] for p in server["ports"]} == {

@@ -8,7 +8,14 @@ import pytest
 
 from granero.online.encoding import to_micros
 from granero.online.lookup import FeatureValue, OnlineResult, Status
-from granero.online.verify import VerifyReport, compare_view, entity_tuple, same_value
+from granero.online.verify import (
+    Checked,
+    VerifyReport,
+    compare_view,
+    entity_tuple,
+    pick,
+    same_value,
+)
 
 MOMENT = datetime(2026, 1, 7, tzinfo=UTC)
 
@@ -47,8 +54,10 @@ def test_compare_view_counts_mismatches_and_keeps_examples(defs):
     online = OnlineResult.from_rows(
         ["stats__conv_rate", "stats__trips", "stats__tier"], [present, stale, missing]
     )
-    result = compare_view(view, keys, entities, offline, online)
-    assert (result.view, result.checked, result.mismatches) == ("stats", 3, 3)
+    rows = [offline.get(entity_tuple(e, keys), [None] * 3) for e in entities]
+    checked = Checked(entities, [list(column) for column in zip(*rows, strict=True)], 250, "local")
+    result = compare_view(view, checked, online)
+    assert (result.view, result.checked, result.total, result.mismatches) == ("stats", 3, 250, 3)
     assert [(m.entity, m.feature, m.offline, m.online, m.status) for m in result.examples] == [
         ({"driver_id": 2}, "conv_rate", 0.7, None, "OUTSIDE_MAX_AGE"),
         ({"driver_id": 2}, "trips", 4, None, "OUTSIDE_MAX_AGE"),
@@ -56,6 +65,33 @@ def test_compare_view_counts_mismatches_and_keeps_examples(defs):
     ]
     report = VerifyReport(MOMENT, [result])
     assert not report.ok and report.to_dict()["views"][0]["mismatches"] == 3
+    assert report.to_dict()["views"][0]["total"] == 250
+
+
+def test_examples_are_the_first_mismatches_by_entity_and_statuses_say_null(defs):
+    view = defs.feature_views["stats"]
+    entities = [{"driver_id": d} for d in range(8)]
+    offline = [[0.5] * 8, [1] * 8, ["x"] * 8]
+    values = [[0.5] * 8, [1] * 8, ["x"] * 8]
+    values[2][6] = None  # a PRESENT row holding null: NULL_VALUE
+    values[0][7] = 0.25
+    online = OnlineResult(["a", "b", "c"], values, [[0] * 8] * 3, [[1] * 8] * 3)
+    result = compare_view(view, Checked(entities, offline, 8, "spark"), online)
+    assert result.mismatches == 2 and result.engine == "spark"
+    assert [(m.entity["driver_id"], m.feature, m.status) for m in result.examples] == [
+        (6, "tier", "NULL_VALUE"), (7, "conv_rate", "PRESENT")
+    ]
+
+
+@pytest.mark.parametrize("size", [0, 5, 300])
+def test_pick_takes_everything_up_to_the_sample_and_a_seeded_draw_above(size):
+    import pyarrow as pa
+
+    table = pa.table({"k": list(range(size))})
+    assert pick(table, 300).equals(table)  # all entities when there are no more than asked
+    drawn = pick(table, 4)
+    assert drawn.num_rows == min(size, 4) and drawn.equals(pick(table, 4))  # deterministic
+    assert drawn["k"].to_pylist() == sorted(set(drawn["k"].to_pylist()))  # distinct, in order
 
 
 def test_timestamps_compare_as_micros():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
 
 from granero.errors import GraneroError, InvalidRequest
 from granero.online.encoding import from_micros, to_micros
@@ -22,6 +23,7 @@ from granero.serving.convert import (
 from granero.serving.v1.serving_pb2 import EntityRow, FieldStatus
 from granero.serving.v1.value_pb2 import Value
 from granero.types import SCALARS
+from tests.serving.test_fuzz import VALUES, malformed
 
 MOMENT = datetime(2026, 1, 7, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -106,3 +108,55 @@ def test_client_keys_encode_by_python_type():
     assert encode_entity_rows([{"k": b"x"}])[0].keys["k"].bytes_val == b"x"
     with pytest.raises(InvalidRequest, match="join key value 1.5 of type float cannot be sent"):
         encode_key(1.5)
+
+
+# -- values no Python value stands for ------------------------------------------------------------
+
+FIRST, LAST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+MALFORMED = {
+    "timestamp before year 1": (Value(timestamp_val=to_micros(FIRST) - 1), "timestamp -62135596800000001"),
+    "timestamp after 9999": (Value(timestamp_val=to_micros(LAST) + 1), "timestamp 253402300800000000"),
+    "timestamp list element": (Value(timestamp_list_val={"val": [0, -(2**63)]}),
+                               "timestamp -9223372036854775808"),
+    "null position past the end": (Value(int64_list_val={"val": [1, 2], "null_positions": [2]}),
+                                   "null position 2 is past the end of its 2-element int64_list_val"),
+    "null position in an empty list": (Value(string_list_val={"null_positions": [0]}),
+                                       "null position 0 is past the end of its 0-element"),
+}
+
+
+@pytest.mark.parametrize(("value", "message"), list(MALFORMED.values()), ids=list(MALFORMED))
+def test_a_value_no_python_value_stands_for_is_invalid_naming_the_field(value, message):
+    with pytest.raises(InvalidRequest, match=f"^features\\[3\\]: {message}"):
+        decode_value(value, "features[3]")
+
+
+def test_the_datetime_range_ends_decode():
+    assert decode_value(Value(timestamp_list_val={"val": [to_micros(FIRST), to_micros(LAST)]})) == [
+        FIRST, LAST]
+
+
+def test_a_malformed_key_names_its_entity_row_and_join_key():
+    good = EntityRow(keys={"driver_id": Value(int64_val=1)})
+    bad = EntityRow(keys={"driver_id": Value(int64_val=1), "at": Value(timestamp_val=2**62)})
+    with pytest.raises(InvalidRequest, match="^entity row 2, join key 'at': timestamp 4611686018"):
+        decode_entity_rows([good, good, bad])
+
+
+def test_a_malformed_key_column_names_its_key():
+    from granero.serving.columnar import decode_entity_columns
+
+    column = Value(bool_list_val={"val": [True], "null_positions": [1]})
+    with pytest.raises(InvalidRequest, match=r"^entity_columns\['ok'\]: null position 1 is past"):
+        decode_entity_columns({"ok": column})
+
+
+@settings(max_examples=2000, derandomize=True, database=None)
+@given(value=VALUES)
+def test_any_value_decodes_or_is_invalid_request_exactly_when_malformed(value):
+    try:
+        decode_value(value, "v")
+    except InvalidRequest:
+        assert malformed(value)
+    else:
+        assert not malformed(value)

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from granero.feature_store import FeatureStore
 from granero.serving.config import ServingConfig
+from granero.serving.health import LIVENESS_SERVICE as LIVENESS
 from granero.serving.health import Hysteresis
 from granero.serving.server import ServerHandle, build_server
 from granero.serving.servicer import SERVICE_NAME
@@ -154,6 +155,8 @@ def test_a_server_started_without_redis_is_not_serving_from_the_start(tmp_path, 
         with build_server(store, ServingConfig(port=0, **FAST_HEALTH)) as handle:
             check = handle.health.Check(health_pb2.HealthCheckRequest(service=""), None)
             assert check.status == NOT_SERVING and gauge(handle) == 0
+            alive = handle.health.Check(health_pb2.HealthCheckRequest(service=LIVENESS), None)
+            assert alive.status == SERVING  # liveness probes restart no pod for Redis' sake
             redis.restart()
             wait_for(handle, SERVING)
 

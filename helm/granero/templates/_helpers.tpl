@@ -111,7 +111,7 @@ app.kubernetes.io/component: {{ index . 1 }}
                        "socket_timeout_seconds" $redis.socketTimeoutSeconds)
   "spark" (dict "master" (include "granero.sparkMaster" .) "app_name" (include "granero.componentName" (list . "materialize")) "conf" $sparkConf)
   "serving" (dict "host" "0.0.0.0" "port" .Values.server.port "metrics_port" .Values.server.metricsPort
-                  "max_batch_size" .Values.featureStore.serving.maxBatchSize
+                  "limits" (dict "max_batch_size" .Values.featureStore.serving.maxBatchSize)
                   "max_workers" .Values.featureStore.serving.maxWorkers
                   "drain_seconds" .Values.server.drainSeconds)
 }}

@@ -178,15 +178,36 @@ def _row(result: Any, seconds: float) -> dict:
         "rows": result.rows_written,
         "version": result.table_version,
         "seconds": round(seconds, 2),
+        "capped_from": result.asked_end and result.asked_end.isoformat(),
+        "online_rows": result.online_rows,
+        "synced": [[w.start.isoformat(), w.end.isoformat()] for w in result.synced],
     }
 
 
 def _skipped(name: str) -> dict:
-    return {"view": name, "start": None, "end": None, "rows": 0, "version": None, "seconds": 0.0}
+    return {"view": name, "start": None, "end": None, "rows": 0, "version": None, "seconds": 0.0,
+            "capped_from": None, "online_rows": None, "synced": []}
 
 
 def _done(row: dict) -> str:
-    return "up to date" if row["start"] is None else f"{row['rows']} rows"
+    return "up to date" if row["start"] in (None, row["end"]) else f"{row['rows']} rows"
+
+
+def _window(row: dict) -> str:
+    """The window written, said to be capped when its end was; "up to date" when none was."""
+    if row["start"] in (None, row["end"]):
+        return "up to date"
+    capped = f" (capped at now; asked {row['capped_from']})" if row["capped_from"] else ""
+    return f"{row['start']} → {row['end']}{capped}"
+
+
+def _online(row: dict) -> str:
+    """Rows synced, and the windows when they are more than the one written (a catch-up)."""
+    if row["online_rows"] is None:
+        return "-"
+    windows = [w for w in row["synced"] if w != [row["start"], row["end"]]]
+    extra = ", ".join(f"{a} → {b}" for a, b in windows)
+    return f"{row['online_rows']} (caught up {extra})" if extra else str(row["online_rows"])
 
 
 def _progress(json_output: bool) -> Any:
@@ -199,17 +220,17 @@ def _progress(json_output: bool) -> Any:
 
 def _print_summary(rows: list[dict]) -> None:
     table = Table(title="materialized")
-    for column in ("view", "window", "rows", "version", "seconds"):
+    for column in ("view", "window", "rows", "version", "online", "seconds"):
         table.add_column(
             column, justify="right" if column in ("rows", "version", "seconds") else "left"
         )
     for row in rows:
-        window = f"{row['start']} → {row['end']}" if row["start"] else "up to date"
         table.add_row(
             row["view"],
-            window,
+            _window(row),
             str(row["rows"]),
             str(row["version"] if row["version"] is not None else "-"),
+            _online(row),
             f"{row['seconds']:.1f}",
         )
     console.print(table)

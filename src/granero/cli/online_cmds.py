@@ -33,7 +33,13 @@ ViewsOption = Annotated[
     ),
 ]
 SampleOption = Annotated[
-    int, typer.Option("--sample", "-n", min=1, help="Entities to check per view.")
+    int,
+    typer.Option(
+        "--sample",
+        "-n",
+        min=1,
+        help="Check every entity of a view with at most this many, else this many at random.",
+    ),
 ]
 NowOption = Annotated[
     str | None,
@@ -73,7 +79,7 @@ def sync(
 @handles_errors
 def verify(
     repo: RepoOption = Path("."),
-    sample: SampleOption = 100,
+    sample: SampleOption = 100_000,
     now: NowOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -148,13 +154,15 @@ def _sync_with_progress(store, names: list[str], show: bool) -> dict[str, int]:
 
 def _print_report(report) -> None:
     table = Table(title=f"online vs offline as of {report.now.isoformat()}")
-    for column in ("view", "checked", "mismatches", "first mismatch"):
-        table.add_column(column, justify="right" if column in ("checked", "mismatches") else "left")
+    for column in ("view", "checked", "of", "engine", "mismatches", "first mismatch"):
+        numeric = column in ("checked", "of", "mismatches")
+        table.add_column(column, justify="right" if numeric else "left")
     for view in report.views:
         first = view.examples[0] if view.examples else None
         example = _describe_mismatch(first) if first else ""
         style = "red" if view.mismatches else "green"
-        table.add_row(view.view, str(view.checked), f"[{style}]{view.mismatches}[/]", example)
+        table.add_row(view.view, str(view.checked), str(view.total), view.engine,
+                      f"[{style}]{view.mismatches}[/]", example)
     console.print(table)
 
 

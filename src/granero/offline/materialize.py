@@ -45,13 +45,23 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class MaterializationResult:
-    """One view's window, written: rows now in [start, end), and the table version (Delta)."""
+    """One view's window, written: rows now in [start, end), and the table version (Delta).
+
+    ``start == end`` (and no rows) when the offline table was up to date and the run only synced
+    windows left pending online by an earlier run.
+    """
 
     view: str
     start: datetime
     end: datetime
     rows_written: int
     table_version: int | None
+    asked_end: datetime | None = None
+    """The end asked for, when it was after now and ``end`` was capped at now."""
+    online_rows: int | None = None
+    """Rows the sync stored online (None: not synced); see ``synced``."""
+    synced: tuple[Interval, ...] = ()
+    """The windows synced online: this one and any an earlier failed sync left pending."""
 
 
 def parse_time(text: str) -> datetime:
@@ -75,6 +85,30 @@ def window(start: datetime, end: datetime) -> Interval:
         return Interval(start=start, end=end)
     except ValidationError:
         raise InvalidRequest(f"materialization end {end} must be after start {start}") from None
+
+
+def capped_end(end: datetime, now: datetime | None) -> tuple[datetime, datetime | None]:
+    """``end``, or ``now`` when ``end`` is later (then also the ``end`` asked for).
+
+    Windows stop at now: Redis keeps one row per entity, so a row stamped after now, once synced,
+    would hide the row a lookup at now must serve (training at now excludes it). The capped part
+    is materialized by a later run, once its time has come.
+    """
+    end, moment = as_utc(end), as_utc(now or datetime.now(UTC))
+    return (moment, end) if end > moment else (end, None)
+
+
+def capped_window(start: datetime, end: datetime, now: datetime | None) -> tuple[Interval, datetime | None]:
+    """``window(start, end)`` with ``end`` capped at now (``capped_end``); InvalidRequest when
+    the window starts at or after now."""
+    finish, asked = capped_end(end, now)
+    if asked is not None and as_utc(start) >= finish:
+        raise InvalidRequest(
+            f"materialization window starts at {as_utc(start).isoformat()}, not before now "
+            f"({finish.isoformat()}): rows stamped in the future are materialized once their "
+            "time has come"
+        )
+    return window(start, finish), asked
 
 
 def incremental_start(intervals: list[Interval]) -> datetime:

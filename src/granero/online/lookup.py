@@ -4,7 +4,9 @@ A served value equals the training value of the same entity at ``now``: the stor
 entity's latest row, and a row older than the view's ttl is withheld here, at read time, from its
 stored event timestamp (Redis expiry only reclaims memory; it may lag or be switched off).
 
-Statuses: NOT_FOUND (no row, or a row written under an older schema of the view),
+Statuses: NOT_FOUND (no row, a row written under an older schema of the view, or a row stamped
+after ``now``: never served before its time, though the row valid at ``now`` is lost, since
+materialization stops at now such a row only comes from a skewed clock or a hand-made write),
 OUTSIDE_MAX_AGE (``now - event_timestamp > ttl``; value None), NULL_VALUE (the row holds null),
 PRESENT. Entity rows are numbered from 0 in error messages; keys a view does not need are ignored.
 
@@ -313,14 +315,16 @@ class ViewReader:
             raise GraneroError(
                 f"online value of view {self.name!r} is unreadable: {error}"
             ) from None
-        outside = batch.found & (now_micros - batch.event_micros > self.ttl_micros)
-        status = np.where(batch.found, np.where(outside, 2, 0), 1)
+        found = batch.found & (batch.event_micros <= now_micros)  # a future row: not yet there
+        outside = found & (now_micros - batch.event_micros > self.ttl_micros)
+        status = np.where(found, np.where(outside, 2, 0), 1)
         # withheld: a row older than the ttl serves no value, like a row never found
         missing = batch.nulls[:, self.wanted] | (status != 0)[:, None]
         values = batch_values(self.codec, batch, self.wanted, missing)
         gaps = ([np.flatnonzero(column).tolist() for column in missing.T] if missing.any()
                 else [[] for _ in self.wanted])
-        return ViewColumns(status.tolist(), batch.event_micros.tolist(), values, gaps)
+        return ViewColumns(status.tolist(), np.where(found, batch.event_micros, 0).tolist(),
+                           values, gaps)
 
     def _columns_of_reads(self, reads: list[ViewRead]) -> ViewColumns:
         """Row-by-row reads turned into columns (one transpose; nulls and times only if any)."""
@@ -362,7 +366,7 @@ class ViewReader:
 
     def read(self, raw: bytes | None, now_micros: int) -> ViewRead:
         stored = None if raw is None else self._decode(raw)
-        if stored is None:
+        if stored is None or stored.event_micros > now_micros:  # a future row: not yet there
             return _ABSENT
         if now_micros - stored.event_micros > self.ttl_micros:
             return ViewRead(Status.OUTSIDE_MAX_AGE, stored.event_micros, None)

@@ -1,28 +1,32 @@
 """Verification: does the online store serve what training retrieval returns for the same moment?
 
-For a sample of each online view's entities, the offline point-in-time values as of ``now``
-(``get_historical_features``) are compared with an online lookup at ``now``. A null matches a
-null whatever the online status says (NOT_FOUND after Redis expiry, OUTSIDE_MAX_AGE), because
-both sides withhold the value. Floats compare exactly, as both sides come from the same stored
-value; NaN matches NaN. Timestamps are compared as epoch microseconds, so no side's local time
-zone can creep in.
+For each online view's entities, the offline point-in-time values as of ``now`` are compared with
+an online lookup at ``now``. A null matches a null whatever the online status says (NOT_FOUND
+after Redis expiry, OUTSIDE_MAX_AGE), because both sides withhold the value. Floats compare
+exactly, as both sides come from the same stored value; NaN matches NaN. Timestamps are compared
+as epoch microseconds, so no side's local time zone can creep in.
 
-Spark does the sampling and the offline side (small collects of ``sample`` rows); the
-comparison itself is pure.
+Every entity of a view is checked when it has at most ``sample`` of them (one skewed key among
+many is then always found); a larger view is checked on a random ``sample``, and the report says
+how many were checked of how many. A local table within ``retrieval.local_max_rows`` is read in
+process (``offline/as_of_now.py``, no JVM); otherwise Spark lists the entities and answers the
+offline side. The comparison itself is pure.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from granero.online.encoding import from_micros, to_micros
+from granero.online.lookup import COLUMN_STATUSES, Status
 from granero.types import list_element
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import Column, DataFrame, SparkSession
 
     from granero.definitions import FeatureView
@@ -49,6 +53,22 @@ class ViewVerification:
     mismatches: int
     """(entity, feature) pairs whose values differ."""
     examples: list[Mismatch] = field(default_factory=list)
+    total: int = 0
+    """Entities the view's offline table holds (``checked`` of them were compared)."""
+    engine: str = "local"
+    """What read the offline side: ``local`` (in process) or ``spark``."""
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What to compare for one view: the entities and, per feature, their offline values."""
+
+    entities: list[dict[str, Any]]
+    offline: list[list[Any]]
+    """Per feature (declared order), per entity: the training value at ``now`` (timestamps as
+    epoch micros)."""
+    total: int
+    engine: str
 
 
 @dataclass(frozen=True)
@@ -109,21 +129,70 @@ def offline_values(
     return {tuple(row[:width]): list(row[width:]) for row in rows}
 
 
-def compare_view(
+def compare_view(view: FeatureView, checked: Checked, online: OnlineResult) -> ViewVerification:
+    """Compare each entity's offline values with its online values (same order), column-wise;
+    the examples are the first mismatches in entity, then feature, order."""
+    wrong = [
+        (i, j)
+        for j, (column, served) in enumerate(zip(checked.offline, online.values, strict=True))
+        for i, want in enumerate(column)
+        if not same_value(want, _micros_of(served[i]))
+    ]
+    examples = [_mismatch(view, checked, online, i, j) for i, j in sorted(wrong)[:MAX_EXAMPLES]]
+    return ViewVerification(
+        view.name, len(checked.entities), len(wrong), examples, checked.total, checked.engine
+    )
+
+
+def _mismatch(view: FeatureView, checked: Checked, online: OnlineResult, i: int, j: int) -> Mismatch:
+    value, status = online.values[j][i], COLUMN_STATUSES[online.statuses[j][i]]
+    if status is Status.PRESENT and value is None:
+        status = Status.NULL_VALUE
+    return Mismatch(checked.entities[i], view.features[j].name, checked.offline[j][i], value,
+                    status.value)
+
+
+def pick(entities: pa.Table, sample: int, seed: int = 7) -> pa.Table:
+    """All of ``entities`` when at most ``sample``, else ``sample`` of them drawn at random
+    (seeded: the same table gives the same pick), in table order."""
+    import numpy as np
+
+    if entities.num_rows <= sample:
+        return entities
+    drawn = np.random.default_rng(seed).choice(entities.num_rows, sample, replace=False)
+    return entities.take(np.sort(drawn))
+
+
+def arrow_checked(view: FeatureView, entities: pa.Table, joined: pa.Table, total: int) -> Checked:
+    """``Checked`` from the in-process engine: ``joined`` is ``entities`` plus
+    ``<view>__<feature>`` columns (``offline.as_of_now.values_as_of``)."""
+    offline = [
+        [_micros_of(v) for v in joined[f"{view.name}__{f}"].to_pylist()]
+        for f in view.feature_names
+    ]
+    return Checked(entities.to_pylist(), offline, total, "local")
+
+
+def spark_checked(
+    spark: SparkSession,
+    latest: DataFrame,
     view: FeatureView,
     join_keys: dict[str, str],
-    entities: Sequence[dict[str, Any]],
-    offline: dict[tuple, list[Any]],
-    online: OnlineResult,
-) -> ViewVerification:
-    """Compare each entity's offline values with its online row (same order as ``entities``)."""
-    mismatches: list[Mismatch] = []
-    for entity, row in zip(entities, online.rows, strict=True):
-        expected = offline.get(entity_tuple(entity, join_keys), [None] * len(view.features))
-        for feature, want, got in zip(view.features, expected, row, strict=True):
-            if not same_value(want, _micros_of(got.value)):
-                mismatches.append(Mismatch(entity, feature.name, want, got.value, got.status.value))
-    return ViewVerification(view.name, len(entities), len(mismatches), mismatches[:MAX_EXAMPLES])
+    sample: int,
+    now: datetime,
+    historical: Callable[[DataFrame, list[str]], DataFrame],
+) -> Checked:
+    """``Checked`` through Spark: ``sample`` random entities of the view's ``latest`` rows (all
+    when it has no more), their values from ``historical`` (``get_historical_features``)."""
+    entities = sample_entities(latest, join_keys, sample)
+    blank = [None] * len(view.features)
+    if not entities:
+        return Checked([], [[] for _ in blank], 0, "spark")
+    training = historical(entity_frame(spark, join_keys, entities, now), [f"{view.name}:*"])
+    offline = offline_values(training, join_keys, view)
+    rows = [offline.get(entity_tuple(e, join_keys), blank) for e in entities]
+    columns = [[row[j] for row in rows] for j in range(len(blank))]
+    return Checked(entities, columns, latest.count(), "spark")
 
 
 def entity_tuple(entity: dict[str, Any], join_keys: dict[str, str]) -> tuple:

@@ -5,6 +5,7 @@ Layout under the registry path::
     versions/000001-<hash>.json   one immutable file per applied version
     HEAD                          the file name of the current version
     materialized.json             per view, the event-time intervals already materialized
+    online_pending.json           per view, materialized windows not yet synced online (sync_progress)
     .lock                         serialises writers (flock)
 
 Every write goes to a temporary file that is fsynced and then renamed into place, and HEAD moves
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from granero.atomic_files import atomic_write
 from granero.definitions import RepoDefinitions
 from granero.errors import RegistryError
-from granero.registry.intervals import Interval, add_interval
+from granero.registry.intervals import Interval, add_interval, interval_map_json, read_interval_map
 
 
 class RegistryVersion(BaseModel):
@@ -121,19 +122,11 @@ class FileRegistry:
 
     def materialized(self) -> dict[str, list[Interval]]:
         """Per feature view, the merged event-time intervals already materialized."""
-        file = self.path / "materialized.json"
-        if not file.exists():
-            return {}
-        try:
-            raw = json.loads(file.read_text())
-            return {view: [Interval.model_validate(i) for i in items] for view, items in raw.items()}
-        except (OSError, ValueError, ValidationError) as error:
-            raise RegistryError(f"{file} is unreadable: {error}") from None
+        return read_interval_map(self.path / "materialized.json")
 
     def record_materialized(self, view: str, interval: Interval) -> None:
         """Add ``interval`` to the view's materialized intervals, merging overlaps."""
         with self.locked():
             state = self.materialized()
             state[view] = add_interval(state.get(view, []), interval)
-            payload = {v: [i.model_dump(mode="json") for i in items] for v, items in state.items()}
-            atomic_write(self.path / "materialized.json", json.dumps(payload, indent=1).encode())
+            atomic_write(self.path / "materialized.json", interval_map_json(state))

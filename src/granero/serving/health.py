@@ -1,11 +1,12 @@
 """Health that follows the online store: a lookup fails while Redis does, so health says so.
 
 One thread per server pings the store every ``health_check_seconds`` and sets the standard gRPC
-health service's status, so a ``Check`` (the readiness probe) costs a dictionary read, never a
-Redis round trip. Hysteresis keeps one lost ping from flapping a pod out of rotation:
-``failures`` pings failing in a row turn it NOT_SERVING, ``successes`` good ones in a row turn it
-SERVING again. Draining wins over everything: once the server stops, the health service stays
-NOT_SERVING whatever the pings say (grpc's ``enter_graceful_shutdown`` ignores later updates).
+health service's status (of ``""`` and FeatureServing), so a ``Check`` (the readiness probe)
+costs a dictionary read, never a Redis round trip. Hysteresis keeps one lost ping from flapping
+a pod out of rotation: ``failures`` pings failing in a row turn it NOT_SERVING, ``successes``
+good ones in a row turn it SERVING again. ``LIVENESS_SERVICE`` stays SERVING through all of it.
+Draining wins over everything: once the server stops, the health service stays NOT_SERVING
+whatever the pings say (grpc's ``enter_graceful_shutdown`` ignores later updates).
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+LIVENESS_SERVICE = "granero.liveness"
+"""A health service name that is SERVING while the process answers (until it drains), whatever
+the store: for liveness and startup probes, so a Redis outage takes pods out of rotation
+(readiness asks ``""``) without restarting them all."""
 
 
 class Hysteresis:

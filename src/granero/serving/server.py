@@ -25,7 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from granero.errors import GraneroError
 from granero.serving.config import ServingConfig
-from granero.serving.health import StoreHealth
+from granero.serving.health import LIVENESS_SERVICE, SERVING, StoreHealth
 from granero.serving.servicer import SERVICE_NAME, FeatureServingServicer, add_to_server
 
 if TYPE_CHECKING:
@@ -92,6 +92,7 @@ def build_server(
     reflection.enable_server_reflection(services, server)
     handle = ServerHandle(server, servicer, health_servicer, config.host, _listen(server, config))
     handle.store_health = _watch_store(store, config, handle)
+    health_servicer.set(LIVENESS_SERVICE, SERVING)
     server.start()
     if config.metrics_port is not None:
         _expose_metrics(handle, config.metrics_port)
