@@ -32,6 +32,8 @@ class RequestPlan:
     """Per view, per requested feature: how to append its wire Value (ROWS layout)."""
     fillers: list[list[Filler]]
     """Per view, per requested feature: how to fill its FeatureColumn (COLUMNS layout)."""
+    dtypes: list[list[str]]
+    """Per view, per requested feature: its dtype (ROWS layout, ``serving.rows``)."""
 
 
 def plan_request(defs: RepoDefinitions, selection: Selection, full_names: bool) -> RequestPlan:
@@ -45,8 +47,9 @@ def plan_request(defs: RepoDefinitions, selection: Selection, full_names: bool) 
     encoders = [value_encoder(v.view.feature(f).dtype) for v in views for f in v.features]
     readers = [ViewReader.of(v) for v in views]
     writers = [[value_writer(v.view.feature(f).dtype) for f in v.features] for v in views]
-    fillers = [[column_filler(v.view.feature(f).dtype) for f in v.features] for v in views]
-    return RequestPlan(views, names, encoders, readers, writers, fillers)
+    dtypes = [[v.view.feature(f).dtype for f in v.features] for v in views]
+    fillers = [[column_filler(dtype) for dtype in view_dtypes] for view_dtypes in dtypes]
+    return RequestPlan(views, names, encoders, readers, writers, fillers, dtypes)
 
 
 def _check_unique(names: list[str]) -> None:

@@ -11,11 +11,11 @@ shortens what it echoes (``limits.shorten``). Request bytes that do not parse re
 A lookup request is checked against ``serving.limits`` before anything else is done with it.
 
 It is then answered in four steps: plan (cached per request shape and registry
-version, with each view's reader and each feature's wire field), decode the entity rows (or key
-columns), one ``read_views`` (the library ``lookup``'s validation and single Redis round trip,
-minus building FeatureValues and datetimes), encode straight into the response
-(``encode_reads``). The COLUMNS layout does the same column-wise: ``read_columns`` answers a list
-per feature and ``encode_columns`` extends one packed list per feature from it.
+version, with each view's reader and each feature's dtype), decode the entity rows (or key
+columns) into key columns, one ``read_columns`` (the library ``lookup``'s validation and single
+Redis round trip, numpy decoding, no FeatureValue or datetime), then encode: ``encode_columns``
+extends one packed list per feature (COLUMNS), ``encode_rows`` writes the FeatureRows' wire bytes
+from the same columns (ROWS, the default).
 ``check_deadline`` and ``lookup`` are methods so that a subclass can hold a request at those points
 (the tests do, to drain and time out requests deterministically).
 """
@@ -37,17 +37,17 @@ from granero.online.lookup import (
     ViewReader,
     column_length,
     read_columns,
-    read_views,
     rows_to_columns,
 )
 from granero.registry import RegistryVersion
 from granero.serving.columnar import decode_entity_columns, encode_columns
 from granero.serving.config import ServingConfig
-from granero.serving.convert import decode_entity_rows, encode_reads, status_name
+from granero.serving.convert import decode_entity_rows, status_name
 from granero.serving.info import server_info_message, service_message, view_message
 from granero.serving.limits import ServingLimits, shorten
 from granero.serving.metrics import ServingMetrics
 from granero.serving.plan import RequestPlan, Selection, plan_request
+from granero.serving.rows import encode_rows
 from granero.serving.snapshot import RegistryFollower
 from granero.serving.v1 import serving_pb2 as pb
 from granero.serving.v1 import serving_pb2_grpc
@@ -135,15 +135,15 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
         columnar = _columnar(request)
         entities = self.entities(request)
         plan = self.plan(request)
-        entities = _shaped(entities, columnar, plan.readers)
-        if not columnar and not entities:
+        entities = _as_columns(entities, plan.readers)
+        if not columnar and not column_length(entities):
             return pb.GetOnlineFeaturesResponse(feature_names=plan.feature_names)
         self.check_deadline(context)
         reads = self.lookup(plan.readers, entities)
         if columnar:
             response, counts = encode_columns(plan.feature_names, plan.readers, reads, plan.fillers)
         else:
-            response, counts = encode_reads(reads, plan.feature_names, plan.writers)
+            response, counts = encode_rows(plan.feature_names, reads, plan.dtypes)
         self.metrics.count_values({status_name(code): n for code, n in counts.items()})
         return response
 
@@ -202,11 +202,9 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
         return decode_entity_rows(request.entities)
 
     def lookup(self, readers: list[ViewReader], entities: list[dict[str, Any]] | dict) -> Any:
-        """Entity rows in: ``read_views``' answer per row; key columns in: ``read_columns``'."""
+        """``read_columns``' answer for the request's key columns."""
         now = time.time_ns() // 1000
-        if type(entities) is dict:
-            return read_columns(self.store.online_store, readers, entities, now)
-        return read_views(self.store.online_store, readers, entities, now)
+        return read_columns(self.store.online_store, readers, entities, now)
 
     def record(self, method: str, code: grpc.StatusCode, message: str, seconds: float,
                context: grpc.ServicerContext) -> None:
@@ -262,15 +260,10 @@ def _check_batch_size(size: int, limit: int) -> None:
         raise InvalidRequest(f"batch of {size} entity rows exceeds max_batch_size {limit}")
 
 
-def _shaped(entities: list[dict[str, Any]] | dict, columnar: bool,
-            readers: list[ViewReader]) -> list[dict[str, Any]] | dict:
-    """Entities as the layout reads them: key columns for COLUMNS, rows for ROWS."""
-    if columnar and type(entities) is list:
+def _as_columns(entities: list[dict[str, Any]] | dict, readers: list[ViewReader]) -> dict:
+    """Key columns, as both layouts read them (rows are checked as ``read_views`` checks them)."""
+    if type(entities) is list:
         return rows_to_columns(readers, entities)
-    if not columnar and type(entities) is dict:
-        keys = list(entities)
-        return [dict(zip(keys, values, strict=True))
-                for values in zip(*entities.values(), strict=True)]
     return entities
 
 
