@@ -117,6 +117,9 @@ def test_an_unexpected_error_is_internal_logged_and_the_server_keeps_serving(sto
         with caplog.at_level(logging.WARNING, logger="granero.serving"), internal:
             client.get_online_features([{"driver_id": 1}], TRIPS)
         assert client.get_online_features([{"driver_id": 1}], TRIPS).rows[0][0].value == 12
+        bugs = handle.servicer.metrics.registry.get_sample_value(
+            "granero_serving_unexpected_errors_total", {"method": "GetOnlineFeatures"})
+        assert bugs == 1  # the bug stays visible to monitoring, its details to the log only
     failure = next(r for r in caplog.records if r.levelno == logging.ERROR)
     assert failure.exc_info is not None  # the traceback is logged, whatever the log format
     assert failure.exc_info[0] is KeyError and failure.exc_info[1].args == ("a bug",)
