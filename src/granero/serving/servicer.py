@@ -131,10 +131,11 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
     def GetOnlineFeatures(
         self, request: pb.GetOnlineFeaturesRequest, context: grpc.ServicerContext
     ) -> pb.GetOnlineFeaturesResponse:
-        _check_limits(self.limits, request)
+        selection = _selection(request)
+        _check_limits(self.limits, selection)
         columnar = _columnar(request)
         entities = self.entities(request)
-        plan = self.plan(request)
+        plan = self.plan(request, selection)
         entities = _as_columns(entities, plan.readers)
         if not columnar and not column_length(entities):
             return pb.GetOnlineFeaturesResponse(feature_names=plan.feature_names)
@@ -175,10 +176,13 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
 
     # -- steps -----------------------------------------------------------------------------------
 
-    def plan(self, request: pb.GetOnlineFeaturesRequest) -> RequestPlan:
+    def plan(self, request: pb.GetOnlineFeaturesRequest,
+             selection: Selection | None = None) -> RequestPlan:
         """The cached plan of the request's shape under the current registry version."""
         full_names = not request.HasField("full_feature_names") or request.full_feature_names
-        return self._planner_for(self.registry.current())(_selection(request), full_names)
+        if selection is None:
+            selection = _selection(request)
+        return self._planner_for(self.registry.current())(selection, full_names)
 
     def check_deadline(self, context: grpc.ServicerContext) -> None:
         """Refuse to start the lookup for a caller that has already given up."""
@@ -194,6 +198,8 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
             raise InvalidRequest("give entity rows as entities or as entity_columns, not both")
         limit = self.limits.max_batch_size
         if request.entity_columns:
+            for key in request.entity_columns:
+                self.limits.check_name("entity_columns key", key)
             _check_batch_size(_longest_list(request.entity_columns.values()), limit)
             columns = decode_entity_columns(request.entity_columns)
             column_length(columns)  # InvalidRequest unless every column has the same length
@@ -235,17 +241,16 @@ def _columnar(request: pb.GetOnlineFeaturesRequest) -> bool:
     return request.layout == pb.COLUMNS
 
 
-def _check_limits(limits: ServingLimits, request: pb.GetOnlineFeaturesRequest) -> None:
-    """The request's counts and names within ``limits``, before anything is decoded or planned.
-    Entity row key names are not checked: only the message size bounds them (they are read
-    once per row, and echoed only through ``shorten``)."""
-    if request.HasField("features"):
-        refs = request.features.refs
-        limits.check_count("feature references", len(refs), "max_refs")
-        limits.check_names("features.refs", refs)
-    limits.check_name("feature_service", request.feature_service)
-    for key in request.entity_columns:
-        limits.check_name("entity_columns key", key)
+def _check_limits(limits: ServingLimits, selection: Selection) -> None:
+    """The selection's count and names within ``limits``, before anything is decoded or
+    planned (key column names are checked before they are decoded). Entity row key names are
+    not checked: only the message size bounds them (they are read once per row, and echoed
+    only through ``shorten``)."""
+    if isinstance(selection, str):
+        limits.check_name("feature_service", selection)
+    else:
+        limits.check_count("feature references", len(selection), "max_refs")
+        limits.check_names("features.refs", selection)
 
 
 def _longest_list(values: Any) -> int:
