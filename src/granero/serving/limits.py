@@ -31,7 +31,8 @@ class ServingLimits(BaseModel):
     max_refs: int = Field(default=1000, ge=1)
     """Feature references per request (a ``view:*`` counts once)."""
     max_name_length: int = Field(default=256, ge=8)
-    """Characters in a feature reference, service, view or join key name of a request."""
+    """Characters in a requested feature reference, feature service, feature view or key
+    column name."""
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request message (gRPC's max_receive_message_length): larger ones are refused
     with RESOURCE_EXHAUSTED before they are parsed."""
@@ -62,7 +63,8 @@ class ServingLimits(BaseModel):
 def shorten(text: str, limit: int) -> str:
     """``text`` within ``limit`` UTF-8 bytes: its head, then how many characters were cut.
 
-    The one way Granero bounds what it echoes: status messages and log lines alike.
+    The one way Granero bounds what it echoes: status messages and log lines alike. Exact for
+    ``limit`` >= 64 (the note needs its room).
     """
     if len(text) * 4 <= limit or len(text.encode()) <= limit:
         return text
