@@ -241,8 +241,11 @@ class FeatureStore:
 
         ``entity_df`` (Spark or pandas DataFrame, or a Parquet/CSV/Delta path) needs
         ``event_timestamp`` and the views' join keys; its rows come back unchanged (duplicates and
-        extra columns such as labels kept; row order not preserved), followed by one column per
-        feature, ``view__feature`` or the bare name when not ``full_feature_names``. Tables are
+        extra columns such as labels kept, Spark types as given; row order not preserved),
+        followed by one column per feature, ``view__feature`` or the bare name when not
+        ``full_feature_names``. A pandas frame becomes Spark rows with its timestamps as
+        ``TimestampType`` instants (naive ones are UTC); Spark shows them in the session time
+        zone, UTC (``toPandas()`` gives naive UTC datetimes). No entity rows: no rows. Tables are
         read at ``table_versions`` (default: current). With ``manifest_path``, the
         ``TrainingManifest`` (refs, registry version and hash, table versions) is written there
         as JSON; ``training_manifest`` returns one without retrieving.
@@ -276,8 +279,10 @@ class FeatureStore:
         DataFrame with a datetime64 ``event_timestamp`` and join keys of their dtypes' families,
         the offline store is on a local file system, and the tables' rows of the entity rows' days
         number at most ``retrieval.local_max_rows``; otherwise Spark answers. ``"local"`` and
-        ``"spark"`` force an engine. Both give the same values and dtypes (ints and bools
-        nullable, timestamps UTC); ``frame.attrs["granero_engine"]`` names the one that ran.
+        ``"spark"`` force an engine. Both give the same frame: a pandas ``entity_df``'s own
+        columns exactly as given (dtypes, values, index), then the features (ints and bools
+        nullable, timestamps UTC); an empty ``entity_df`` gives an empty frame of those columns
+        and dtypes. ``frame.attrs["granero_engine"]`` names the engine that ran.
         """
         from granero.offline.retrieval import pandas_training_set
 

@@ -1,15 +1,13 @@
 """The in-process (Arrow) engine: the same answers as the oracle and as the Spark engine.
 
 Layers, fastest first: ``as_of_join_arrow`` against the brute-force oracle with no Spark at all;
-each backend's ``read_arrow`` / ``count_rows`` against Spark's read of the same table; then
-``get_historical_features_pandas`` with engine="local" and engine="spark" on random histories,
-compared frame to frame (values, dtypes and row order); schema evolution, time travel, and the
-``auto`` choice of engine.
+each backend's ``read_arrow`` / ``count_rows`` against Spark's read of the same table; schema
+evolution, time travel, empty requests, and the ``auto`` choice of engine. Both engines on random
+histories and random caller dtypes: ``test_engines_agree``.
 """
 
 from __future__ import annotations
 
-import random
 import re
 from datetime import UTC, date, datetime, timedelta
 
@@ -23,7 +21,7 @@ from granero.definitions import Entity, FeatureView, Field, FileSource, compile_
 from granero.definitions.refs import resolve_features
 from granero.errors import RetrievalError
 from granero.feature_store import FeatureStore
-from granero.offline import retrieval
+from granero.offline import entity_rows, retrieval
 from granero.offline.as_of_join import AsOfSpec
 from granero.offline.delta import DeltaConfig, DeltaStore
 from granero.offline.local_as_of import as_of_join_arrow
@@ -34,8 +32,7 @@ from granero.registry import Interval
 from granero.types import arrow_type
 from tests.offline.conftest import BACKENDS, make_feature_store, offline_config
 from tests.offline.oracle import OracleView, expected_values, version_order
-from tests.offline.random_data import BASE, FEATURE_DTYPES, KEY_DTYPES, VIEWS, as_time, generate
-from tests.offline.test_retrieval import REFS, WINDOW, definitions, pandas_entities
+from tests.offline.random_data import FEATURE_DTYPES, KEY_DTYPES, VIEWS, as_time, generate
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 REQUESTED = {"pair": ["f_list", "f_double", "f_int"], "text": ["f_bool", "f_str"], "single": ["f_int"]}
@@ -178,8 +175,7 @@ def test_finer_than_microsecond_times_are_truncated_toward_zero_like_spark():
 
 def test_entity_rows_from_pandas_become_what_spark_makes_of_them(spark):
     """``entity_table`` (local) against Spark's own pandas conversion, through the shared
-    ``training_frame``: same values, same dtypes, nanoseconds truncated the same way."""
-    from granero.offline.retrieval import _from_pandas
+    ``pandas_frame``: same values, same dtypes, nanoseconds truncated the same way."""
 
     frame = pd.DataFrame({
         "event_timestamp": pd.to_datetime(
@@ -196,13 +192,22 @@ def test_entity_rows_from_pandas_become_what_spark_makes_of_them(spark):
         "bo": [True, False, True, False],
         "nb": pd.array([True, None, False, True], dtype="boolean"),
         "by": [b"x", b"", None, b"z"],
+        "cat": pd.Series(["u", "v", None, "u"], dtype="category"),
+        "icat": pd.Series([1, None, 2, 1], dtype="category"),
+        "nothing": [None] * 4,
     })
-    assert isinstance(retrieval.entity_types(frame), dict)  # every column suits the local engine
-    local = retrieval.training_frame(retrieval.entity_table(frame))
-    through_spark = retrieval.training_frame(_from_pandas(spark, frame).toArrow())
-    pd.testing.assert_frame_equal(local, through_spark)
+    assert isinstance(entity_rows.entity_types(frame), dict)  # every column suits the local engine
+    local = retrieval.pandas_frame(entity_rows.entity_table(frame, {"nothing": "int64"}))
+    # Spark's own conversion (which fails on a null in a category of ints) agrees where it works,
+    own = frame.drop(columns=["icat", "nothing"])
+    through_spark = retrieval.pandas_frame(spark.createDataFrame(entity_rows._as_utc(own)).toArrow())
+    pd.testing.assert_frame_equal(local[own.columns], through_spark)
+    # and the Spark engine's conversion gives exactly what the local engine joins.
+    ours = retrieval.pandas_frame(entity_rows.from_pandas(spark, frame, {"nothing": "int64"}).toArrow())
+    pd.testing.assert_frame_equal(local, ours)
     assert str(local["event_timestamp"].dtype) == "datetime64[us, UTC]"
     assert str(local["a"].dtype) == "Int64" and str(local["nb"].dtype) == "boolean"
+    assert str(local["icat"].dtype) == "Int64" and str(local["nothing"].dtype) == "Int64"
 
 
 # -- the backends' in-process reads ---------------------------------------------------------------
@@ -283,46 +288,6 @@ def test_delta_on_an_object_store_is_not_local():
     assert DeltaStore(DeltaConfig(path="file:///tmp/offline"), spark=None).local
 
 
-# -- both engines on random histories --------------------------------------------------------------
-
-
-def cross_entities(entities: list[dict], seed: int) -> pd.DataFrame:
-    """Pandas entity rows with naive nanosecond times (UTC by rule) and extra columns; some rows
-    lie before any data."""
-    rng = random.Random(seed)
-    frame = pandas_entities(entities)
-    nanos = [rng.choice([0, 0, 0, 1, 999]) for _ in entities]
-    frame["event_timestamp"] = frame["event_timestamp"].dt.tz_convert(None) + pd.to_timedelta(nanos, unit="ns")
-    frame["weight"] = [rng.choice([0.5, np.nan, 2.0]) for _ in entities]
-    frame["note"] = pd.array([rng.choice(["x", None]) for _ in entities], dtype="string")
-    early = frame.head(3).assign(event_timestamp=pd.Timestamp(BASE - timedelta(days=1)).tz_convert(None))
-    return pd.concat([frame, early], ignore_index=True)
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def cross_store(request, spark, tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp(f"cross_{request.param}")
-    entities, tables = generate(11, n_rows=150, n_entities=150)
-    store = make_feature_store(tmp_path, definitions(tmp_path, spark, tables), request.param)
-    store.materialize(*WINDOW, sync_online=False)
-    return store, cross_entities(entities, 11)
-
-
-@pytest.mark.spark
-@pytest.mark.parametrize("full_names", [True, False])
-def test_both_engines_give_identical_frames_on_random_histories(cross_store, full_names):
-    store, given = cross_store
-    refs = REFS if full_names else ["pair:f_list", "text:f_bool", "single:f_int"]
-    local, spark_made = (
-        store.get_historical_features_pandas(given, refs, full_feature_names=full_names, engine=engine)
-        for engine in ("local", "spark")
-    )
-    assert (local.attrs[ENGINE_ATTR], spark_made.attrs[ENGINE_ATTR]) == ("local", "spark")
-    pd.testing.assert_frame_equal(local, spark_made)
-    features = local.columns[len(given.columns):]
-    assert local[features].notna().sum().min() > 10 and local[features].isna().sum().min() > 10
-
-
 # -- schema evolution, time travel, and the choice of engine ----------------------------------------
 
 
@@ -392,13 +357,31 @@ def test_a_feature_added_later_reads_null_for_older_rows_and_versions_time_trave
     assert str(now["bonus"].dtype) == "float32"
     after_midnight = SCORE_ENTITIES.assign(event_timestamp=pd.Timestamp("2026-01-02 00:30"))
     assert both(after_midnight)["score"].fillna(0).tolist() == [1.1, 1.2, 1.1, 1.2, 0]  # day 1 rows
-    none = evolved_store.get_historical_features_pandas(SCORE_ENTITIES.head(0), ["scores:score"], engine="local")
-    assert none.empty and list(none.columns) == [*SCORE_ENTITIES.columns, "scores__score"]  # Spark refuses
+    check_empty_requests(evolved_store)
     assert both(SCORE_ENTITIES.assign(event_timestamp=pd.NaT))["score"].isna().all()
     if evolved_store.offline_store.kind == "delta":
         before = both(table_versions={"scores": 0})  # day 2 not written yet
         assert before["score"].fillna(0).tolist() == [1.1, 0, 1.1, 0, 0]
         assert before["bonus"].isna().all()
+
+
+def check_empty_requests(store: FeatureStore) -> None:
+    """No entity rows: an empty frame of the right columns and dtypes from both pandas engines
+    (the caller's dtypes kept, object columns of an untyped frame too) and from the Spark path."""
+    refs = ["scores:score", "scores:bonus"]
+    typed = SCORE_ENTITIES.head(0).astype({"user_id": "int32"}).assign(label=pd.Series(dtype="category"))
+    untyped = pd.DataFrame(columns=["event_timestamp", "user_id"])  # both columns object
+    for given in (typed, untyped):
+        for engine in ("local", "spark"):
+            frame = store.get_historical_features_pandas(given, refs, engine=engine)
+            assert list(frame.columns) == [*given.columns, "scores__score", "scores__bonus"] and frame.empty
+            pd.testing.assert_frame_equal(frame[given.columns], given)
+            assert [str(frame[c].dtype) for c in frame.columns[-2:]] == ["float64", "float32"], engine
+        spark_frame = store.get_historical_features(given, refs)
+        assert spark_frame.count() == 0 and spark_frame.columns == list(frame.columns)
+        assert dict(spark_frame.dtypes)["event_timestamp"] == "timestamp"
+        assert [t for _, t in spark_frame.dtypes[-2:]] == ["double", "float"]
+    assert dict(store.get_historical_features(typed, refs).dtypes)["user_id"] == "int"
 
 
 def _with_limit(store: FeatureStore, rows: int) -> FeatureStore:
@@ -439,6 +422,9 @@ def test_requests_the_local_engine_cannot_answer_go_to_spark_or_are_refused(evol
 
     assert choice(SCORE_ENTITIES).engine == "local"
     assert choice(SCORE_ENTITIES, "spark").engine == "spark"
+    odd_labels = SCORE_ENTITIES.assign(at=SCORE_ENTITIES["event_timestamp"].astype(object), mixed=[1, "x", None, 2, 3])
+    assert choice(odd_labels).engine == "local"  # never converted: only the join columns are
+    assert choice(SCORE_ENTITIES.astype({"user_id": "category"})).engine == "local"
     as_text = SCORE_ENTITIES.astype({"event_timestamp": str})
     float_keys = SCORE_ENTITIES.astype({"user_id": "float64"})
     remote = DeltaStore(DeltaConfig(path="s3a://bucket/offline"), spark=None)
@@ -446,7 +432,6 @@ def test_requests_the_local_engine_cannot_answer_go_to_spark_or_are_refused(evol
         (spark.createDataFrame(SCORE_ENTITIES), None, "not a pandas DataFrame"),
         (as_text, None, "event_timestamp is not a pandas datetime64 column"),
         (float_keys, None, "entity column 'user_id' is double, but join key 'user_id' is int64"),
-        (SCORE_ENTITIES.assign(at=SCORE_ENTITIES["event_timestamp"].astype(object)), None, "entity column 'at'"),
         (SCORE_ENTITIES, remote, "not on a local file system"),
     ]:
         auto = choice(entities, offline=offline)

@@ -191,8 +191,7 @@ def test_pandas_training_set_matches_the_oracle_in_input_order(random_store, tmp
     assert frame.attrs[retrieval.ENGINE_ATTR] == engine
     assert list(frame.columns) == [*given.columns, *OUTPUTS]
     assert frame["row"].tolist() == given["row"].tolist()  # input order, duplicates kept
-    unchanged = given.astype({"event_timestamp": "datetime64[us, UTC]"})  # Spark's precision
-    pd.testing.assert_frame_equal(frame[given.columns], unchanged)
+    pd.testing.assert_frame_equal(frame[given.columns], given)  # the caller's columns, as given
     assert Counter(plain_rows(frame, ["row", "label", *OUTPUTS])) == oracle(entities, tables)
     _check_manifest(tmp_path / "m.json")
 
@@ -316,6 +315,9 @@ def test_requests_that_cannot_be_answered_fail_precisely(spark, random_store):
     ]
     with pytest.raises(RetrievalError, match=r"lack column\(s\) \['s'\]"):
         store.get_historical_features(frame.drop("s"), ["text:f_str"])
+    with pytest.raises(RetrievalError, match=r"lack column\(s\) \['a', 's'\] \(needed: 'a' by \['pair', 'single'\]; "
+                       r"'s' by \['text'\]\)"):
+        store.get_historical_features(frame.drop("s", "a"), REFS)
     with pytest.raises(RetrievalError, match="f_double.*full feature names"):
         store.get_historical_features(
             frame, ["pair:f_double", "single:f_double"], full_feature_names=False

@@ -6,6 +6,7 @@
     materialize.py   source window -> table rows -> one atomic window write
     as_of_join.py    the point-in-time join (pure DataFrame logic)
     local_as_of.py   the same join in process, on Arrow tables (no Spark)
+    entity_rows.py   entity rows in: read, typed and checked for a training request
     retrieval.py     training sets and their manifests
     spark_session.py the one place a SparkSession is configured
     spark_errors.py  Spark and py4j errors -> Granero errors

@@ -10,8 +10,12 @@ and scales out. For pandas in / pandas out, small requests run in process instea
 (``pandas_training_set``): the tables' rows of the entity rows' days are read with Arrow and
 joined by ``local_as_of.as_of_join_arrow``, with no Spark job and no JVM. ``choose_engine`` picks
 the local engine when the request suits it and those rows number at most
-``retrieval.local_max_rows``; both engines end in ``training_frame``, so the pandas dtypes users
-see do not depend on the engine, and both return the entity rows in their input order.
+``retrieval.local_max_rows``. Either engine is handed only the pandas frame's join columns and
+computes only the feature columns; both end in ``training_frame``, which puts the caller's own
+frame back in front of them, untouched. So the entity columns keep their dtypes, the feature
+dtypes do not depend on the engine, and rows keep their input order and index.
+
+Entity rows are read and checked in ``entity_rows``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from granero.definitions.refs import ViewFeatures
 from granero.errors import RetrievalError
 from granero.offline.as_of_join import AsOfSpec, as_of_join, visible_rows
+from granero.offline.entity_rows import (
+    check_entities,
+    check_entity_columns,
+    entity_table,
+    entity_types,
+    join_columns,
+    key_type_error,
+    load_entities,
+)
 from granero.offline.local_as_of import as_of_join_arrow, micros
 from granero.offline.schema import CREATED_TIMESTAMP, EVENT_DATE, EVENT_TIMESTAMP, utc_date, utc_day
 from granero.offline.spark_errors import spark_errors
@@ -111,110 +124,6 @@ def build_manifest(
     )
 
 
-def load_entities(spark: SparkSession, entities: Any) -> DataFrame:
-    """A Spark DataFrame of entity rows from a DataFrame, a pandas DataFrame or a file path.
-
-    Paths: a Delta table (a folder with ``_delta_log``), CSV (``.csv``, header row) or Parquet.
-    Naive pandas timestamps are taken as UTC.
-    """
-    from pyspark.sql import DataFrame
-
-    if isinstance(entities, DataFrame):
-        return entities
-    if isinstance(entities, str | Path):
-        return _read_entity_file(spark, str(entities))
-    if hasattr(entities, "columns") and hasattr(entities, "dtypes"):
-        return _from_pandas(spark, entities)
-    raise RetrievalError(
-        f"entity rows must be a Spark or pandas DataFrame or a path, not {type(entities).__name__}"
-    )
-
-
-def _read_entity_file(spark: SparkSession, path: str) -> DataFrame:
-    local = Path(path.removeprefix("file://"))
-    if "://" not in path and not local.exists():
-        raise RetrievalError(f"entity file {path} does not exist")
-    with spark_errors(RetrievalError, f"reading entity rows from {path}"):
-        if (local / "_delta_log").is_dir():
-            return spark.read.format("delta").load(path)
-        if path.rstrip("/").endswith(".csv"):
-            return spark.read.option("header", "true").option("inferSchema", "true").csv(path)
-        return spark.read.parquet(path)
-
-
-def _from_pandas(spark: SparkSession, frame: pd.DataFrame) -> DataFrame:
-    import pandas as pd
-
-    frame = frame.copy()
-    for column in frame.columns:
-        if pd.api.types.is_datetime64_any_dtype(frame[column]):
-            series = frame[column]
-            frame[column] = (
-                series.dt.tz_localize("UTC")
-                if series.dt.tz is None
-                else series.dt.tz_convert("UTC")
-            )
-    with spark_errors(RetrievalError, "converting the pandas entity rows to Spark"):
-        return spark.createDataFrame(frame)
-
-
-def check_entities(
-    columns: list[str], types: dict[str, str], requested: list[ViewFeatures], outputs: list[str]
-) -> None:
-    """The entity rows must carry event_timestamp and every join key (of its dtype's family),
-    and no output column. ``types``: each column's Spark SQL type name (``bigint``...)."""
-    check_entity_columns(columns, requested, outputs)
-    error = key_type_error(types, requested)
-    if error:
-        raise RetrievalError(error)
-
-
-def check_entity_columns(columns: list[str], requested: list[ViewFeatures], outputs: list[str]) -> None:
-    """``check_entities`` on column names alone: no duplicates, none missing, no output clash."""
-    duplicated = sorted({c for c in columns if columns.count(c) > 1})
-    if duplicated:
-        raise RetrievalError(f"entity rows have duplicate columns {duplicated}")
-    needed = [EVENT_TIMESTAMP, *dict.fromkeys(k for vf in requested for k in vf.join_keys)]
-    missing = [c for c in needed if c not in columns]
-    if missing:
-        raise RetrievalError(
-            f"entity rows lack column(s) {missing} (needed by "
-            f"{[vf.view.name for vf in requested]}); they have {columns}"
-        )
-    clashing = sorted(set(outputs) & set(columns))
-    if clashing:
-        raise RetrievalError(
-            f"entity rows already have column(s) {clashing}, which the features would "
-            "produce; rename them or use full feature names"
-        )
-
-
-_KEY_FAMILIES = {
-    "int32": ("tinyint", "smallint", "int", "bigint"),
-    "int64": ("tinyint", "smallint", "int", "bigint"),
-    "string": ("string",),
-    "bool": ("boolean",),
-    "bytes": ("binary",),
-    "timestamp": ("timestamp", "timestamp_ntz", "date"),
-}
-
-
-def key_type_error(types: dict[str, str], requested: list[ViewFeatures]) -> str | None:
-    """Why a join key column does not hold values of its dtype's family (None: all do).
-
-    A string column for an int64 key is refused by name, instead of failing (or silently
-    nulling) inside the join. ``types`` maps columns to Spark SQL type names.
-    """
-    keys = {k: d for vf in requested for k, d in vf.join_keys.items()}
-    for key, dtype in keys.items():
-        if types[key] not in _KEY_FAMILIES.get(dtype, (types[key],)):
-            return (
-                f"entity column {key!r} is {types[key]}, but join key {key!r} is {dtype}; "
-                "cast it before asking for features"
-            )
-    return None
-
-
 def historical_features(
     spark: SparkSession,
     store: OfflineStore,
@@ -230,7 +139,7 @@ def historical_features(
     with no round trip through the driver). When the entity rows are few, each table is also cut
     to the rows some entity row can see before the join's shuffle (``visible_rows``).
     """
-    frame = load_entities(spark, entities)
+    frame = load_entities(spark, entities, requested)
     check_entities(frame.columns, dict(frame.dtypes), requested, manifest.columns)
     with spark_errors(RetrievalError, "building the training set"):
         rows, few = frame, is_small(frame, entities)
@@ -332,15 +241,17 @@ def pandas_training_set(
     engine: Engine = "auto",
 ) -> pd.DataFrame:
     """The training set as pandas, built by the engine ``choose_engine`` picks (named in
-    ``attrs[ENGINE_ATTR]``); ``spark`` is called only when Spark answers."""
-    if _is_pandas(entities):  # the same messages as Spark's check, before either engine runs
-        check_entity_columns([str(c) for c in entities.columns], requested, manifest.columns)
+    ``attrs[ENGINE_ATTR]``); ``spark`` is called only when Spark answers.
+
+    A pandas frame's own columns come back untouched (``training_frame``): the engines only
+    compute the feature columns, from its join columns.
+    """
     choice = choose_engine(engine, entities, store, requested, manifest, config)
     if choice.engine == "local":
-        table = _local_training_table(store, registry, entities, requested, manifest)
+        features = _local_features(store, registry, entities, requested, manifest)
     else:
-        table = _spark_training_table(spark(), store, registry, entities, requested, manifest)
-    frame = training_frame(table)
+        features = _spark_training_table(spark(), store, registry, entities, requested, manifest)
+    frame = training_frame(entities, features) if _is_pandas(entities) else pandas_frame(features)
     frame.attrs[ENGINE_ATTR] = choice.engine
     return frame
 
@@ -357,6 +268,8 @@ def choose_engine(
     ``auto``: local when it can run and reads at most ``config.local_max_rows`` rows."""
     if engine not in ("auto", "local", "spark"):
         raise RetrievalError(f"engine must be 'auto', 'local' or 'spark', not {engine!r}")
+    if _is_pandas(entities):  # the same messages as Spark's check, before either engine runs
+        check_entity_columns([str(c) for c in entities.columns], requested, manifest.columns)
     if engine == "spark":
         return EngineChoice("spark", "asked for")
     refusal = local_refusal(entities, store, requested)
@@ -381,59 +294,19 @@ def local_refusal(entities: Any, store: OfflineStore, requested: list[ViewFeatur
         return f"the entity rows are a {type(entities).__name__}, not a pandas DataFrame"
     if not store.local:
         return "the offline store is not on a local file system"
-    types = entity_types(entities)
+    types = entity_types(entities[list(join_columns(requested))])
     if isinstance(types, str):
         return types
-    if types.get(EVENT_TIMESTAMP) != "timestamp":
+    if types[EVENT_TIMESTAMP] not in ("timestamp", "void"):
         return f"{EVENT_TIMESTAMP} is not a pandas datetime64 column"
     return key_type_error(types, requested)
-
-
-_SPARK_NAMES = {
-    "int8": "tinyint",
-    "int16": "smallint",
-    "int32": "int",
-    "int64": "bigint",
-    "float": "float",
-    "double": "double",
-    "bool": "boolean",
-    "string": "string",
-    "large_string": "string",
-    "binary": "binary",
-    "large_binary": "binary",
-}
-"""Arrow types of pandas columns that Spark takes as the same values, by Spark SQL type name."""
-
-
-def entity_types(frame: pd.DataFrame) -> dict[str, str] | str:
-    """Each pandas column's Spark SQL type name, as Spark infers it (through Arrow), or why a
-    column is not one the local engine takes (then Spark, and its own errors, answer)."""
-    import pandas as pd
-    import pyarrow as pa
-
-    try:
-        schema = pa.Schema.from_pandas(frame, preserve_index=False)
-    except (pa.ArrowException, TypeError, ValueError) as error:
-        return f"Arrow cannot type the entity rows: {error}"
-    types = {}
-    for column, dtype in zip(schema, frame.dtypes, strict=True):
-        name = _SPARK_NAMES.get(str(column.type))
-        if pd.api.types.is_datetime64_any_dtype(dtype):
-            name = "timestamp"
-        if name is None:
-            return (
-                f"entity column {column.name!r} is {column.type}; the local engine takes ints, "
-                "floats, bools, strings, bytes and datetime64 columns"
-            )
-        types[column.name] = name
-    return types
 
 
 def rows_to_read(
     store: OfflineStore, entities: pd.DataFrame, requested: list[ViewFeatures], manifest: TrainingManifest
 ) -> int:
     """Table rows of the days the entity rows can see, summed over the views (metadata only)."""
-    times = entity_table(entities[[EVENT_TIMESTAMP]])[EVENT_TIMESTAMP]
+    times = entity_table(entities[[EVENT_TIMESTAMP]], join_columns(requested))[EVENT_TIMESTAMP]
     total = 0
     for vf in requested:
         days = day_range(times, vf.view.ttl)
@@ -451,37 +324,22 @@ def day_range(times: pa.ChunkedArray, ttl: timedelta) -> tuple[date, date] | Non
     return utc_day(int(values[valid].min()) - ttl // _MICROSECOND), utc_day(int(values[valid].max()))
 
 
-def entity_table(frame: pd.DataFrame) -> pa.Table:
-    """The pandas entity rows as Arrow, as Spark takes them: timestamps UTC microseconds (naive
-    ones are UTC, finer ones truncated like Spark's conversion), no pandas metadata."""
-    import pyarrow as pa
-
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    return pa.table([_utc_micros(c) for c in table.columns], names=table.column_names)
-
-
-def _utc_micros(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    import pyarrow as pa
-
-    if not pa.types.is_timestamp(column.type):
-        return column
-    return column.cast(pa.timestamp("us", tz="UTC"), safe=False)
-
-
-def _local_training_table(
+def _local_features(
     store: OfflineStore,
     registry: RegistryVersion,
     entities: pd.DataFrame,
     requested: list[ViewFeatures],
     manifest: TrainingManifest,
 ) -> pa.Table:
-    """The in-process engine: each view's rows of the entity rows' days, joined with Arrow.
+    """The in-process engine: each view's rows of the entity rows' days, joined with Arrow; the
+    feature columns, one row per entity row in input order.
 
     The entity rows were checked by ``check_entity_columns`` and ``local_refusal`` already.
     """
     import pyarrow as pa
 
-    frame = entity_table(entities)
+    join = join_columns(requested)
+    frame = entity_table(entities[list(join)], join)
     for vf in requested:
         columns = [*vf.join_keys, EVENT_TIMESTAMP, CREATED_TIMESTAMP, *vf.features]
         days = day_range(frame[EVENT_TIMESTAMP], vf.view.ttl)
@@ -491,7 +349,7 @@ def _local_training_table(
             frame = as_of_join_arrow(frame, table, view_spec(vf, manifest))
         except pa.ArrowInvalid as error:  # e.g. an entity key out of its dtype's range
             raise RetrievalError(f"joining feature view {vf.view.name!r}: {error}") from error
-    return frame
+    return frame.select(manifest.columns)
 
 
 def _spark_training_table(
@@ -502,20 +360,24 @@ def _spark_training_table(
     requested: list[ViewFeatures],
     manifest: TrainingManifest,
 ) -> pa.Table:
-    """The Spark engine, collected as Arrow; a pandas frame's rows come back in their order."""
+    """The Spark engine, collected as Arrow: the whole training set for Spark or file entity
+    rows; for a pandas frame, only its feature columns, in the frame's row order."""
     import numpy as np
+    from pyspark.sql import functions as F
 
     if not _is_pandas(entities):
         return _to_arrow(historical_features(spark, store, registry, entities, requested, manifest))
-    numbered = entities.assign(**{_INPUT_ROW: np.arange(len(entities))})
+    join = list(join_columns(requested))
+    numbered = entities[join].assign(**{_INPUT_ROW: np.arange(len(entities))})
     # Converted once and cached: the plan reads the entity rows three times (time bounds, the
     # visible-rows summary, the join), and a frame made from pandas would be converted each time
     # (600k rows: 21 s uncached, 10 s cached). Counting it also gives Spark its real size.
-    rows = load_entities(spark, numbered).cache()
+    rows = load_entities(spark, numbered, requested).cache()
     try:
         with spark_errors(RetrievalError, "converting the pandas entity rows to Spark"):
             rows.count()
         frame = historical_features(spark, store, registry, rows, requested, manifest)
+        frame = frame.select(*[F.col(f"`{c}`") for c in (_INPUT_ROW, *manifest.columns)])
         return _to_arrow(frame).sort_by(_INPUT_ROW).drop_columns([_INPUT_ROW])
     finally:
         rows.unpersist()
@@ -526,8 +388,19 @@ def _to_arrow(frame: DataFrame) -> pa.Table:
         return frame.toArrow()
 
 
-def training_frame(table: pa.Table) -> pd.DataFrame:
-    """A training set as pandas, the same whichever engine built it.
+def training_frame(entities: pd.DataFrame, features: pa.Table) -> pd.DataFrame:
+    """The caller's entity rows exactly as given (columns, dtypes, values, index), followed by
+    the feature columns as ``pandas_frame`` makes them: the same whichever engine built them."""
+    import pandas as pd
+
+    values = pandas_frame(features)
+    joined = pd.concat([entities.reset_index(drop=True), values], axis=1)
+    joined.index = entities.index
+    return joined
+
+
+def pandas_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow columns (features, or Spark's entity columns) as pandas, whichever engine built them.
 
     Timestamps are UTC; ints and bools take pandas' nullable dtypes (``Int64``, ``boolean``) so a
     null never turns them into floats; floats stay numpy floats (null is NaN); strings, bytes and
