@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -53,6 +54,15 @@ class Events:
     created: np.ndarray
     """Created microseconds, a null as the lowest int64 (the as-of join's tie rule)."""
 
+    @cached_property
+    def by_value(self) -> tuple[np.ndarray, np.ndarray]:
+        """Segments and values of the non-null events, values ascending within each segment by
+        rank: a total order up to bit-identical values (computed once for every function)."""
+        keep = np.flatnonzero(self.valid)
+        rank = self.rank[keep]
+        order = keep[np.argsort(self.segment[keep] * (rank.max(initial=0) + 1) + rank)]
+        return self.segment[order], self.values[order]
+
 
 def take(state: State, index: np.ndarray) -> State:
     return tuple(part[index] for part in state)
@@ -64,11 +74,8 @@ def put(state: State, mask: np.ndarray, values: State) -> None:
 
 
 def _non_null(events: Events) -> tuple[np.ndarray, np.ndarray]:
-    """Segments and values of the non-null events, values ascending within each segment (by
-    rank: a total order up to bit-identical values, -0.0 before 0.0)."""
-    keep = np.flatnonzero(events.valid)
-    order = keep[np.lexsort((events.rank[keep], events.segment[keep]))]
-    return events.segment[order], events.values[order]
+    """Segments and values of the non-null events, values ascending within each segment."""
+    return events.by_value
 
 
 def _segment_reduce(ufunc: np.ufunc, segment: np.ndarray, values: np.ndarray, count: int, fill) -> np.ndarray:

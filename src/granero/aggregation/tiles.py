@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +30,24 @@ if TYPE_CHECKING:
 NULL_CREATED = -(2**62)
 """The created time of an event without one: below every real time (Spark's years 1-9999 are
 within ±3e17 microseconds), and safe to negate."""
+
+
+class _PairSearch:
+    """Searches in rows sorted by (code, value): one int64 key per row (the code, then the value's
+    rank among all values), so a pair never overflows and one ``searchsorted`` answers a query."""
+
+    def __init__(self, code: np.ndarray, value: np.ndarray) -> None:
+        by_value = np.argsort(value, kind="stable")
+        self._levels = value[by_value]
+        first = np.r_[True, self._levels[1:] != self._levels[:-1]][: len(value)]
+        rank = np.empty(len(value), dtype=np.int64)
+        rank[by_value] = np.maximum.accumulate(np.where(first, np.arange(len(value)), 0))
+        self._width = len(value) + 1
+        self._keys = code * self._width + rank
+
+    def first_at_or_after(self, code: np.ndarray, value: np.ndarray) -> np.ndarray:
+        """Per query, the first row with that code and a value >= the query's."""
+        return np.searchsorted(self._keys, code * self._width + np.searchsorted(self._levels, value))
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,10 @@ class EventOrder:
     ts: np.ndarray
     created: np.ndarray
 
+    @cached_property
+    def search(self) -> _PairSearch:
+        return _PairSearch(self.code, self.ts)
+
 
 @dataclass(frozen=True)
 class Tiles:
@@ -59,6 +82,10 @@ class Tiles:
     code: np.ndarray
     tile: np.ndarray
     states: dict[str, State]
+
+    @cached_property
+    def search(self) -> _PairSearch:
+        return _PairSearch(self.code, self.tile)
 
 
 def prepare_column(column: pa.Array | pa.ChunkedArray, dtype: str) -> Column:
@@ -112,8 +139,15 @@ def build_tiles(order: EventOrder, reads: Mapping[str, tuple[Function, Column]])
     segment = np.cumsum(starts) - 1
     count = int(starts.sum())
     index = np.arange(len(order.code))
-    states = {out: fn.build(events_of(order, index, segment, count, col)) for out, (fn, col) in reads.items()}
+    events = _per_column(reads, lambda column: events_of(order, index, segment, count, column))
+    states = {out: fn.build(events[id(column)]) for out, (fn, column) in reads.items()}
     return Tiles(order.code[starts], order.tile[starts], states)
+
+
+def _per_column(reads: Mapping[str, tuple[Function, Column]], make) -> dict[int, Events]:
+    """``make(column)`` once per distinct column read (functions share its sorted values)."""
+    columns = {id(column): column for _, column in reads.values()}
+    return {key: make(column) for key, column in columns.items()}
 
 
 def combine(fn: Function, left: State, left_has: np.ndarray, right: State, right_has: np.ndarray) -> State:
@@ -146,15 +180,16 @@ def window_states(
     code, time = request
     head = tile_of(time, hop)
     pairs, inverse = np.unique(np.stack([code, head]), axis=1, return_inverse=True)
-    lo = _first_at_or_after(tiles.code, tiles.tile, pairs[0], pairs[1] - window // hop)
-    tiles_whole = _first_at_or_after(tiles.code, tiles.tile, pairs[0], pairs[1]) - lo
-    start = _first_at_or_after(order.code, order.ts, code, head * hop)
-    end = _first_at_or_after(order.code, order.ts, code, time + 1)
+    lo = tiles.search.first_at_or_after(pairs[0], pairs[1] - window // hop)
+    tiles_whole = tiles.search.first_at_or_after(pairs[0], pairs[1]) - lo
+    start = order.search.first_at_or_after(code, head * hop)
+    end = order.search.first_at_or_after(code, time + 1)
     index, segment = _expand_ranges(start, end)
+    heads = _per_column(reads, lambda column: events_of(order, index, segment, len(code), column))
     out = {}
     for name, (fn, column) in reads.items():
         whole = _fold_whole_tiles(fn, tiles.states[name], lo, tiles_whole, column.values.dtype)
-        head_state = fn.build(events_of(order, index, segment, len(code), column))
+        head_state = fn.build(heads[id(column)])
         out[name] = combine(fn, take(whole, inverse.ravel()), tiles_whole[inverse.ravel()] > 0, head_state, end > start)
     return out
 
@@ -167,17 +202,6 @@ def _fold_whole_tiles(fn: Function, tile_states: State, lo: np.ndarray, count: n
         right = take(tile_states, lo[active] + step)
         put(state, active, right if step == 0 else fn.merge(take(state, active), right))
     return state
-
-
-def _first_at_or_after(
-    sorted_code: np.ndarray, sorted_value: np.ndarray, code: np.ndarray, value: np.ndarray
-) -> np.ndarray:
-    """Per query, the first position of rows sorted by (code, value) with that code and a value
-    >= the query's (one searchsorted on dense ranks: the pairs never overflow int64)."""
-    levels = np.unique(sorted_value)
-    width = len(levels) + 1
-    keys = sorted_code * width + np.searchsorted(levels, sorted_value)
-    return np.searchsorted(keys, code * width + np.searchsorted(levels, value), side="left")
 
 
 def _expand_ranges(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
