@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from granero.aggregation.engine import Aggregate, AggregationSpec, aggregate_as_of
 from granero.aggregation.window import covers, floor_to_hop, tail, tiles_covered
-from granero.definitions.aggregation import output_dtype
+from granero.definitions.aggregation import Aggregation, output_dtype, resolve_hop
 from granero.types import arrow_type
+from tests.aggregation.random_events import entities_table, events_table, random_case
 
 HOUR = 3600 * 1_000_000
 DAY0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -147,3 +148,23 @@ def test_importing_the_aggregation_package_loads_no_spark_redis_or_grpc():
             "print(sorted(m for m in ('pyspark', 'redis', 'grpc', 'py4j') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_spec_from_definitions_runs_with_their_names_and_hop():
+    aggregations = [Aggregation(column="fare", function=f, window="3h") for f in ("sum", "last")]
+    spec = AggregationSpec.of({"driver": "int64"}, aggregations, {"fare": "float64"}, resolve_hop(None, aggregations))
+    assert spec.hop == 5 * 60 * 1_000_000
+    events = table(driver=[1, 1], event_timestamp=[at(0), at(2)], fare=[1.5, 2.0])
+    result = aggregate_as_of(table(driver=[1], event_timestamp=[at(2)]), events, spec)
+    assert result.select(["fare_sum_3h", "fare_last_3h"]).to_pylist() == [{"fare_sum_3h": 3.5, "fare_last_3h": 2.0}]
+
+
+def test_no_events_or_no_entity_rows():
+    case = random_case(1)
+    events, entities = events_table(case.events), entities_table(case.entities)
+    no_events = aggregate_as_of(entities, events.slice(0, 0), case.spec)
+    asked = [e["t"] is not None and e["a"] is not None and e["s"] is not None for e in case.entities]
+    assert no_events["i64_count_0"].to_pylist() == [0 if a else None for a in asked]
+    assert no_events["i64_mean_0"].null_count == len(asked)
+    no_rows = aggregate_as_of(entities.slice(0, 0), events, case.spec)
+    assert no_rows.num_rows == 0 and no_rows.schema.field("f32_min_0").type == pa.float32()

@@ -19,10 +19,9 @@ import numpy as np
 from granero.aggregation.functions import FUNCTIONS
 from granero.aggregation.tiles import NULL_CREATED, build_tiles, order_events, prepare_column, window_states
 from granero.aggregation.window import to_micros
-from granero.definitions.aggregation import Aggregation, output_dtype
+from granero.definitions.aggregation import Aggregation
 from granero.offline.local_as_of import key_codes, micros
 from granero.offline.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP
-from granero.types import arrow_type
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -96,9 +95,3 @@ def _scatter(values: pa.Array, rows: np.ndarray, count: int) -> pa.Array:
     slot = np.full(count, -1, dtype=np.int64)
     slot[rows] = np.arange(len(rows))
     return values.take(pa.array(np.maximum(slot, 0), mask=slot < 0)) if len(values) else pa.nulls(count, values.type)
-
-
-def output_type(aggregate: Aggregate) -> pa.DataType:
-    """The Arrow type of an aggregate's column."""
-    return arrow_type(output_dtype(aggregate.function, aggregate.dtype))
-

@@ -20,6 +20,7 @@ above every number for min, max and ties (as Spark orders it).
 from __future__ import annotations
 
 import operator
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
@@ -105,24 +106,27 @@ def _pick(left_has: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarr
     return np.where(left_has, left, right)
 
 
-class Function:
-    """One aggregation function; subclasses fill in the four steps."""
+class Function(ABC):
+    """One aggregation function: its tile state's four operations."""
 
     name: ClassVar[str]
 
+    @abstractmethod
     def empty(self, count: int, kind: np.dtype) -> State:
         """The state of ``count`` segments without a value, for values of numpy dtype ``kind``
         (an empty window finalizes from it)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def build(self, events: Events) -> State:
-        raise NotImplementedError
+        """One state per segment of ``events``, a function of each segment's events alone."""
 
+    @abstractmethod
     def merge(self, left: State, right: State) -> State:
-        raise NotImplementedError
+        """Entrywise, the state of ``left``'s events followed by ``right``'s (both non-empty)."""
 
+    @abstractmethod
     def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
-        raise NotImplementedError
+        """The values, as the Arrow type of ``output_dtype`` (``column``: the events' source)."""
 
 
 def _arrow(values: np.ndarray, null: np.ndarray | None, dtype: str) -> pa.Array:
