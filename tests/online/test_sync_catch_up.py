@@ -37,12 +37,12 @@ ENTITIES = 40
 rider = Entity(join_keys={"rider_id": "int64"})
 
 
-def write_source(repo: Path, days: int) -> None:
+def write_source(repo: Path, days: int, riders: int = ENTITIES) -> None:
     """Per rider one row a day for ``days`` days; each day's value differs from the day before."""
     rows = [
         {"rider_id": r, "ts": T0 + d * DAY + timedelta(hours=r % 24), "score": float(r + 100 * d)}
         for d in range(days)
-        for r in range(ENTITIES)
+        for r in range(riders)
     ]
     (repo / "source").mkdir(exist_ok=True)
     pd.DataFrame(rows).to_parquet(repo / "source" / "part-0.parquet", coerce_timestamps="us")
