@@ -7,13 +7,15 @@
     │   └── BreakingChangeError       apply would break stored data; retry with force
     ├── MaterializationError          a Spark job failed; the stores are left as they were
     ├── RetrievalError                a training-set request is invalid or failed
-    ├── InvalidRequest                an online request is malformed (unknown feature, bad key...)
+    ├── InvalidRequest                an online request is malformed (bad key, bad value...)
+    │   └── UnknownName               it names a view, feature or service the registry lacks (also a NotFound)
     ├── OnlineStoreUnavailable        Redis cannot be reached
     ├── VerificationFailed            online values differ from the offline point-in-time values
     └── NotFound                      a named object does not exist
 
 Each class carries the gRPC status code name it maps to, so the server translates errors by
-lookup and never needs logic of its own. Codes are names (not grpc enums) so this module does not
+lookup and never needs logic of its own. The CLI's exit code is the class's ``exit_code``: any
+unknown named object exits 8, whichever command named it. Codes are names (not grpc enums) so this module does not
 import grpc.
 """
 
@@ -73,4 +75,15 @@ class VerificationFailed(GraneroError):
 
 class NotFound(GraneroError):
     grpc_code = "NOT_FOUND"
+    exit_code = 8
+
+
+class UnknownName(InvalidRequest, NotFound):
+    """A request names a feature view, feature or feature service the registry does not hold.
+
+    Exit 8 like every unknown named object; over gRPC INVALID_ARGUMENT, since the request is what
+    is wrong (the RPC addresses no resource of that name, unlike DescribeFeatureView's NOT_FOUND).
+    """
+
+    grpc_code = "INVALID_ARGUMENT"
     exit_code = 8

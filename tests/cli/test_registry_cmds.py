@@ -49,7 +49,7 @@ def test_describe_and_exit_codes(tmp_path):
     assert invoke("describe", "driver_stats", "-r", str(repo)).exit_code == 3  # nothing applied yet
     invoke("apply", "-r", str(repo))
     described = json.loads(invoke("describe", "driver_stats", "-r", str(repo), "--json").stdout)
-    assert described["kind"] == "feature_view" and described["ttl"] == "P1D"
+    assert described["kind"] == "feature_view" and described["ttl"] == "1d"  # as written, not ISO 8601
     missing = invoke("describe", "nope", "-r", str(repo))
     assert missing.exit_code == 8 and "no entity, feature view or feature service named 'nope'" in missing.stderr
     (repo / "views.py").write_text(VIEWS.replace('name="trips", dtype="int64"', 'name="trips", dtype="string"'))
@@ -68,3 +68,17 @@ def test_cli_as_a_real_subprocess(tmp_path):
     assert json.loads(applied.stdout)["version"] == 1
     missing = subprocess.run([granero, "describe", "nope", "--repo", str(repo)], capture_output=True, text=True)
     assert missing.returncode == 8 and "nope" in missing.stderr
+
+
+def test_ttls_are_shown_as_written_in_list_describe_and_plan(tmp_path):
+    repo = standard_repo(tmp_path / "repo")
+    invoke("apply", "-r", str(repo))
+    listed = json.loads(invoke("list", "views", "-r", str(repo), "--json").stdout)
+    assert {v["ttl"] for v in listed} == {"1d"}
+    assert "1 day, 0:00:00" not in invoke("list", "views", "-r", str(repo)).stdout
+    assert "1d" in invoke("describe", "driver_stats", "-r", str(repo)).stdout
+    (repo / "views.py").write_text(VIEWS.replace('ttl="1d"', 'ttl="36h"'))
+    planned = json.loads(invoke("plan", "-r", str(repo), "--json").stdout)
+    ttl = [f for c in planned["changes"] for f in c["fields"] if f["path"] == "ttl"]
+    assert ttl and {(f["old"], f["new"]) for f in ttl} == {("1d", "36h")}
+    assert "ttl: '1d' -> '36h'" in invoke("plan", "-r", str(repo)).stdout

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from granero.cli.main import app
 from granero.serving.client import Client
+from tests.conftest import scaled
 from tests.serving.conftest import FRESH
 
 pytestmark = pytest.mark.redis
@@ -88,13 +89,13 @@ def test_serve_as_a_real_process_until_a_signal(serving_repo, store, json_mode):
             address = re.search(r"on (127\.0\.0\.1:\d+)", first_line)[1]
         with grpc.insecure_channel(address) as channel:
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                               timeout=5)
+                                                               timeout=scaled(5))
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         with Client(address) as client:
             result = client.get_online_features([{"driver_id": 1}], ["driver_stats:trips"])
         assert result.rows[0][0].value == 12
         process.send_signal(signal.SIGTERM if json_mode else signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
+        stdout, stderr = process.communicate(timeout=scaled(30))
     finally:
         if process.poll() is None:
             process.kill()
@@ -118,7 +119,7 @@ def test_serve_with_two_workers_answers_and_drains_on_sigterm(serving_repo, stor
                 result = client.get_online_features([{"driver_id": 1}], ["driver_stats:trips"])
             assert result.rows[0][0].value == 12
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
+        _, stderr = process.communicate(timeout=scaled(60))
     finally:
         if process.poll() is None:
             process.kill()
@@ -126,3 +127,45 @@ def test_serve_with_two_workers_answers_and_drains_on_sigterm(serving_repo, stor
     for pid in info["pids"]:  # the workers were drained and reaped, not orphaned
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_float32_values_are_shown_as_float32_in_tables_and_json(tmp_path, serving_url):
+    from granero.feature_store import FeatureStore
+    from tests.serving.conftest import write_repo, write_rows
+
+    repo = write_repo(tmp_path / "repo", serving_url, project="float32_display")
+    with FeatureStore(repo) as own:
+        own.apply()
+        write_rows(own, "route_stats", [{"zone": 9, "vehicle": "car", "event_timestamp": FRESH,
+                                         "conv_rate": 1.2, "eta": 1.2}])
+    lookup = ["get-online", "-r", str(repo), "-f", "route_stats:eta,route_stats:conv_rate",
+              "-e", "zone=9,vehicle=car"]
+    values = json.loads(invoke(*lookup, "--json").stdout)["rows"][0]["features"]
+    assert values["route_stats__eta"]["value"] == 1.2  # the float32 1.2, not 1.2000000476837158
+    assert values["route_stats__conv_rate"]["value"] == 1.2  # a float64 is left as it is
+    table = invoke(*lookup).stdout
+    assert "1.2" in table and "1.20000004" not in table
+
+
+@pytest.mark.parametrize("target", [False, True], ids=["in-process", "over-grpc"])
+@pytest.mark.parametrize("request_args", [
+    ["-s", "nope"], ["-f", "nope:x"], ["-f", "driver_stats:nope"]],
+    ids=["service", "view", "feature"])
+def test_an_unknown_name_exits_8_like_every_unknown_named_object(
+        serving_repo, server, target, request_args):
+    where = ["--target", server.address] if target else ["-r", str(serving_repo)]
+    result = invoke("get-online", *where, *request_args, "-e", "driver_id=1")
+    assert result.exit_code == 8, result.output
+    assert "nope" in result.stderr
+
+
+def test_serve_on_a_port_in_use_exits_2_naming_the_address(serving_repo, store):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = invoke("serve", "-r", str(serving_repo), "--port", str(port))
+    assert result.exit_code == 2, result.output
+    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in " ".join(result.stderr.split())

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -53,3 +55,32 @@ def handles_errors(command: F) -> F:
             raise typer.Exit(error.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def shown_value(value: Any, dtype: str) -> Any:
+    """A feature value as people and JSON should see it: a float32 by the shortest decimal that
+    is that float32 (``1.2``, not the float64 ``1.2000000476837158`` it widens to); lists too."""
+    if dtype == "float32" and isinstance(value, float):
+        return shortest_float32(value)
+    if dtype == "list<float32>" and isinstance(value, list):
+        return [shortest_float32(v) if isinstance(v, float) else v for v in value]
+    return value
+
+
+def shortest_float32(value: float) -> float:
+    """The float with the fewest significant digits that rounds to the same float32 as ``value``."""
+    if not math.isfinite(value):
+        return value
+    target = _as_float32(value)
+    for digits in range(1, 10):  # 9 significant digits always identify a float32
+        candidate = float(f"{target:.{digits}g}")
+        if _as_float32(candidate) == target:
+            return candidate
+    return target
+
+
+def _as_float32(value: float) -> float:
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:  # beyond float32's range: not a float32 value, shown as it is
+        return value

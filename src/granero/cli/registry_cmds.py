@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from granero.cli.common import JsonOption, RepoOption, console, handles_errors, open_store, print_json
+from granero.definitions.feature_view import format_duration
 from granero.registry import Change
 
 list_app = typer.Typer(help="Discover what is registered: entities, views, services, features.")
@@ -91,8 +92,10 @@ def apply(
 @handles_errors
 def describe(name: str, repo: RepoOption = Path("."), json_output: JsonOption = False) -> None:
     """Show one registered entity, feature view or feature service in full."""
+    from granero.definitions.display import dump_as_written
+
     obj = open_store(repo).describe(name)
-    data = obj.model_dump(mode="json")
+    data = dump_as_written(obj)
     if json_output:
         print_json({"kind": obj.kind, **data})
         return
@@ -131,7 +134,8 @@ def _summary(obj) -> dict:
     if obj.kind == "entity":
         row["join_keys"] = obj.join_keys
     elif obj.kind == "feature_view":
-        row |= {"entities": obj.entity_names, "features": len(obj.features), "ttl": str(obj.ttl)}
+        row |= {"entities": obj.entity_names, "features": len(obj.features),
+                "ttl": format_duration(obj.ttl)}
     else:
         row["views"] = [s.view_name for s in obj.features]
     return row

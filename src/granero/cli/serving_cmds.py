@@ -25,6 +25,7 @@ from granero.cli.common import (
     handles_errors,
     open_store,
     print_json,
+    shown_value,
 )
 from granero.errors import InvalidRequest
 
@@ -120,13 +121,13 @@ def get_online(
     if (refs is None) == (service is None):
         raise typer.BadParameter("give --features or --service (exactly one of them)")
     if target:
-        rows, result = _remote_lookup(target, entity, refs, service)
+        rows, result, dtypes = _remote_lookup(target, entity, refs, service)
     else:
-        rows, result = _local_lookup(repo, entity, refs, service)
+        rows, result, dtypes = _local_lookup(repo, entity, refs, service)
     if json_output:
-        print_json(_result_json(rows, result))
+        print_json(_result_json(rows, result, dtypes))
     else:
-        _print_result(rows, result)
+        _print_result(rows, result, dtypes)
 
 
 def _local_lookup(repo: Path, entities: list[str], refs: list[str] | None, service: str | None):
@@ -135,15 +136,18 @@ def _local_lookup(repo: Path, entities: list[str], refs: list[str] | None, servi
     with open_store(repo) as store:
         views = resolve_features(store.registered(), features=refs, feature_service=service)
         rows = parse_entities(entities, {k: d for v in views for k, d in v.join_keys.items()})
-        return rows, store.get_online_features(rows, features=refs, feature_service=service)
+        dtypes = {f"{v.view.name}__{f.name}": f.dtype for v in views for f in v.view.features}
+        return rows, store.get_online_features(rows, features=refs, feature_service=service), dtypes
 
 
 def _remote_lookup(target: str, entities: list[str], refs: list[str] | None, service: str | None):
     from granero.serving.client import Client
 
     with Client(target) as client:
-        rows = parse_entities(entities, client.join_keys(features=refs, feature_service=service))
-        return rows, client.get_online_features(rows, features=refs, feature_service=service)
+        views = client.request_views(features=refs, feature_service=service)
+        rows = parse_entities(entities, {k: d for v in views for k, d in v.join_keys.items()})
+        dtypes = {f"{v.name}__{c.name}": c.dtype for v in views for c in v.features}
+        return rows, client.get_online_features(rows, features=refs, feature_service=service), dtypes
 
 
 # -- parsing --entity -----------------------------------------------------------------------------
@@ -193,11 +197,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 # -- output ---------------------------------------------------------------------------------------
 
 
-def _result_json(rows: list[dict[str, Any]], result: Any) -> dict:
+def _result_json(rows: list[dict[str, Any]], result: Any, dtypes: dict[str, str]) -> dict:
     return {
         "feature_names": result.feature_names,
         "rows": [{"entity": {k: _jsonable(v) for k, v in row.items()},
-                  "features": {name: {"value": _jsonable(v.value), "status": v.status.value,
+                  "features": {name: {"value": _jsonable(shown_value(v.value, dtypes.get(name, ""))),
+                                      "status": v.status.value,
                                       "event_timestamp": _jsonable(v.event_timestamp)}
                                for name, v in zip(result.feature_names, values, strict=True)}}
                  for row, values in zip(rows, result.rows, strict=True)],
@@ -215,7 +220,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _print_result(rows: list[dict[str, Any]], result: Any) -> None:
+def _print_result(rows: list[dict[str, Any]], result: Any, dtypes: dict[str, str]) -> None:
     """One table per entity row, titled by its keys."""
     for row, values in zip(rows, result.rows, strict=True):
         table = Table(title=", ".join(f"{k}={v!r}" for k, v in row.items()), title_justify="left")
@@ -227,6 +232,7 @@ def _print_result(rows: list[dict[str, Any]], result: Any) -> None:
             status = value.status.value
             stamp = value.event_timestamp
             event_time = stamp.strftime("%Y-%m-%d %H:%M:%S") if stamp else ""
-            table.add_row(name, "" if value.value is None else repr(value.value),
+            shown = shown_value(value.value, dtypes.get(name, ""))
+            table.add_row(name, "" if shown is None else repr(shown),
                           f"[{_STATUS_STYLE[status]}]{status}[/]", event_time)
         console.print(table)

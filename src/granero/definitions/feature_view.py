@@ -29,6 +29,17 @@ def parse_duration(value: object) -> object:
     return value
 
 
+def format_duration(value: timedelta) -> str:
+    """A duration as a definition writes it (``2d``, ``36h``, ``90s``): the largest unit up to a
+    day that divides it, so ``parse_duration`` reads it back; a fraction of a second as seconds."""
+    micros = value // timedelta(microseconds=1)
+    for unit in ("d", "h", "m", "s"):
+        unit_micros = _UNIT_SECONDS[unit] * 1_000_000
+        if micros % unit_micros == 0:
+            return f"{micros // unit_micros}{unit}"
+    return f"{value.total_seconds():g}s"
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 

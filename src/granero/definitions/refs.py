@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from granero.definitions.feature_view import FeatureView
 from granero.definitions.repo_definitions import RepoDefinitions
-from granero.errors import InvalidRequest
+from granero.errors import InvalidRequest, UnknownName
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,11 @@ def _ref_pairs(defs: RepoDefinitions, refs: list[str]) -> list[tuple[str, str]]:
         view_name, feature = parse_ref(ref)
         view = defs.feature_views.get(view_name)
         if view is None:
-            raise InvalidRequest(f"unknown feature view {view_name!r} in {ref!r}; known: {sorted(defs.feature_views)}")
+            raise UnknownName(f"unknown feature view {view_name!r} in {ref!r}; known: {sorted(defs.feature_views)}")
         if feature == "*":
             pairs += [(view_name, f) for f in view.feature_names]
         elif feature not in view.feature_names:
-            raise InvalidRequest(f"feature view {view_name!r} has no feature {feature!r}; it has {view.feature_names}")
+            raise UnknownName(f"feature view {view_name!r} has no feature {feature!r}; it has {view.feature_names}")
         else:
             pairs.append((view_name, feature))
     return pairs
@@ -74,7 +74,7 @@ def _ref_pairs(defs: RepoDefinitions, refs: list[str]) -> list[tuple[str, str]]:
 def _service_pairs(defs: RepoDefinitions, name: str) -> list[tuple[str, str]]:
     service = defs.feature_services.get(name)
     if service is None:
-        raise InvalidRequest(f"unknown feature service {name!r}; known: {sorted(defs.feature_services)}")
+        raise UnknownName(f"unknown feature service {name!r}; known: {sorted(defs.feature_services)}")
     pairs = []
     for selection in service.features:
         view = defs.feature_views[selection.view_name]

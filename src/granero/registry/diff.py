@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from granero.definitions import RepoDefinitions
+from granero.definitions.display import dump_as_written
 
 Kind = Literal["entity", "feature_view", "feature_service"]
 _SECTIONS: dict[Kind, str] = {
@@ -44,7 +45,7 @@ def diff_definitions(old: RepoDefinitions, new: RepoDefinitions) -> list[Change]
             elif name not in after:
                 changes.append(Change(kind, name, "removed"))
             elif before[name] != after[name]:
-                fields = _field_changes(before[name].model_dump(mode="json"), after[name].model_dump(mode="json"))
+                fields = _field_changes(dump_as_written(before[name]), dump_as_written(after[name]))
                 changes.append(Change(kind, name, "changed", fields))
     return changes
 

@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 
 from granero.definitions.refs import parse_ref
-from granero.errors import GraneroError, InvalidRequest, NotFound, OnlineStoreUnavailable
+from granero.errors import GraneroError, InvalidRequest, NotFound, OnlineStoreUnavailable, UnknownName
 from granero.online.lookup import OnlineResult
 from granero.serving.columnar import decode_columns_response, encode_key_columns
 from granero.serving.convert import encode_entity_rows
@@ -110,16 +110,29 @@ class Client:
         self, features: list[str] | None = None, feature_service: str | None = None
     ) -> dict[str, str]:
         """Join key -> dtype for every key the request needs, per the server's registry."""
+        keys: dict[str, str] = {}
+        for view in self.request_views(features, feature_service):
+            keys.update(view.join_keys)
+        return keys
+
+    def request_views(
+        self, features: list[str] | None = None, feature_service: str | None = None
+    ) -> list[FeatureViewInfo]:
+        """The server's description of each view the request reads; raises UnknownName (or
+        NotFound, from the server) for a service, view or feature it does not hold."""
         if feature_service is not None:
             services = {s.name: s for s in self.list_feature_services()}
             if feature_service not in services:
-                raise InvalidRequest(f"unknown feature service {feature_service!r}; "
-                                     f"known: {sorted(services)}")
+                raise UnknownName(f"unknown feature service {feature_service!r}; "
+                                  f"known: {sorted(services)}")
             features = services[feature_service].features
-        keys: dict[str, str] = {}
-        for view in dict.fromkeys(parse_ref(ref)[0] for ref in features or []):
-            keys.update(self.describe_feature_view(view).join_keys)
-        return keys
+        refs = [parse_ref(ref) for ref in features or []]
+        views = {name: self.describe_feature_view(name) for name in dict.fromkeys(v for v, _ in refs)}
+        for name, feature in refs:
+            known = [column.name for column in views[name].features]
+            if feature != "*" and feature not in known:
+                raise UnknownName(f"feature view {name!r} has no feature {feature!r}; it has {known}")
+        return list(views.values())
 
     def close(self) -> None:
         for channel in self._channels:

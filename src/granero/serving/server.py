@@ -23,7 +23,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from granero.errors import GraneroError
+from granero.errors import ConfigError
 from granero.serving.config import ServingConfig
 from granero.serving.health import LIVENESS_SERVICE, SERVING, StoreHealth
 from granero.serving.servicer import SERVICE_NAME, FeatureServingServicer, add_to_server
@@ -150,10 +150,12 @@ def _listen(server: grpc.Server, config: ServingConfig) -> int:
     address = f"{_bracketed(config.host)}:{config.port}"
     try:
         port = server.add_insecure_port(address)
-    except RuntimeError as error:
-        raise GraneroError(f"cannot listen on {address}: {error}") from None
-    if port == 0:
-        raise GraneroError(f"cannot listen on {address}")
+    except RuntimeError:
+        port = 0
+    if port == 0:  # exit 2 like any unusable setting, the address named
+        raise ConfigError(f"cannot listen on {address}: the port is in use or the host is not an "
+                          f"address of this machine (choose another with --port/--host or "
+                          f"serving.port/serving.host)")
     return port
 
 
@@ -163,7 +165,7 @@ def _expose_metrics(handle: ServerHandle, port: int) -> None:
     except OSError as error:
         handle.close()
         address = f"{_bracketed(handle.host)}:{port}"
-        raise GraneroError(f"cannot serve metrics on {address}: {error}") from None
+        raise ConfigError(f"cannot serve metrics on {address}: {error}") from None
 
 
 def _bracketed(host: str) -> str:

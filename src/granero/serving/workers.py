@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from granero.errors import GraneroError
+from granero.errors import ConfigError, GraneroError
 from granero.serving.config import ServingConfig
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,9 @@ def _await_ready(worker: subprocess.Popen, index: int) -> dict[str, Any]:
     line = worker.stdout.readline() if worker.stdout else ""
     if not line:
         code = worker.wait()
-        raise GraneroError(f"serving worker {index} (pid {worker.pid}) failed to start "
-                           f"(exit code {code}); see its log above")
+        failure = ConfigError if code == ConfigError.exit_code else GraneroError  # e.g. port in use
+        raise failure(f"serving worker {index} (pid {worker.pid}) failed to start "
+                      f"(exit code {code}); see its log above")
     return json.loads(line)
 
 
@@ -149,7 +150,7 @@ def _worker_main(repo: str, config_json: str, log_level: str) -> int:
             serve(store, config, on_ready=lambda h: print(json.dumps(handle_info(h)), flush=True))
     except GraneroError as error:
         log.error("serving worker failed: %s", error)
-        return 1
+        return error.exit_code
     return 0
 
 
