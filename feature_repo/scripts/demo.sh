@@ -8,7 +8,14 @@ BIN=${BIN:-.venv/bin}
 REPO=feature_repo
 export GRANERO_REPO=$REPO
 PORT=${GRANERO_DEMO_PORT:-6566}
-step() { printf '\n\033[1;36m== %s\033[0m\n' "$*"; }
+STARTED=$SECONDS
+LAST=
+# Each step ends with how long it took, so a slow step is easy to spot.
+step() {
+  if [[ -n $LAST ]]; then printf '   (%ss)\n' $((SECONDS - LAST)); fi
+  LAST=$SECONDS
+  printf '\n\033[1;36m== %s\033[0m\n' "$*"
+}
 
 step "1/7 generate the example source data (seeded)"
 "$BIN/python" $REPO/scripts/generate_data.py --out $REPO/data
@@ -40,12 +47,13 @@ step "5/7 online lookup over gRPC (feature service trip_eta_model)"
   --entity driver_id=1001,customer_id=2001,pickup_zone=1,dropoff_zone=2 \
   --entity driver_id=9999,customer_id=2002,pickup_zone=3,dropoff_zone=4
 
-step "6/7 build a point-in-time-correct training set"
+step "6/7 build a point-in-time-correct training set (in process: small enough to need no Spark job)"
 "$BIN/granero" historical --entities $REPO/data/trips.parquet --service trip_eta_model \
   --out $REPO/data/training_set --overwrite
 "$BIN/python" -c "import pandas as pd; df = pd.read_parquet('$REPO/data/training_set'); print(df.shape); print(df.head(5).to_string())"
 
 step "7/7 verify: online values equal the offline point-in-time values"
 "$BIN/granero" verify --sample 20
+printf '   (%ss)\n' $((SECONDS - LAST))
 echo
-echo "demo finished: training set in $REPO/data/training_set, server log in $REPO/data/serve.log"
+echo "demo finished in $((SECONDS - STARTED))s: training set in $REPO/data/training_set, server log in $REPO/data/serve.log"

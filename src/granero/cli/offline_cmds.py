@@ -113,31 +113,51 @@ def historical(
     repo: RepoOption = Path("."),
     json_output: JsonOption = False,
 ) -> None:
-    """Build a point-in-time-correct training set; its manifest goes to OUT.manifest.json."""
-    from granero.offline.retrieval import write_training_set
+    """Build a point-in-time-correct training set; its manifest goes to OUT.manifest.json.
 
+    Small requests (a local Parquet entity file, Parquet out to a local path, few table rows) are
+    answered in process without starting Spark; the result is the same.
+    """
     refs = [
         ref.strip() for value in features or [] for ref in value.split(",") if ref.strip()
     ] or None
     store = open_store(repo)
     manifest_path = f"{out.rstrip('/')}.manifest.json"
+    request = {"features": refs, "feature_service": service, "full_feature_names": not plain_names,
+               "manifest_path": manifest_path}
     with (
         console.status("building the training set...", spinner="dots")
         if not json_output
         else contextlib.nullcontext()
     ):
-        frame = store.get_historical_features(
-            entities, refs, service, full_feature_names=not plain_names, manifest_path=manifest_path
-        )
-        write_training_set(frame, out, fmt.value, overwrite)
-    summary = {"out": out, "format": fmt.value, "manifest": manifest_path, "columns": frame.columns}
+        columns, engine = _training_set(store, entities, out, fmt, overwrite, request)
+    summary = {"out": out, "format": fmt.value, "manifest": manifest_path, "columns": columns,
+               "engine": engine}
     if json_output:
         print_json(summary)
     else:
         console.print(
-            f"wrote training set to {out} ({fmt.value}, {len(frame.columns)} columns); "
+            f"wrote training set to {out} ({fmt.value}, {len(columns)} columns); "
             f"manifest: {manifest_path}"
         )
+
+
+def _training_set(
+    store: Any, entities: str, out: str, fmt: Format, overwrite: bool, request: dict
+) -> tuple[list[str], str]:
+    """Write the training set, in process when the request is small; (columns, engine)."""
+    from granero.offline.retrieval import write_training_set
+    from granero.offline.training_files import local_path, small_parquet_entities, write_parquet_training_set
+
+    rows = small_parquet_entities(entities) if fmt is Format.parquet and local_path(out) else None
+    refs, service = request["features"], request["feature_service"]
+    if rows is not None and store.training_engine(rows, refs, service) == "local":
+        frame = store.get_historical_features_pandas(rows, **request, engine="local")
+        write_parquet_training_set(frame, out, overwrite)
+        return [str(c) for c in frame.columns], "local"
+    frame = store.get_historical_features(entities, **request)
+    write_training_set(frame, out, fmt.value, overwrite)
+    return frame.columns, "spark"
 
 
 def _view_names(store: Any, views: str | None) -> list[str]:
