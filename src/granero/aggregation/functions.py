@@ -53,7 +53,7 @@ class Events:
     """Position of the event in the source column (first/last take their value from there)."""
     ts: np.ndarray
     created: np.ndarray
-    """Created microseconds, a null as the lowest int64 (the as-of join's tie rule)."""
+    """Created microseconds, a null below every real time (the as-of join's tie rule)."""
 
     @cached_property
     def by_value(self) -> tuple[np.ndarray, np.ndarray]:
@@ -72,11 +72,6 @@ def take(state: State, index: np.ndarray) -> State:
 def put(state: State, mask: np.ndarray, values: State) -> None:
     for part, value in zip(state, values, strict=True):
         part[mask] = value
-
-
-def _non_null(events: Events) -> tuple[np.ndarray, np.ndarray]:
-    """Segments and values of the non-null events, values ascending within each segment."""
-    return events.by_value
 
 
 def _segment_reduce(ufunc: np.ufunc, segment: np.ndarray, values: np.ndarray, count: int, fill) -> np.ndarray:
@@ -162,7 +157,7 @@ class Sum(Function):
         return (np.zeros(count, dtype=kind),)
 
     def build(self, events: Events) -> State:
-        segment, values = _non_null(events)
+        segment, values = events.by_value
         total = _segment_reduce(np.add, segment, values, events.count, values.dtype.type(0))
         if total.dtype == np.int64:
             _check_int_sum(_segment_reduce(np.add, segment, values.astype(np.float64), events.count, 0.0))
@@ -191,7 +186,7 @@ class Mean(Function):
         return np.zeros(count, dtype=np.int64), np.zeros(count)
 
     def build(self, events: Events) -> State:
-        segment, values = _non_null(events)
+        segment, values = events.by_value
         values = values.astype(np.float64)
         return _counts(segment, events.count), _segment_reduce(np.add, segment, values, events.count, 0.0)
 
@@ -219,7 +214,7 @@ class Extreme(Function):
         return np.zeros(count, dtype=bool), np.zeros(count, dtype=kind)
 
     def build(self, events: Events) -> State:
-        segment, values = _non_null(events)
+        segment, values = events.by_value
         has = _counts(segment, events.count) > 0
         value = np.zeros(events.count, dtype=values.dtype)
         edge = (_lasts if self._greatest else _firsts)(segment)
@@ -293,7 +288,7 @@ class Spread(Function):
         return np.zeros(count, dtype=np.int64), np.zeros(count), np.zeros(count)
 
     def build(self, events: Events) -> State:
-        segment, values = _non_null(events)
+        segment, values = events.by_value
         values = values.astype(np.float64)
         n = _counts(segment, events.count)
         with np.errstate(invalid="ignore", divide="ignore"):
