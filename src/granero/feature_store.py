@@ -447,10 +447,12 @@ class FeatureStore:
         or the online store is an external Redis."""
         from granero.online.embedded import EmbeddedRedis, EmbeddedRedisConfig
 
-        self.close()
         if not isinstance(self.config.online_store, EmbeddedRedisConfig):
+            self.close()
             return False
-        return EmbeddedRedis(self.config.online_store.data_dir).stop()
+        stopped = EmbeddedRedis(self.config.online_store.data_dir).stop()
+        self.close()  # after the stop, so this store's lease cannot have stopped it first
+        return stopped
 
     def _online_views(self, defs: RepoDefinitions, names: list[str] | None) -> list[FeatureView]:
         from granero.offline.materialize import select_views
@@ -476,8 +478,9 @@ class FeatureStore:
         return verify.compare_view(view, checked, online)
 
     def close(self) -> None:
-        """Release the online store's connections; an embedded Redis keeps running for other
-        processes until `granero online stop`."""
+        """Release the online store's connections, and stop the embedded Redis server if this
+        store was the last one using it and it is not kept (``keep_running``, ``granero online
+        start``); its data is saved first. Interpreter exit does the same for an unclosed store."""
         if self._online is not None:
             self._online.close()
             self._online = None

@@ -53,6 +53,7 @@ def register(app: typer.Typer) -> None:
     app.command()(sync)
     app.command()(verify)
     app.add_typer(online_app, name="online")
+    online_app.command("start")(start)
     online_app.command("stop")(stop)
     online_app.command("status")(status)
 
@@ -96,6 +97,24 @@ def verify(
         raise VerificationFailed(
             f"{wrong} online value(s) differ from the offline values as of {report.now.isoformat()}"
         )
+
+
+@handles_errors
+def start(repo: RepoOption = Path("."), json_output: JsonOption = False) -> None:
+    """Start the repo's embedded Redis server and keep it running until `granero online stop`
+    (otherwise the last command using it stops it when done)."""
+    from granero.errors import ConfigError
+    from granero.online.embedded import EmbeddedRedis, EmbeddedRedisConfig
+
+    config = open_store(repo).config.online_store
+    if not isinstance(config, EmbeddedRedisConfig):
+        raise ConfigError("online start: the online store is an external Redis, not embedded")
+    server = EmbeddedRedis(config.data_dir).start(keep=True)
+    info = {"port": server.port, "pid": server.pid, "data_dir": str(server.data_dir)}
+    if json_output:
+        print_json(info)
+    else:
+        console.print(f"embedded online store running on 127.0.0.1:{server.port} (kept)")
 
 
 @handles_errors

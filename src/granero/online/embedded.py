@@ -8,16 +8,25 @@ holds::
     redis.pid    written by redis-server         redis.log   its log
     dump.rdb, appendonly.aof                     the data: AOF + RDB, so rows survive restarts
     .lock        serialises start and stop across processes
+    .users       one shared flock per process using the server (a lease)
+    keep         present when the server was started to stay (``granero online start``)
 
 A server counts as running when the recorded port answers PING *and* reports this folder as its
 ``dir``, so a stranger that later took the port is never mistaken for ours. The server binds
-127.0.0.1 only and runs daemonized until ``granero online stop`` (SHUTDOWN SAVE); closing a
-FeatureStore leaves it running for the other processes. A restart reuses the previous port when
+127.0.0.1 only and runs daemonized.
+
+Lifetime: a process uses the server through a ServerLease (a shared flock on ``.users``, which
+the kernel drops when the process dies, even by SIGKILL). Releasing a lease (closing the store,
+``with`` exit, or interpreter exit) stops the server with SHUTDOWN SAVE when no other process
+holds one, unless it is kept (``keep_running: true`` or ``granero online start``): nothing is
+left running behind a finished command, and the next command starts it again with its data.
+``granero online stop`` stops it whatever the leases. A restart reuses the previous port when
 it is free, so stores that still point at it reconnect by themselves.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import os
@@ -47,6 +56,9 @@ class EmbeddedRedisConfig(BaseModel):
     data_dir: str = "data/online"
     expire_keys: bool = True
     """Let Redis drop each row once its view's ttl has passed (by the wall clock)."""
+    keep_running: bool = False
+    """Leave the server running when the last process using it is done (else it is stopped,
+    its data saved, and started again by the next command that needs it)."""
 
 
 @dataclass(frozen=True)
@@ -85,11 +97,23 @@ class EmbeddedRedis:
     def __init__(self, data_dir: str | Path) -> None:
         self.data_dir = Path(os.path.realpath(data_dir))
 
-    def start(self) -> ServerInfo:
-        """The running server for this folder, started first if there is none."""
+    def start(self, keep: bool = False) -> ServerInfo:
+        """The running server for this folder, started first if there is none; ``keep`` makes
+        it outlive every lease (until ``stop``)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self._locked():
+            if keep:
+                (self.data_dir / "keep").touch()
             return self.running() or self._launch()
+
+    def lease(self, keep_running: bool = False) -> ServerLease:
+        """Use the server (started first if needed) until the lease is released."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            server = self.running() or self._launch()
+            users = open(self.data_dir / ".users", "a")  # noqa: SIM115 (held by the lease)
+            fcntl.flock(users, fcntl.LOCK_SH)
+        return ServerLease(self, server, users, keep_running)
 
     def running(self) -> ServerInfo | None:
         """The server serving this folder, or None (a stale port file is not trusted)."""
@@ -99,15 +123,21 @@ class EmbeddedRedis:
         return ServerInfo(self._read_int("redis.pid"), port, self.data_dir)
 
     def stop(self) -> bool:
-        """Shut the server down cleanly (SHUTDOWN SAVE); False when none was running."""
+        """Shut the server down cleanly (SHUTDOWN SAVE), whoever uses it, and forget ``keep``;
+        False when none was running."""
         if not self.data_dir.is_dir():
             return False
         with self._locked():
-            info = self.running()
-            if info is None:
-                return False
-            _shutdown(info)  # redis.port stays: a restart takes the same port when it is free
-            return True
+            with contextlib.suppress(FileNotFoundError):
+                (self.data_dir / "keep").unlink()
+            return self._stop_running()
+
+    def end_lease(self, users: Any, keep_running: bool) -> None:
+        """End one lease; stop the server if it was the last and nobody asked to keep it."""
+        with self._locked():
+            users.close()  # drops this process' shared flock
+            if not keep_running and not (self.data_dir / "keep").exists() and self._unused():
+                self._stop_running()
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -119,6 +149,23 @@ class EmbeddedRedis:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _stop_running(self) -> bool:
+        info = self.running()
+        if info is None:
+            return False
+        _shutdown(info)  # redis.port stays: a restart takes the same port when it is free
+        return True
+
+    def _unused(self) -> bool:
+        """Whether no process holds a lease (an exclusive flock would wait for a shared one)."""
+        with open(self.data_dir / ".users", "a") as users:
+            try:
+                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            fcntl.flock(users, fcntl.LOCK_UN)
+            return True
 
     def _read_int(self, name: str) -> int | None:
         with contextlib.suppress(OSError, ValueError):
@@ -199,6 +246,24 @@ class EmbeddedRedis:
             log.seek(offset)
             return log.read().decode(errors="replace")
         return ""
+
+
+class ServerLease:
+    """One process' use of the embedded server; ``release`` (or interpreter exit) ends it."""
+
+    def __init__(self, owner: EmbeddedRedis, server: ServerInfo, users: Any, keep_running: bool):
+        self.owner, self.server, self.keep_running = owner, server, keep_running
+        self._users: Any = users
+        self._pid = os.getpid()
+        atexit.register(self.release)
+
+    def release(self) -> None:
+        """Stop using the server (idempotent; a forked child never releases its parent's)."""
+        users, self._users = self._users, None
+        if users is None or os.getpid() != self._pid:
+            return
+        atexit.unregister(self.release)
+        self.owner.end_lease(users, self.keep_running)
 
 
 def _client(port: int, timeout: float) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from granero.online.embedded import EmbeddedRedis, EmbeddedRedisConfig
+from granero.online.embedded import EmbeddedRedis, EmbeddedRedisConfig, ServerLease
 from granero.online.redis import RedisConfig, RedisSettings, RedisStore
 
 
@@ -37,9 +37,23 @@ class OnlineStore(Protocol):
     def close(self) -> None: ...
 
 
+class EmbeddedRedisStore(RedisStore):
+    """A RedisStore on the embedded server that holds a lease on it: ``close`` releases the
+    lease, so the last process done with the server stops it (see granero.online.embedded)."""
+
+    def __init__(self, lease: ServerLease, project: str, *, expire_keys: bool = True) -> None:
+        super().__init__(RedisSettings(lease.server.url, expire_keys=expire_keys), project)
+        self.lease = lease
+
+    def close(self) -> None:
+        super().close()
+        self.lease.release()
+
+
 def build_online_store(config: RedisConfig | EmbeddedRedisConfig, project: str) -> RedisStore:
-    """The store ``config`` describes; an embedded server is started (or reused) first."""
+    """The store ``config`` describes; an embedded server is started (or reused) first, and
+    stopped when the store is closed unless another process still uses it or it is kept."""
     if isinstance(config, EmbeddedRedisConfig):
-        server = EmbeddedRedis(config.data_dir).start()
-        return RedisStore(RedisSettings(server.url, expire_keys=config.expire_keys), project)
+        lease = EmbeddedRedis(config.data_dir).lease(config.keep_running)
+        return EmbeddedRedisStore(lease, project, expire_keys=config.expire_keys)
     return RedisStore(config.settings(), project)
