@@ -17,7 +17,7 @@ import redis
 from granero.online.lookup import lookup
 from granero.online.redis import RedisSettings, RedisStore
 from granero.online.sync import sync_view
-from tests.conftest import free_port, start_redis
+from tests.conftest import free_port, scaled, start_redis
 from tests.online.conftest import FRESH, NOW, request
 from tests.online.test_sync import stats_frame
 
@@ -46,7 +46,7 @@ def cluster_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int
     finally:
         for server in servers:
             server.terminate()
-            server.wait(timeout=10)
+            server.wait(timeout=scaled(10))
 
 
 def node_ports(count: int) -> list[int]:
@@ -77,9 +77,9 @@ def create_cluster(ports: list[int]) -> None:
         [cli, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
         check=True,
         capture_output=True,
-        timeout=60,
+        timeout=scaled(60),
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + scaled(30)
     while not all(redis.Redis(port=p).cluster("info")["cluster_state"] == "ok" for p in ports):
         if time.monotonic() > deadline:
             raise RuntimeError("the test cluster did not reach cluster_state:ok")

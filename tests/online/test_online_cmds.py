@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from granero.cli.main import app
 from granero.online.embedded import EmbeddedRedis
 from granero.online.encoding import encode_entity_key, key_prefix
+from tests.conftest import scaled
 
 runner = CliRunner()
 
@@ -70,7 +71,7 @@ def test_online_status_and_stop_as_subprocesses(tmp_path: Path):
             [sys.executable, "-m", "granero.cli.main", *args, "--repo", str(repo)],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=scaled(60),
         )
 
     try:
