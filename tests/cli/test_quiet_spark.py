@@ -100,3 +100,14 @@ def test_delta_jars_are_the_packages_runtime_closure_minus_pysparks_own_jars():
                 name.startswith(f"{artifact}-") for name in shipped):
             needed.add(coordinate)
     assert needed == set(DELTA_JARS)
+
+
+def test_a_jvm_that_fails_to_start_says_why_though_its_output_went_to_the_log(tmp_path):
+    script = ("from granero.offline.spark_session import SparkConfig, get_spark\n"
+              "get_spark(SparkConfig(master='local[1]'))\n")
+    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java"), SPARK_LOG_ENV: str(tmp_path / "log")}
+    env.pop(VERBOSE_ENV, None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=scaled(120))
+    assert done.returncode != 0
+    assert "Spark's JVM did not start" in done.stderr and "no-java" in done.stderr, done.stderr[-2000:]

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
+from granero.errors import GraneroError
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -127,8 +129,19 @@ def _launch_quiet_jvm(config: SparkConfig, conf: dict[str, str]) -> None:
     spark_conf = SparkConf().setMaster(config.master).setAppName(config.app_name).setAll(list(conf.items()))
     path = spark_log_path()
     with path.open("ab") as log:  # the child keeps its own copy of the descriptor
-        gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": log, "stderr": log})
+        start = log.tell()
+        try:
+            gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": log, "stderr": log})
+        except Exception as error:  # the reason is in the log, which the user does not see
+            raise GraneroError(f"Spark's JVM did not start ({error}); its output, from {path}:\n"
+                               f"{_tail(path, start)}") from None
     SparkContext._ensure_initialized(gateway=gateway, conf=spark_conf)
+
+
+def _tail(path: Path, start: int, limit: int = 4000) -> str:
+    with path.open("rb") as log:
+        log.seek(start)
+        return log.read().decode(errors="replace")[-limit:]
 
 
 def _local_defaults(master: str) -> dict[str, str]:
