@@ -51,15 +51,15 @@ class Outcome:
 
 
 class Load:
-    """``THREADS`` threads sending requests through one store until stopped; thread 0 writes,
-    the others read 20 keys each."""
+    """Threads sending requests until stopped, thread i calling ``requests[i]``; each outcome
+    is recorded with its start and end time."""
 
-    def __init__(self, store: RedisStore, defs) -> None:
-        self.store, self.defs = store, defs
+    def __init__(self, requests: list[Callable[[], object]]) -> None:
+        self.requests = requests
         self.outcomes: list[Outcome] = []
         self.changed = threading.Condition()
         self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(THREADS)]
+        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(len(requests))]
 
     def __enter__(self) -> Load:
         for thread in self.threads:
@@ -80,7 +80,7 @@ class Load:
         recorded after ``since``."""
 
         def enough() -> bool:
-            seen = [0] * THREADS
+            seen = [0] * len(self.threads)
             for outcome in self.outcomes[since:]:
                 seen[outcome.thread] += (outcome.error is None) == ok
             return min(seen) >= count
@@ -89,25 +89,45 @@ class Load:
             if not self.changed.wait_for(enough, WAIT):
                 pytest.fail(f"not every thread saw {count} {'successes' if ok else 'failures'}")
 
+    def last_errors(self) -> list[BaseException | None]:
+        """Each thread's last outcome's error."""
+        last = {o.thread: o.error for o in self.outcomes}
+        return [last[i] for i in range(len(self.threads))]
+
     def _run(self, index: int) -> None:
-        request = self._write if index == 0 else self._read
         while not self.stopping.is_set():
             started, error = time.monotonic(), None
             try:
-                request()
+                self.requests[index]()
             except BaseException as caught:  # noqa: BLE001 (every kind is recorded, then judged)
                 error = caught
             with self.changed:
                 self.outcomes.append(Outcome(index, started, time.monotonic(), error))
                 self.changed.notify_all()
 
-    def _read(self) -> None:
-        self.store.read([("stats", encode_entity_key(["int64"], [d])) for d in range(20)])
 
-    def _write(self) -> None:
-        view = self.defs.feature_views["stats"]
-        rows = [{"driver_id": d, "event_timestamp": EVENT, "trips": d} for d in range(10)]
-        write_rows(self.store, view, self.defs.join_keys(view), rows)
+def store_requests(store: RedisStore, defs) -> list[Callable[[], object]]:
+    """Thread 0 writes 10 rows, the others read 20 keys each."""
+    view = defs.feature_views["stats"]
+    rows = [{"driver_id": d, "event_timestamp": EVENT, "trips": d} for d in range(10)]
+    keys = [("stats", encode_entity_key(["int64"], [d])) for d in range(20)]
+
+    def write() -> int:
+        return write_rows(store, view, defs.join_keys(view), rows)
+
+    return [write, *[lambda: store.read(keys)] * (THREADS - 1)]
+
+
+def kill_and_restart(own_redis, load: Load) -> None:
+    """SIGKILL the server once every thread succeeded, restart it on the same port once every
+    thread failed, and return once every thread succeeded again."""
+    load.wait_each(0, 3, ok=True)
+    killed = load.mark()
+    own_redis.process.kill()
+    own_redis.process.wait(WAIT)
+    load.wait_each(killed, 5, ok=False)
+    own_redis.start()  # the same port, empty: scripts are loaded again by themselves
+    load.wait_each(load.mark(), 5, ok=True)
 
 
 @pytest.fixture
@@ -132,22 +152,14 @@ def signal_server(own_redis, sig: signal.Signals) -> Callable[[], None]:
 
 
 def test_killed_and_restarted_redis_fails_requests_cleanly_and_all_recover(own_redis, shared_store, defs):
-    with Load(shared_store, defs) as load:
-        load.wait_each(0, 3, ok=True)
-        killed = load.mark()
-        own_redis.process.kill()
-        own_redis.process.wait(WAIT)
-        load.wait_each(killed, 5, ok=False)
-        own_redis.start()  # the same port, empty: scripts are loaded again by themselves
-        restarted = load.mark()
-        load.wait_each(restarted, 5, ok=True)
+    with Load(store_requests(shared_store, defs)) as load:
+        kill_and_restart(own_redis, load)
     assert foreign_errors(load.outcomes) == []
-    last = {o.thread: o for o in load.outcomes}
-    assert [o.error for o in last.values()] == [None] * THREADS
+    assert load.last_errors() == [None] * THREADS
 
 
 def test_a_frozen_redis_never_cuts_a_neighbours_request_short(own_redis, shared_store, defs):
-    with Load(shared_store, defs) as load:
+    with Load(store_requests(shared_store, defs)) as load:
         load.wait_each(0, 3, ok=True)
         frozen_at, frozen = time.monotonic(), load.mark()
         resume = signal_server(own_redis, signal.SIGSTOP)

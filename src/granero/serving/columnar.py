@@ -102,12 +102,11 @@ def encode_columns(
             if index:  # 0, the default, is not sent
                 column.view = index
             fill(column, values, missing)
-        counts.update(status_counts(read))
+        counts.update(_status_counts(read))
     return response, +counts
 
 
-def status_counts(read: ViewColumns) -> dict[int, int]:
-    """How many of one view's values have each status code (both layouts count alike)."""
+def _status_counts(read: ViewColumns) -> dict[int, int]:
     features, status = len(read.values), read.status
     nulls = sum(1 for missing in read.missing for row in missing if status[row] == 0)
     counts = {code: status.count(i) * features for i, code in enumerate(_CODES)}

@@ -23,7 +23,6 @@ from typing import Any
 
 from granero.errors import GraneroError
 from granero.online.lookup import ROW_BY_ROW_BELOW, ViewColumns
-from granero.serving.columnar import status_counts
 from granero.serving.convert import value_encoder
 from granero.serving.v1.serving_pb2 import FieldStatus, GetOnlineFeaturesResponse
 from granero.types import list_element, proto_field
@@ -35,6 +34,7 @@ EntryColumn = Callable[[list[Any], list[int]], list[bytes]]
 _NULL_ENTRY = b"\n\x00"
 _VIEW_CODES = [FieldStatus.PRESENT, FieldStatus.NOT_FOUND, FieldStatus.OUTSIDE_MAX_AGE]
 _NULL_CODE = FieldStatus.NULL_VALUE
+_ALL_CODES = (*_VIEW_CODES, _NULL_CODE)
 _VALUE_TAGS = {"int32_val": 0x08, "int64_val": 0x10, "float_val": 0x1D, "double_val": 0x21,
                "bool_val": 0x28, "string_val": 0x32, "bytes_val": 0x3A, "timestamp_val": 0x40}
 """A Value field -> its tag byte (field number << 3 | wire type)."""
@@ -163,16 +163,13 @@ def encode_rows(
     for read, view_dtypes in zip(reads, dtypes, strict=True):
         view_names = names[len(entries):len(entries) + len(view_dtypes)]
         entries += _view_entries(view_names, read, view_dtypes)
-    by_row = zip(zip(*entries, strict=True),
-                 zip(*[_view_statuses(read) for read in reads], strict=True),
-                 zip(*[_view_stamps(read) for read in reads], strict=True), strict=True)
-    rows = [_row(values, b"".join(codes), b"".join(times)) for values, codes, times in by_row]
+    codes = [b"".join(c) for c in zip(*[_view_statuses(r) for r in reads], strict=True)]
+    stamps = [b"".join(t) for t in zip(*[_view_stamps(r) for r in reads], strict=True)]
+    by_row = zip(zip(*entries, strict=True), codes, stamps, strict=True)
     response = GetOnlineFeaturesResponse(feature_names=names)
-    response.MergeFromString(b"".join(rows))
-    counts = Counter[int]()
-    for read in reads:
-        counts.update(status_counts(read))
-    return response, +counts
+    response.MergeFromString(b"".join([_row(*row) for row in by_row]))
+    every = b"".join(codes)
+    return response, Counter({code: n for code in _ALL_CODES if (n := every.count(code))})
 
 
 def _view_entries(names: list[str], read: ViewColumns, dtypes: Sequence[str]) -> list[list[bytes]]:
