@@ -299,9 +299,10 @@ class ViewReader:
             return []
         checked = [checked_key_column(columns, self.name, k, d) for k, d in self.join_keys]
         dtypes = [dtype for _, dtype in self.join_keys]
-        if len(dtypes) == 1:
-            return encode_single_keys(dtypes[0], checked[0])
-        return [encode_entity_key(dtypes, values) for values in zip(*checked, strict=True)]
+        fields = [encode_single_keys(d, c) for d, c in zip(dtypes, checked, strict=True)]
+        if len(fields) == 1:
+            return fields[0]
+        return [b"".join(parts) for parts in zip(*fields, strict=True)]  # column by column
 
     def read_columns(self, raw: Sequence[bytes | None], now_micros: int) -> ViewColumns:
         """``read`` of every entity row at once."""
@@ -439,7 +440,14 @@ def _column_fits(dtype: str, column: Sequence[Any]) -> bool:
         low, high = _INT_RANGE[dtype]
         plain = all(type(v) is int for v in column)
         return plain and (not column or (low <= min(column) and max(column) <= high))
+    exact = _EXACT_KEY_TYPES.get(dtype)
+    if exact is not None and all(type(v) is exact for v in column):
+        return True
     return all(_type_problem(dtype, value) is None for value in column)
+
+
+_EXACT_KEY_TYPES = {"string": str, "bytes": bytes, "bool": bool}
+"""The common type of each such key: a column of it passes without a call per value."""
 
 
 def _type_problem(dtype: str, value: Any) -> str | None:
