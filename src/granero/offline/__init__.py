@@ -2,7 +2,9 @@
 
     schema.py        the layout every view's table shares
     tables.py        the OfflineStore protocol; delta.py and parquet.py implement it
-    sources.py       reading a view's batch source
+    sources.py       reading a view's batch source (pandas' nanosecond Parquet included)
+    casts.py         the one cast rule: source type -> declared dtype, exact, checked or refused
+    spark_casts.py   that rule as Spark columns (checked casts fail naming column and value)
     materialize.py   source window -> table rows -> one atomic window write
     as_of_join.py    the point-in-time join (pure DataFrame logic)
     local_as_of.py   the same join in process, on Arrow tables (no Spark)

@@ -3,7 +3,8 @@
 The pipeline is one lazy Spark plan, written by the backend in one atomic step:
 
     read source → field_mapping → event time in [start, end) → filter → transformations
-    → cast to declared dtypes → drop rows without keys or event time → drop full ties → event_date
+    → convert to declared dtypes (offline.casts: exact, or checked value by value, never lossy)
+    → drop rows without keys or event time → drop full ties → event_date
 
 Full ties (same keys, event_timestamp and created_timestamp) keep one row: the one whose feature
 values, compared in declared feature order with nulls lowest, are greatest. So the table never
@@ -27,10 +28,11 @@ from granero.offline.schema import (
     EVENT_DATE,
     EVENT_TIMESTAMP,
     partition_columns,
-    table_ddl,
+    table_dtypes,
     utc_date,
 )
 from granero.offline.sources import check_source_columns, describe_source, mapped, read_source
+from granero.offline.spark_casts import converted, refusals
 from granero.offline.spark_errors import spark_errors
 from granero.registry import Interval
 
@@ -141,6 +143,7 @@ def materialize_view(
     source = read_source(spark, view, repo_path)
     check_source_columns(source, defs, view, repo_path)
     check_expressions(source, view)
+    check_casts(source, defs, view, repo_path)
     context = (
         f"materializing feature view {view.name!r} from {describe_source(view.source, repo_path)}"
     )
@@ -158,19 +161,32 @@ def table_rows(
     """Source rows of the window turned into offline-table rows (pure: a lazy plan)."""
     from pyspark.sql import functions as F
 
-    event = F.col(f"`{mapped(view.source, view.source.timestamp_field)}`").cast("timestamp")
+    columns = _typed_columns(source, defs, view)
+    event = columns[EVENT_TIMESTAMP]
     in_window = source.where((event >= F.lit(interval.start)) & (event < F.lit(interval.end)))
     if view.filter:
         in_window = in_window.where(F.expr(view.filter))
-    typed = in_window.select(*_typed_columns(defs, view))
+    typed = in_window.select(*[column.alias(name) for name, column in columns.items()])
     keys = list(defs.join_keys(view))
     present = typed.dropna(subset=[*keys, EVENT_TIMESTAMP])
     dated = present.withColumn(EVENT_DATE, utc_date(F.col(EVENT_TIMESTAMP)))
     return drop_full_ties(dated, [EVENT_DATE, *keys], view.feature_names)
 
 
-def _typed_columns(defs: RepoDefinitions, view: FeatureView) -> list[Column]:
-    """Keys, timestamps and features, each cast to its table type; transformations run here."""
+def _typed_columns(source: DataFrame, defs: RepoDefinitions, view: FeatureView) -> dict[str, Column]:
+    """Keys, timestamps and features, each converted to its table type by the one cast rule
+    (``offline.casts``): exact casts plain, others checked value by value in the job."""
+    inputs = _source_inputs(defs, view)
+    types = _input_types(source, inputs)
+    dtypes = dict(table_dtypes(defs, view))
+    return {
+        name: converted(column, types[name], dtypes[name], _label(view, name))
+        for name, column in inputs.items()
+    }
+
+
+def _source_inputs(defs: RepoDefinitions, view: FeatureView) -> dict[str, Column]:
+    """Each table column (but ``event_date``) as read from the source, before any cast."""
     from pyspark.sql import functions as F
 
     source = view.source
@@ -182,11 +198,40 @@ def _typed_columns(defs: RepoDefinitions, view: FeatureView) -> list[Column]:
     for feature in view.feature_names:
         expression = view.transformations.get(feature)
         inputs[feature] = F.expr(expression) if expression else F.col(f"`{feature}`")
-    return [
-        inputs.get(name, F.col(f"`{name}`")).cast(ddl).alias(name)
-        for name, ddl in table_ddl(defs, view)
-        if name != EVENT_DATE
-    ]
+    return {name: inputs.get(name, F.col(f"`{name}`")) for name, _ in table_dtypes(defs, view)}
+
+
+def _input_types(source: DataFrame, inputs: dict[str, Column]) -> dict[str, str]:
+    """Spark's type of each input, by analysis only (no job runs)."""
+    schema = source.select(*[column.alias(name) for name, column in inputs.items()]).schema
+    return {field.name: field.dataType.simpleString() for field in schema.fields}
+
+
+def _label(view: FeatureView, name: str) -> str:
+    """Where a table column comes from, for messages: the source column or the transformation."""
+    source = view.source
+    if name in view.transformations:
+        return f"feature view {view.name!r} transformations[{name!r}]"
+    given = {EVENT_TIMESTAMP: source.timestamp_field, CREATED_TIMESTAMP: source.created_timestamp_field}
+    renamed = {new: old for old, new in source.field_mapping.items()}
+    column = given.get(name) or renamed.get(name, name)
+    shown = f"column {column!r}" if column == name else f"column {column!r} (as {name!r})"
+    return f"feature view {view.name!r} {shown}"
+
+
+def check_casts(source: DataFrame, defs: RepoDefinitions, view: FeatureView, repo_path: Path) -> None:
+    """Refuse, before any job, a column whose source type cannot become its declared dtype."""
+    inputs = _source_inputs(defs, view)
+    dtypes = dict(table_dtypes(defs, view))
+    types = _input_types(source, inputs)
+    lines = refusals(
+        {_label(view, n): t for n, t in types.items()}, {_label(view, n): d for n, d in dtypes.items()}
+    )
+    if lines:
+        raise MaterializationError(
+            f"{describe_source(view.source, repo_path)} cannot be materialized: "
+            + "; ".join(lines)
+        )
 
 
 def check_expressions(source: DataFrame, view: FeatureView) -> None:
