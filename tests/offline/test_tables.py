@@ -165,3 +165,17 @@ def test_an_interrupted_parquet_swap_is_rolled_forward(tmp_path):
         and not staging.exists()
         and not (table / "_trash").exists()
     )
+
+
+@pytest.mark.spark
+def test_what_a_killed_parquet_write_left_behind_is_removed_by_the_next_write(spark, tmp_path):
+    """SIGKILL during staging leaves a staged day and no journal; one after the journal was
+    removed leaves trash. The next write clears both and the table holds exactly its rows."""
+    store = build_offline_store(offline_config("parquet", tmp_path), spark)
+    store.write_window("view", frame(spark, [(1, 1, 1.0)]), window(0, 24), ["event_date"])
+    table = store.table_path("view")
+    _day(table / "_staging" / "killed", "2026-01-01", "half-written")
+    _day(table / "_trash" / "finished", "2026-01-01", "old")
+    store.write_window("view", frame(spark, [(2, 30, 2.0)]), window(24, 48), ["event_date"])
+    assert not (table / "_staging").exists() and not (table / "_trash").exists()
+    assert content(store) == expected(spark, [(1, 1, 1.0), (2, 30, 2.0)])

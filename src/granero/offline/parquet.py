@@ -13,7 +13,8 @@ window touches — the kept rows of those days outside [start, end) plus the new
 staging directory. Any failure here leaves the table untouched. (2) A journal listing the days is
 written atomically, then each day directory is swapped with two renames (old day to trash, staged
 day into place) and the journal removed. The next write rolls an interrupted swap forward from the
-journal. Guarantee: each day is always either wholly old or wholly new; a reader that lists the
+journal, then removes what a write killed before its journal left in ``_staging`` (and
+``_trash``). Guarantee: each day is always either wholly old or wholly new; a reader that lists the
 table *during* phase 2 (milliseconds) can see some days old and some new, or miss the day being
 renamed. Writers of one view are serialised by a lock file. Versions are not kept.
 
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 _DAY_PREFIX = "event_date="
 _SCHEMA_FILE = "_schema.json"
 _JOURNAL = "_swap.json"
+_STAGING = "_staging"
+_TRASH = "_trash"
 
 
 class ParquetConfig(BaseModel):
@@ -215,6 +218,7 @@ class ParquetStore:
         table.mkdir(parents=True, exist_ok=True)
         with self._locked(table):
             finish_swap(table)
+            clear_killed_writes(table)
             staging = table / "_staging" / uuid.uuid4().hex
             try:
                 rows = self._stage(view_name, frame, interval, partition_columns, staging)
@@ -305,6 +309,16 @@ def finish_swap(table: Path) -> None:
         shutil.rmtree(finished, ignore_errors=True)
         with contextlib.suppress(OSError):
             finished.parent.rmdir()  # only when no other write is staging
+
+
+def clear_killed_writes(table: Path) -> None:
+    """Remove what writes killed before their journal left behind (staged days, trash).
+
+    Call under the table lock, after ``finish_swap``: no other write of the table is running
+    then, and a journaled swap has used its staged days, so whatever remains is dead.
+    """
+    for leftover in (_STAGING, _TRASH):
+        shutil.rmtree(table / leftover, ignore_errors=True)
 
 
 def _move_if_present(source: Path, target: Path) -> None:
