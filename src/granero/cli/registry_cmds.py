@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from granero.cli.common import JsonOption, RepoOption, console, handles_errors, open_store, print_json
+from granero.cli.common import (
+    JsonOption,
+    RepoOption,
+    console,
+    error_console,
+    handles_errors,
+    open_store,
+    print_json,
+)
 from granero.definitions.feature_view import format_duration
 from granero.registry import Change
 
@@ -77,10 +85,16 @@ def apply(
     json_output: JsonOption = False,
 ) -> None:
     """Validate the repo's definitions and record them as a new registry version."""
-    result, version = open_store(repo).apply(force=force)
+    from granero.offline.sources import missing_source_paths
+
+    store = open_store(repo)
+    result, version = store.apply(force=force)
+    warnings = missing_source_paths(result.definitions, store.repo_path)
+    for warning in warnings:
+        error_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if json_output:
         print_json({"version": version and version.version, "hash": version and version.hash,
-                    "changes": [_change_json(c) for c in result.changes]})
+                    "changes": [_change_json(c) for c in result.changes], "warnings": warnings})
         return
     _print_changes(result.changes)
     if version is None:
