@@ -88,7 +88,7 @@ def load_config(repo_path: Path) -> RepoConfig:
     try:
         raw = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as error:
-        raise ConfigError(f"{file}: invalid YAML: {error}") from None
+        raise ConfigError(f"{file}: invalid YAML{_where(error)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: expected a mapping at the top level")
     try:
@@ -96,6 +96,13 @@ def load_config(repo_path: Path) -> RepoConfig:
     except ValidationError as error:
         raise ConfigError(f"{file}: {describe_validation_error(error, 'config', 'feature_store.yaml')}") from None
     return _with_resolved_paths(config, repo_path)
+
+
+def _where(error: yaml.YAMLError) -> str:
+    """Where and what, without PyYAML's snippet of the line: it may hold a password."""
+    mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None)
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"{at}: {problem}" if problem else at
 
 
 def _with_resolved_paths(config: RepoConfig, repo_path: Path) -> RepoConfig:

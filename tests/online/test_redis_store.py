@@ -268,3 +268,13 @@ def test_the_cli_exit_7_message_hides_a_query_password(tmp_path):
     )
     assert result.exit_code == 7, result.output
     assert "password=***" in result.stderr and shows_no_secret(result.output + result.stderr)
+
+
+def test_invalid_yaml_on_the_url_line_is_located_without_quoting_it(tmp_path):
+    """PyYAML's messages quote the offending line, password included: only line and column."""
+    (tmp_path / "feature_store.yaml").write_text(
+        "project: p\nonline_store: {type: redis, url: redis://:Zq9: Wx8@127.0.0.1:6379/0}\n"
+    )
+    with pytest.raises(ConfigError, match=r"feature_store.yaml: invalid YAML at line 2, column \d+") as caught:
+        load_config(tmp_path)
+    assert shows_no_secret(str(caught.value))
