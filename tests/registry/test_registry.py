@@ -51,7 +51,7 @@ def test_plan_shows_field_level_diff_and_writes_nothing(repo):
     view = changes[("feature_view", "driver_stats")]
     assert view.op == "changed"
     fields = {f.path: (f.old, f.new) for f in view.fields}
-    assert fields == {"ttl": ("P1D", "P2D"), "features.conv_rate.description": ("conversion", "conv rate")}
+    assert fields == {"ttl": ("1d", "2d"), "features.conv_rate.description": ("conversion", "conv rate")}
     (repo / "services.py").unlink()
     removed = [c for c in store.plan().changes if c.op == "removed"]
     assert [(c.kind, c.name) for c in removed] == [("feature_service", "ranking")]
