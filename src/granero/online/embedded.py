@@ -134,6 +134,9 @@ class EmbeddedRedis:
 
     def end_lease(self, users: Any, keep_running: bool) -> None:
         """End one lease; stop the server if it was the last and nobody asked to keep it."""
+        if not self.data_dir.is_dir():  # the folder is gone (and its server with it, or orphaned)
+            users.close()
+            return
         with self._locked():
             users.close()  # drops this process' shared flock
             if not keep_running and not (self.data_dir / "keep").exists() and self._unused():
