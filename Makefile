@@ -10,15 +10,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DELTA := io.delta:delta-spark_2.13:4.0.1
+HAS_DELTA_JARS := from granero.offline.spark_session import delta_jars_conf as c, maven_repository as m; \
+	raise SystemExit("spark.jars" not in c(m()))
 
 .PHONY: setup helm demo test bench lint protos clean
 
+# --no-compile: modules are byte-compiled on first import, not all of pyspark's up front; the
+# Delta jars are fetched only when ~/.m2 lacks them (Maven takes minutes on a busy machine).
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml protos/build.py $(wildcard protos/granero/*/*/*.proto)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
-	mvn -q dependency:get -Dartifact=$(DELTA) >/dev/null
+	$(BIN)/pip install --quiet --no-compile -e ".[dev]"
+	$(BIN)/python -c '$(HAS_DELTA_JARS)' || mvn -q dependency:get -Dartifact=$(DELTA) >/dev/null
 	touch $@
 
 helm:
