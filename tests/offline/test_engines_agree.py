@@ -184,7 +184,7 @@ def test_the_callers_columns_come_back_as_given_through_spark(cross_store):
     """Few examples (a Spark job each); the first, derandomized, is the empty frame."""
     store, _, rows = cross_store
 
-    @settings(max_examples=6, deadline=None, derandomize=True, database=None)
+    @settings(max_examples=4, deadline=None, derandomize=True, database=None)
     @given(caller_frames(rows))
     def check(frame):
         through_spark = check_frame_as_given(store, frame, "spark")
