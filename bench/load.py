@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from bench.stats import latency_summary
 
 WARMUP_REQUESTS = 5
+REQUEST_TIMEOUT_S = 10
 PAYLOADS = 500
 """Distinct random requests each connection encodes in advance and then cycles through."""
 Encode = Callable[[list[int]], object]
@@ -50,20 +51,50 @@ class Target(Protocol):
         ...
 
 
+def entity_keys(keys: str, ids: list[int]) -> dict[str, list[int]]:
+    """Join key columns of a batch of entity indexes: the four keys of the multi-view service
+    (``keys`` "trip", bench/trip.py), else one column named ``keys`` holding the ids."""
+    if keys == "trip":
+        from bench.trip import trip_keys
+
+        rows = [trip_keys(i) for i in ids]
+        return {key: [row[key] for row in rows] for key in rows[0]} if rows else {}
+    return {keys: ids}
+
+
+@dataclass
+class Selection:
+    """What a request asks for: feature references or a feature service, and how many features
+    the answer must carry; ``keys`` names the key mapping (see ``entity_keys``)."""
+
+    features: list[str] | None
+    service: str | None
+    feature_count: int
+    keys: str = "entity_id"
+
+    @classmethod
+    def of(cls, spec: dict) -> Selection:
+        features = spec.get("features")
+        count = spec.get("feature_count") or len(features or [])
+        return cls(features, spec.get("feature_service"), count, spec.get("keys", "entity_id"))
+
+
 @dataclass
 class GrpcTarget:
     """Granero's gRPC server through the generated stub: no client-side batching or retries.
-    Entity ids go as one key column and the answer comes in the COLUMNS layout (a packed list
-    per feature), as Feast's HTTP API takes and answers columns."""
+    ``shape`` "columns": entity ids as key columns, the answer in the COLUMNS layout (a packed
+    list per feature), as Feast's HTTP API takes and answers columns. "default": what a client
+    that sets nothing sends, entity rows in and the ROWS layout out."""
 
     address: str
-    features: list[str]
+    selection: Selection
+    shape: str = "columns"
+    timeout: float = REQUEST_TIMEOUT_S
 
     def connect(self) -> tuple[Encode, Send, Close]:
         import grpc
 
         from granero.serving.v1 import serving_pb2 as pb
-        from granero.serving.v1 import value_pb2
 
         # A private subchannel pool, so each thread really has its own TCP connection.
         options = [("grpc.use_local_subchannel_pool", 1)]
@@ -72,23 +103,49 @@ class GrpcTarget:
         call = channel.unary_unary("/granero.serving.v1.FeatureServing/GetOnlineFeatures",
                                    request_serializer=None,
                                    response_deserializer=pb.GetOnlineFeaturesResponse.FromString)
-        refs = pb.FeatureList(refs=self.features)
-
-        def encode(ids: list[int]) -> tuple[bytes, int]:
-            keys = {"entity_id": value_pb2.Value(int64_list_val=value_pb2.Int64List(val=ids))}
-            message = pb.GetOnlineFeaturesRequest(features=refs, entity_columns=keys,
-                                                  layout=pb.COLUMNS)
-            return message.SerializeToString(), len(ids)
 
         def send(payload: object) -> None:
             body, rows = payload  # type: ignore[misc]
-            reply = call(body, timeout=10)
-            answered = len(reply.views[0].statuses) if reply.views else 0
-            if answered != rows or len(reply.columns) != len(self.features):
-                raise BadResponse(f"{answered} rows x {len(reply.columns)} features for "
-                                  f"{rows} entities x {len(self.features)} features")
+            self.check(call(body, timeout=self.timeout), rows)
 
-        return encode, send, channel.close
+        return self.encoder(pb), send, channel.close
+
+    def encoder(self, pb: Any) -> Encode:
+        from granero.serving.v1.value_pb2 import Int64List, Value
+
+        chosen = self.selection
+        layout = pb.COLUMNS if self.shape == "columns" else pb.ROWS
+
+        def encode(ids: list[int]) -> tuple[bytes, int]:
+            message = pb.GetOnlineFeaturesRequest(layout=layout)
+            if chosen.service:
+                message.feature_service = chosen.service
+            else:
+                message.features.refs.extend(chosen.features or [])
+            keys = entity_keys(chosen.keys, ids)
+            if self.shape == "columns":
+                for key, values in keys.items():
+                    message.entity_columns[key].int64_list_val.CopyFrom(Int64List(val=values))
+            else:
+                message.entities.extend(
+                    pb.EntityRow(keys={key: Value(int64_val=values[row])
+                                       for key, values in keys.items()})
+                    for row in range(len(ids)))
+            return message.SerializeToString(), len(ids)
+
+        return encode
+
+    def check(self, reply: Any, rows: int) -> None:
+        features = self.selection.feature_count
+        if self.shape == "columns":
+            answered = len(reply.views[0].statuses) if reply.views else 0
+            width = len(reply.columns)
+        else:
+            answered = len(reply.rows)
+            width = len(reply.rows[0].values) if reply.rows else features
+        if answered != rows or width != features:
+            raise BadResponse(f"{answered} rows x {width} features for "
+                              f"{rows} entities x {features} features")
 
 
 @dataclass
@@ -98,7 +155,7 @@ class HttpTarget:
 
     host: str
     port: int
-    features: list[str]
+    selection: Selection
     reconnects: itertools.count = field(default_factory=itertools.count)
 
     def connect(self) -> tuple[Encode, Send, Close]:
@@ -114,7 +171,10 @@ class HttpTarget:
             return data
 
         def encode(ids: list[int]) -> tuple[bytes, int]:
-            body = json.dumps({"features": self.features, "entities": {"entity_id": ids}})
+            chosen = self.selection
+            asked = ({"feature_service": chosen.service} if chosen.service
+                     else {"features": chosen.features})
+            body = json.dumps({**asked, "entities": entity_keys(chosen.keys, ids)})
             return body.encode(), len(ids)
 
         def send(payload: object) -> None:
@@ -184,6 +244,7 @@ class Counters:
     issued: itertools.count = field(default_factory=itertools.count)
     latencies_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warmup_errors: list[str] = field(default_factory=list)
 
     def release(self) -> None:
         """The clock starts (every connection of every process is warm)."""
@@ -216,27 +277,38 @@ def worker(target: Target, counters: Counters, spec: dict, seed: int, ready: Any
 
 
 def _warm_up(request: Callable[[], None], counters: Counters, ready: Any) -> bool:
-    """Warm this connection, then wait for all others; False when the run is off."""
-    try:
-        for _ in range(WARMUP_REQUESTS):
+    """Warm this connection, then wait for all others; False when the run is off.
+
+    A warm-up request that fails (one stuck past its deadline, say) is counted apart and the
+    next one is tried: one bad request must not abort a run. Only a connection whose every
+    warm-up request failed (the target does not answer) stops every worker.
+    """
+    failed = 0
+    for _ in range(WARMUP_REQUESTS):
+        try:
             request()
-        ready.wait()
-        counters.release()
-        return True
-    except threading.BrokenBarrierError:
-        return False
-    except Exception as error:  # the target does not answer: release and stop every worker
-        counters.errors.append(f"warm-up: {type(error).__name__}: {error}"[:200])
+        except Exception as error:
+            failed += 1
+            counters.warmup_errors.append(f"{type(error).__name__}: {error}"[:200])
+    if failed == WARMUP_REQUESTS:
+        counters.errors.append(f"warm-up: every request failed: {counters.warmup_errors[-1]}")
         ready.abort()
         return False
+    try:
+        ready.wait()
+    except threading.BrokenBarrierError:
+        return False
+    counters.release()
+    return True
 
 
 def make_target(spec: dict) -> Target:
     if spec["target"] == "grpc":
-        return GrpcTarget(spec["address"], spec["features"])
+        return GrpcTarget(spec["address"], Selection.of(spec), spec.get("shape", "columns"),
+                          spec.get("request_timeout", REQUEST_TIMEOUT_S))
     if spec["target"] == "http":
         host, port = spec["address"].rsplit(":", 1)
-        return HttpTarget(host, int(port), spec["features"])
+        return HttpTarget(host, int(port), Selection.of(spec))
     return RedisTarget.scanned(spec["redis_url"], spec["entities"])
 
 
@@ -251,7 +323,8 @@ def drive(target: Target, spec: dict, seeds: list[int], count: int, ready: Any) 
         thread.join(timeout=spec["seconds"] + 180)
     reconnects = next(target.reconnects) if isinstance(target, HttpTarget) else 0
     return {"latencies_ms": counters.latencies_ms, "errors": counters.errors,
-            "started": counters.started, "ended": time.monotonic(), "reconnects": reconnects}
+            "warmup_errors": counters.warmup_errors, "started": counters.started,
+            "ended": time.monotonic(), "reconnects": reconnects}
 
 
 def _drive_in_child(target: Target, spec: dict, seeds: list[int], count: int, ready: Any,
@@ -291,6 +364,9 @@ def _summary(parts: list[dict], http_target: bool) -> dict:
     elapsed = max(part["ended"] for part in parts) - started if started < math.inf else 0.0
     summary = latency_summary(latencies, elapsed, len(errors))
     summary["first_errors"] = errors[:3]
+    warmup = [error for part in parts for error in part["warmup_errors"]]
+    summary["warmup_errors"] = len(warmup)
+    summary["first_warmup_errors"] = warmup[:3]
     if http_target:
         summary["reconnects"] = sum(part["reconnects"] for part in parts)
     return summary

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import data as bench_data
+from bench import trip
 from bench.load import WARMUP_REQUESTS
 from bench.processes import FEAST_BIN, ROOT, load, side
 from bench.redis_server import free_port
 from bench.report import Results, Row
-from bench.repos import FEAST_DB, GRANERO_DB, TTL_DAYS, Repos, feature_refs
+from bench.repos import FEAST_DB, GRANERO_DB, TTL_DAYS, Repos, feature_refs, write_trip_repos
 from bench.scales import Scale
 from bench.servers import (
     feast_command,
@@ -158,29 +159,39 @@ def _feast_server(bench: Bench, logs: Path) -> ByBatch:
         return _load_runs(bench, "feast serve", target, server.log)
 
 
-def _granero_server(bench: Bench, logs: Path) -> ByBatch:
+def _granero_server(bench: Bench, logs: Path) -> dict[str, ByBatch]:
+    """Per request shape ("columns", "default"), the load runs against one server."""
     port = free_port()
     command = granero_command(ROOT / ".venv" / "bin" / "granero", bench.repos.granero, port,
                               bench.args.server_workers)
     with running(command, port, logs / "granero-serve.log", grpc_ready) as server:
-        return _load_runs(bench, "granero serve", {"target": "grpc", "address": server.address})
+        target = {"target": "grpc", "address": server.address}
+        return {shape: _load_runs(bench, f"granero serve ({shape} shape)",
+                                  {**target, "shape": shape})
+                for shape in ("columns", "default")}
 
 
 def serving(bench: Bench) -> None:
     """p50/p95/p99 and throughput under bounded concurrent load, per batch size."""
     measured: dict[str, ByBatch] = {}
     logs = bench.repos.granero.parent / "logs"
+    default_shape: ByBatch = {}
     if bench.measures("feast", "serve"):
         measured["feast"] = _feast_server(bench, logs)
     if bench.measures("granero", "serve"):
-        measured["granero"] = _granero_server(bench, logs)
+        shapes = _granero_server(bench, logs)
+        measured["granero"], default_shape = shapes["columns"], shapes["default"]
     synced = bench.results.details.get("materialize", {}).get("redis_keys", {})
     keyspace = "granero" if synced.get("granero") else "feast"
     db = GRANERO_DB if keyspace == "granero" else FEAST_DB
     raw = {"target": "redis", "redis_url": bench.redis_url(db)}
     measured["redis"] = _load_runs(bench, "raw redis", raw, fast_redis_client=True)
     _serving_rows(bench, measured)
-    _serving_notes(bench, measured, keyspace)
+    if default_shape:
+        label = f"x {bench.scale.features} features, default shape (entity rows in, ROWS out)"
+        _side_by_side(bench, label, {"granero": default_shape, "feast": measured.get("feast")})
+    bench.results.details["serving_default_shape"] = default_shape
+    _serving_notes(bench, {**measured, "granero (default shape)": default_shape}, keyspace)
 
 
 def _serving_rows(bench: Bench, measured: dict[str, ByBatch]) -> None:
@@ -201,6 +212,7 @@ def _serving_notes(bench: Bench, measured: dict[str, ByBatch], keyspace: str) ->
         return [s for runs in measured.get(system, {}).values() for s in runs]
 
     errors = {system: sum(s["errors"] for s in every(system)) for system in measured}
+    warmups = {system: sum(s.get("warmup_errors", 0) for s in every(system)) for system in measured}
     restarts = sum(s.get("worker_restarts", 0) for s in every("feast"))
     reconnects = sum(s.get("reconnects", 0) for s in every("feast"))
     a = bench.args
@@ -215,7 +227,81 @@ def _serving_notes(bench: Bench, measured: dict[str, ByBatch], keyspace: str) ->
         f"HGETALL/GET per request over {keyspace}'s keys, redis-py with hiredis.")
     bench.results.notes.append(
         f"Feast worker restarts during load: {restarts} (keep-alive connections the client "
-        f"re-opened: {reconnects}); failed requests: {errors}.")
+        f"re-opened: {reconnects}); failed requests: {errors}; failed warm-up requests (counted "
+        f"apart: one failure no longer aborts a run): {warmups}.")
+
+
+def _side_by_side(bench: Bench, label: str, measured: dict[str, ByBatch | None]) -> None:
+    """p50, p99 and throughput rows per batch size, and a note with Granero's ratios to Feast
+    (throughput G/F, higher is better; p50 F/G, how many times faster)."""
+    ratios = []
+    for batch in BATCHES:
+        combined = {system: combine_runs(by_batch[batch])
+                    for system, by_batch in measured.items() if by_batch}
+        for key, name, unit, better in (("p50_ms", "p50", "ms", "lower"),
+                                        ("p99_ms", "p99", "ms", "lower"),
+                                        ("throughput_rps", "throughput", "req/s", "higher")):
+            cells = {system: c.get(key) for system, c in combined.items()}
+            bench.results.add(Row(f"server {name}, {entities_label(batch)} {label}", unit,
+                                  better, **cells))
+        granero, feast = combined.get("granero", {}), combined.get("feast", {})
+        if granero.get("throughput_rps") and feast.get("throughput_rps"):
+            rate = granero["throughput_rps"]["median"] / feast["throughput_rps"]["median"]
+            faster = feast["p50_ms"]["median"] / granero["p50_ms"]["median"]
+            ratios.append(f"{entities_label(batch)}: throughput {rate:.2f}x, p50 {faster:.2f}x "
+                          "faster")
+    failed = {system: sum(r["errors"] + r.get("warmup_errors", 0)
+                          for runs in by_batch.values() for r in runs)
+              for system, by_batch in measured.items() if by_batch}
+    if ratios:
+        bench.results.notes.append(f"Granero vs Feast, {label}: " + "; ".join(ratios)
+                                   + f" (failed requests incl. warm-up: {failed}).")
+
+
+# -- a multi-view service -------------------------------------------------------------------------
+
+
+def multiview(bench: Bench) -> None:
+    """The example repo's trip_eta_model shape (bench/trip.py), materialized by each system
+    from the same sources, then served under the same load in each one's default request
+    shape: Granero entity rows in and ROWS out over gRPC, Feast its HTTP/JSON API."""
+    count = trip.trip_count(bench.scale.entities)
+    out = bench.repos.granero.parent
+    sources = trip.write_sources(out / "trip_data", count, bench.data.end, bench.args.seed)
+    repos = write_trip_repos(out, sources, bench.redis_port)
+    end = bench.data.end + timedelta(seconds=1)
+    window = {"start": (end - timedelta(days=1)).isoformat(), "end": end.isoformat(), "runs": 1}
+    dbs = {"granero": trip.GRANERO_DB, "feast": trip.FEAST_DB}
+    measured: dict[str, ByBatch | None] = {}
+    target = {"entities": count, "keys": "trip", "features": None,
+              "feature_service": trip.SERVICE, "feature_count": trip.service_feature_count()}
+    for system, repo in (("feast", repos.feast), ("granero", repos.granero)):
+        if not bench.measures(system, "serve"):
+            continue
+        bench.log(f"{system}: multi-view service, apply and materialize {count:,} keys per view")
+        side(system, "apply", {"repo": str(repo)})
+        side(system, "materialize", {**window, "repo": str(repo), "sync": True,
+                                     "redis_url": bench.redis_url(dbs[system]),
+                                     "work_dir": str(bench.work / "trip-materialize")})
+        measured[system] = _trip_load(bench, system, repo, target)
+    label = (f"x {trip.service_feature_count()} features, {trip.SERVICE} (3 views, 4 keys incl. a "
+             "composite, a string feature), default shape")
+    _side_by_side(bench, label, measured)
+    bench.results.details["multiview"] = measured
+
+
+def _trip_load(bench: Bench, system: str, repo: Path, target: dict) -> ByBatch:
+    port, logs = free_port(), bench.repos.granero.parent / "logs"
+    workers = bench.args.server_workers
+    if system == "feast":
+        command = feast_command(FEAST_BIN / "feast", repo, port, workers)
+        with running(command, port, logs / "feast-trip-serve.log", http_ready) as server:
+            return _load_runs(bench, "feast serve (trip)",
+                              {**target, "target": "http", "address": server.address}, server.log)
+    command = granero_command(ROOT / ".venv" / "bin" / "granero", repo, port, workers)
+    with running(command, port, logs / "granero-trip-serve.log", grpc_ready) as server:
+        return _load_runs(bench, "granero serve (trip)", {
+            **target, "target": "grpc", "address": server.address, "shape": "default"})
 
 
 # -- in-process SDK lookups -----------------------------------------------------------------------
@@ -319,5 +405,5 @@ def _training_notes(bench: Bench, dfs: dict[str, str], measured: dict[str, dict]
         "one untimed warm-up retrieval.")
 
 
-PHASES = {"materialize": materialization, "serving": serving, "sdk": sdk_lookups,
-          "training": training}
+PHASES = {"materialize": materialization, "serving": serving, "multiview": multiview,
+          "sdk": sdk_lookups, "training": training}

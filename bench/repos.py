@@ -29,9 +29,10 @@ def feature_refs(scale: Scale) -> list[str]:
     return [f"{VIEW}:f{i}" for i in range(scale.features)]
 
 
-def granero_yaml(redis_port: int, serving_port: int) -> str:
+def granero_yaml(redis_port: int, serving_port: int, project: str = "bench",
+                 db: int = GRANERO_DB) -> str:
     return f"""\
-project: bench
+project: {project}
 registry:
   path: data/registry
 offline_store:
@@ -39,7 +40,7 @@ offline_store:
   path: data/offline
 online_store:
   type: redis
-  url: redis://127.0.0.1:{redis_port}/{GRANERO_DB}
+  url: redis://127.0.0.1:{redis_port}/{db}
   socket_timeout_seconds: 10
 spark:
   master: local[2]
@@ -73,14 +74,14 @@ bench_entity = Entity(join_keys={{"entity_id": "int64"}})
 '''
 
 
-def feast_yaml(redis_port: int) -> str:
+def feast_yaml(redis_port: int, project: str = "bench", db: int = FEAST_DB) -> str:
     return f"""\
-project: bench
+project: {project}
 registry: data/registry.db
 provider: local
 online_store:
   type: redis
-  connection_string: "127.0.0.1:{redis_port},db={FEAST_DB}"
+  connection_string: "127.0.0.1:{redis_port},db={db}"
 offline_store:
   type: file
 entity_key_serialization_version: 3
@@ -113,12 +114,25 @@ bench_entity = Entity(name="bench_entity", join_keys=["entity_id"], value_type=V
 def write_repos(out: Path, scale: Scale, source: Path, redis_port: int, serving_port: int) -> Repos:
     """(Re)write both repos under ``out``; their data folders start empty."""
     repos = Repos(out / "granero_repo", out / "feast_repo")
-    for repo, yaml, definitions in (
-        (repos.granero, granero_yaml(redis_port, serving_port), granero_definitions(scale, source)),
-        (repos.feast, feast_yaml(redis_port), feast_definitions(scale, source)),
-    ):
-        shutil.rmtree(repo / "data", ignore_errors=True)
-        repo.mkdir(parents=True, exist_ok=True)
-        (repo / "feature_store.yaml").write_text(yaml)
-        (repo / "bench_features.py").write_text(definitions)
+    _write(repos.granero, granero_yaml(redis_port, serving_port), granero_definitions(scale, source))
+    _write(repos.feast, feast_yaml(redis_port), feast_definitions(scale, source))
     return repos
+
+
+def write_trip_repos(out: Path, sources: dict[str, Path], redis_port: int) -> Repos:
+    """The multi-view service's repos (bench/trip.py), each on a Redis database of its own."""
+    from bench import trip
+
+    repos = Repos(out / "granero_trip_repo", out / "feast_trip_repo")
+    _write(repos.granero, granero_yaml(redis_port, 0, "trip", trip.GRANERO_DB),
+           trip.granero_definitions(sources))
+    _write(repos.feast, feast_yaml(redis_port, "trip", trip.FEAST_DB),
+           trip.feast_definitions(sources))
+    return repos
+
+
+def _write(repo: Path, yaml: str, definitions: str) -> None:
+    shutil.rmtree(repo / "data", ignore_errors=True)
+    repo.mkdir(parents=True, exist_ok=True)
+    (repo / "feature_store.yaml").write_text(yaml)
+    (repo / "bench_features.py").write_text(definitions)
