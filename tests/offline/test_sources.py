@@ -93,3 +93,20 @@ def test_a_nanosecond_source_spark_cannot_be_spared_says_how_to_fix_it(spark, tm
     with pytest.raises(MaterializationError, match="coerce_timestamps='us'") as failure:
         store.materialize(T0, END, sync_online=False)
     assert "'glob'" in str(failure.value)
+
+
+def test_an_entity_file_written_by_pandas_is_read_for_training(spark, tmp_path):
+    path, frame = pandas_source(tmp_path / "src")
+    store = make_feature_store(
+        tmp_path, {"user": user, "aware": view(path, "ts_aware", created=None)}, offline="parquet"
+    )
+    store.materialize(T0, END, sync_online=False)
+    entities = pd.DataFrame({
+        "user_id": [1, 2],
+        "event_timestamp": pd.to_datetime([T0 + timedelta(hours=2), T0 + timedelta(hours=6)]),
+    })
+    entities.to_parquet(tmp_path / "entities.parquet")  # nanoseconds, naive: UTC
+    training = store.get_historical_features(str(tmp_path / "entities.parquet"), features=["aware:amount"])
+    rows = training.selectExpr("user_id", "unix_micros(event_timestamp)", "aware__amount").collect()
+    expected_micros = micros(entities["event_timestamp"])
+    assert sorted(tuple(r) for r in rows) == [(1, expected_micros[0], 1.5), (2, expected_micros[1], 2.5)]

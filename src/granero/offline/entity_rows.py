@@ -64,7 +64,9 @@ def _read_entity_file(spark: SparkSession, path: str, join: dict[str, str]) -> D
         if path.rstrip("/").endswith(".csv"):
             frame = spark.read.option("header", "true").option("inferSchema", "true").csv(path)
             return typed_csv(frame, path, join)
-        return spark.read.parquet(path)
+        from granero.offline.sources import read_files  # pandas' nanosecond timestamps too
+
+        return read_files(spark, "parquet", path, {})
 
 
 def typed_csv(frame: DataFrame, path: str, join: dict[str, str]) -> DataFrame:
