@@ -187,7 +187,8 @@ def _refusal_reason(source: str, dtype: str) -> str:
             "nanosecond timestamps (pandas' default) read from a URI arrive as numbers: write "
             "them with to_parquet(..., coerce_timestamps='us')"
         )
-    if {source, dtype} & {"boolean", "bool"} and (numeric or dtype in _DECLARED_INT_BITS):
+    numeric_dtype = dtype in _DECLARED_INT_BITS or dtype in _DECLARED_FLOAT_BITS
+    if {source, dtype} & {"boolean", "bool"} and (numeric or numeric_dtype):
         return "booleans and numbers do not convert (write the comparison, e.g. x = 1)"
     if dtype == "string" and source in ("timestamp", "timestamp_ntz"):
         return "a timestamp's text depends on the time zone (format it, e.g. date_format(x, ...))"
