@@ -23,6 +23,7 @@ from granero.cli import offline_cmds
 from granero.definitions import Entity, FeatureView, Field, FileSource
 from granero.definitions.refs import ViewFeatures
 from granero.errors import RetrievalError
+from granero.feature_store import FeatureStore
 from granero.offline.entity_rows import check_entity_columns, typed_csv
 from tests.offline.conftest import make_feature_store
 
@@ -107,9 +108,10 @@ def _granero() -> None:
 offline_cmds.register(app)
 
 
-@pytest.fixture
-def score_repo(spark, tmp_path):
+@pytest.fixture(scope="module")
+def score_repo(spark, tmp_path_factory):
     """A repo folder (feature_store.yaml on disk) with one materialized view, `scores`."""
+    tmp_path = tmp_path_factory.mktemp("score_repo")
     user = Entity(join_keys={"user_id": "int64"})
     source = tmp_path / "source"
     source.mkdir()
@@ -151,3 +153,26 @@ def test_historical_names_a_bad_timestamp_and_builds_an_empty_set_from_an_empty_
     assert training.dtypes == [
         ("user_id", "bigint"), ("event_timestamp", "timestamp"), ("label", "string"), ("scores__score", "double"),
     ]
+
+
+@pytest.mark.spark
+def test_the_spark_path_gives_timestamp_instants_in_utc_and_keeps_spark_types(spark, score_repo):
+    """Pandas in: TimestampType instants (any unit or zone, naive = UTC), shown in UTC by
+    ``toPandas()``; Spark in: the caller's own types, a timestamp_ntz column included."""
+    from pyspark.sql import functions as F
+
+    store = FeatureStore(score_repo)
+    paris = pd.Series(pd.to_datetime(["2026-01-01 03:30", "2026-01-01 02:59"])).dt.tz_localize("Europe/Paris")
+    given_rows = pd.DataFrame({"user_id": [1, 2], "event_timestamp": paris.astype("datetime64[ms, Europe/Paris]")})
+    training = store.get_historical_features(given_rows, ["scores:score"])
+    assert dict(training.dtypes) == {"user_id": "bigint", "event_timestamp": "timestamp", "scores__score": "double"}
+    back = training.toPandas().sort_values("user_id")
+    assert back["event_timestamp"].tolist() == [pd.Timestamp("2026-01-01 02:30"), pd.Timestamp("2026-01-01 01:59")]
+    assert back["scores__score"].tolist()[0] == 0.5 and pd.isna(back["scores__score"].tolist()[1])  # 01:59 < 02:00
+    ntz = spark.createDataFrame(given_rows).select(
+        F.col("user_id").cast("int"), F.col("event_timestamp").cast("timestamp_ntz")
+    )
+    kept = store.get_historical_features(ntz, ["scores:score"])
+    assert kept.dtypes[:2] == [("user_id", "int"), ("event_timestamp", "timestamp_ntz")]
+    assert sorted(r["scores__score"] or 0 for r in kept.collect()) == [0, 0.5]
+    store.close()
