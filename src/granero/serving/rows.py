@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -156,7 +155,7 @@ def _entry(value: bytes) -> bytes:
 
 def encode_rows(
     names: list[str], reads: Sequence[ViewColumns], dtypes: Sequence[Sequence[str]]
-) -> tuple[GetOnlineFeaturesResponse, Counter[int]]:
+) -> tuple[GetOnlineFeaturesResponse, dict[int, int]]:
     """The ROWS response for ``read_columns``' answer, and how many values had each status
     code. ``dtypes``: per view, per requested feature."""
     entries: list[list[bytes]] = []
@@ -166,10 +165,15 @@ def encode_rows(
     codes = [b"".join(c) for c in zip(*[_view_statuses(r) for r in reads], strict=True)]
     stamps = [b"".join(t) for t in zip(*[_view_stamps(r) for r in reads], strict=True)]
     by_row = zip(zip(*entries, strict=True), codes, stamps, strict=True)
-    response = GetOnlineFeaturesResponse(feature_names=names)
-    response.MergeFromString(b"".join([_row(*row) for row in by_row]))
+    wire = [_name(name) for name in names] + [_row(*row) for row in by_row]
     every = b"".join(codes)
-    return response, Counter({code: n for code in _ALL_CODES if (n := every.count(code))})
+    counts = {code: n for code in _ALL_CODES if (n := every.count(code))}
+    return GetOnlineFeaturesResponse.FromString(b"".join(wire)), counts
+
+
+def _name(name: str) -> bytes:
+    """A ``feature_names`` entry (field 1 of the response)."""
+    return b"\n" + _delimited(name.encode())
 
 
 def _view_entries(names: list[str], read: ViewColumns, dtypes: Sequence[str]) -> list[list[bytes]]:
