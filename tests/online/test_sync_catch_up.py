@@ -48,12 +48,14 @@ def write_source(repo: Path, days: int, riders: int = ENTITIES) -> None:
     pd.DataFrame(rows).to_parquet(repo / "source" / "part-0.parquet", coerce_timestamps="us")
 
 
-def make_repo(repo: Path, redis_url: str, socket_timeout: float = 1.0) -> FeatureStore:
+def make_repo(
+    repo: Path, redis_url: str, socket_timeout: float = 1.0, offline: str = "delta"
+) -> FeatureStore:
     """A repo folder (feature_store.yaml, registry) whose online store is ``redis_url``."""
     repo.mkdir(parents=True, exist_ok=True)
     (repo / "feature_store.yaml").write_text(
         "project: catchup\nregistry: {path: registry}\n"
-        "offline_store: {type: delta, path: offline}\n"
+        f"offline_store: {{type: {offline}, path: offline}}\n"
         f"online_store: {{type: redis, url: '{redis_url}', expire_keys: false, "
         f"socket_timeout_seconds: {socket_timeout}}}\n"
         "spark: {master: 'local[2]', conf: {spark.sql.shuffle.partitions: '2'}}\n"

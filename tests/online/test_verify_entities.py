@@ -92,3 +92,19 @@ def test_verify_of_a_small_local_repo_starts_no_jvm(riders_repo):
     assert json.loads(done.stdout.strip().splitlines()[-1]) == {
         "ok": True, "checked": RIDERS, "jvm": False
     }
+
+
+def test_a_parquet_table_is_verified_in_process_too(spark, tmp_path, redis_url):
+    url = redis_url.rsplit("/", 1)[0] + "/13"
+    redis.Redis.from_url(url).flushdb()
+    store = make_repo(tmp_path / "repo", url, offline="parquet")
+    write_source(store.repo_path, days=2, riders=30)
+    store.materialize(T0, NOW)
+    report = store.verify(now=NOW)
+    assert report.ok and [(v.checked, v.total, v.engine) for v in report.views] == [
+        (30, 30, "local")
+    ]
+    redis.Redis.from_url(url).delete(rider_key(3))
+    [view] = store.verify(now=NOW).views
+    assert view.mismatches == 1 and view.examples[0].status == "NOT_FOUND"
+    store.close()
