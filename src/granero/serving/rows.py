@@ -58,8 +58,9 @@ def varint(number: int) -> bytes:
 
 
 _SMALL = [bytes((n,)) for n in range(0x80)]
-_stamp = functools.lru_cache(maxsize=4096)(varint)
-"""Event times repeat across the rows of a batch (one materialization window): encode once."""
+_cached_varint = functools.lru_cache(maxsize=4096)(varint)
+"""For what repeats from row to row: event times (one materialization window stamps many rows)
+and the lengths of rows and their packed fields."""
 
 
 # -- one feature's column -> its entries -----------------------------------------------------------
@@ -228,10 +229,10 @@ def _run(code: int, count: int) -> bytes:
 def _view_stamps(read: ViewColumns) -> list[bytes]:
     """Per row, this view's event time once per feature, as packed varints."""
     count = len(read.values)
-    return [_stamp(micros) * count for micros in read.event_micros]
+    return [_cached_varint(micros) * count for micros in read.event_micros]
 
 
 def _row(values: tuple[bytes, ...], codes: bytes, times: bytes) -> bytes:
-    body = b"".join((*values, b"\x12", varint(len(codes)), codes,
-                     b"\x1a", varint(len(times)), times))
-    return b"\x12" + varint(len(body)) + body
+    body = b"".join((*values, b"\x12", _cached_varint(len(codes)), codes,
+                     b"\x1a", _cached_varint(len(times)), times))
+    return b"\x12" + _cached_varint(len(body)) + body
