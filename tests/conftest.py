@@ -42,6 +42,17 @@ def scaled(seconds: float) -> float:
     return seconds * timeout_scale()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """pytest-timeout's limit per test (``--timeout``, or a test's own marker) scaled like every
+    other wait, by the load when the suite starts."""
+    base = config.getoption("timeout", default=None)
+    for item in items:
+        marker = item.get_closest_marker("timeout")
+        seconds = marker.args[0] if marker and marker.args else base
+        if seconds:
+            item.add_marker(pytest.mark.timeout(scaled(float(seconds))), append=False)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -19,3 +19,13 @@ def test_without_it_the_scale_follows_the_load_per_core_within_bounds(monkeypatc
         monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
         monkeypatch.setattr(os, "cpu_count", lambda: 2)
         assert timeout_scale() == expected
+
+
+def test_pytest_timeouts_per_test_limit_is_scaled_too(request):
+    import pytest
+
+    base = request.config.getoption("timeout", default=None)
+    if not base:
+        pytest.skip("run without pytest-timeout's --timeout")
+    marker = request.node.get_closest_marker("timeout")
+    assert marker is not None and base <= marker.args[0] <= 10 * base
