@@ -179,3 +179,26 @@ def test_what_a_killed_parquet_write_left_behind_is_removed_by_the_next_write(sp
     store.write_window("view", frame(spark, [(2, 30, 2.0)]), window(24, 48), ["event_date"])
     assert not (table / "_staging").exists() and not (table / "_trash").exists()
     assert content(store) == expected(spark, [(1, 1, 1.0), (2, 30, 2.0)])
+
+
+@pytest.mark.spark
+def test_rows_stored_in_an_older_dtype_convert_exactly_or_fail_naming_the_value(spark, tmp_path):
+    """v was double, the definition now says bigint (apply --force, table not rebuilt): kept rows
+    of a touched day and a whole read convert by the cast rule instead of truncating 55.7."""
+    from pyspark.sql.types import LongType, StructField, StructType
+
+    from granero.offline.schema import conform
+
+    store = build_offline_store(offline_config("parquet", tmp_path), spark)
+    store.write_window("view", frame(spark, [(1, 1, 55.7), (2, 2, 3.0)]), window(0, 24), ["event_date"])
+    as_bigint = frame(spark, [(3, 13, 4.0)]).selectExpr(
+        "k", "event_timestamp", "created_timestamp", "CAST(v AS BIGINT) AS v", "event_date"
+    )
+    with pytest.raises(MaterializationError, match="offline table column 'v': double value 55.7 is not a whole"):
+        store.write_window("view", as_bigint, window(12, 24), ["event_date"])
+    assert content(store) == expected(spark, [(1, 1, 55.7), (2, 2, 3.0)])
+    declared = StructType([StructField("k", LongType()), StructField("v", LongType())])
+    whole = conform(store.read("view").where("k = 2"), declared)
+    assert [tuple(r) for r in whole.collect()] == [(2, 3)]
+    with pytest.raises(Exception, match="double value 55.7 is not a whole number in the range of int64"):
+        conform(store.read("view"), declared).collect()

@@ -15,12 +15,12 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from granero.definitions import FeatureView, RepoDefinitions
-from granero.types import arrow_type, spark_ddl
+from granero.types import SCALARS, arrow_type, spark_ddl
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import Column, DataFrame
-    from pyspark.sql.types import StructType
+    from pyspark.sql.types import DataType, StructField, StructType
 
 EVENT_TIMESTAMP = "event_timestamp"
 CREATED_TIMESTAMP = "created_timestamp"
@@ -92,19 +92,36 @@ def utc_day(micros: int) -> date:
 def conform(frame: DataFrame, schema: StructType) -> DataFrame:
     """``frame`` with exactly ``schema``'s columns, in order; absent columns become typed nulls.
 
-    A feature added to a view after its table was written reads as null for older rows.
+    A feature added to a view after its table was written reads as null for older rows. A column
+    stored in another type than ``schema``'s (a dtype changed by ``apply --force``, the table not
+    rebuilt) converts by the one cast rule (``offline.casts``): exactly, or the job fails naming
+    the column and the value, as the in-process (Arrow) reader refuses a lossy cast too.
     """
+    stored = {field.name: field.dataType for field in frame.schema.fields}
+    return frame.select(
+        *[_conformed(field, stored.get(field.name)).alias(field.name) for field in schema.fields]
+    )
+
+
+def _conformed(field: StructField, stored: DataType | None) -> Column:
     from pyspark.sql import functions as F
 
-    present = set(frame.columns)
-    return frame.select(
-        *[
-            (F.col(f"`{field.name}`") if field.name in present else F.lit(None))
-            .cast(field.dataType)
-            .alias(field.name)
-            for field in schema.fields
-        ]
-    )
+    from granero.offline.spark_casts import converted_or_failed
+
+    if stored is None:
+        return F.lit(None).cast(field.dataType)
+    column = F.col(f"`{field.name}`")
+    dtype = _DTYPE_OF_DDL.get(field.dataType.simpleString())
+    if stored == field.dataType or dtype is None:
+        return column.cast(field.dataType)
+    label = f"offline table column {field.name!r}"
+    return converted_or_failed(column, stored.simpleString(), dtype, label)
+
+
+_DTYPE_OF_DDL = {
+    **{spark_ddl(scalar): scalar for scalar in SCALARS},
+    **{spark_ddl(f"list<{scalar}>"): f"list<{scalar}>" for scalar in SCALARS},
+}
 
 
 def conform_arrow(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -52,6 +52,18 @@ def converted(column: Column, source_type: str, dtype: str, label: str) -> Colum
     return F.when(would_change(column, source_type, dtype), failure).otherwise(cast)
 
 
+def converted_or_failed(column: Column, source_type: str, dtype: str, label: str) -> Column:
+    """``converted`` for an allowed pair; for a refused one, a job that meets a non-null value
+    fails naming ``label`` and both types (nulls alone convert: nothing is lost)."""
+    from pyspark.sql import functions as F
+
+    conversion = rule(source_type, dtype)
+    if conversion.allowed:
+        return converted(column, source_type, dtype, label)
+    failure = F.raise_error(F.lit(f"{label}: {source_type} -> {dtype} ({conversion.reason})"))
+    return F.when(column.isNotNull(), failure).otherwise(F.lit(None).cast(spark_ddl(dtype)))
+
+
 def would_change(column: Column, source_type: str, dtype: str) -> Column:
     """True where casting ``column`` (of an allowed, CHECKED pair) would change or lose a value;
     for lists, where any element would."""
