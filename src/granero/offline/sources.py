@@ -114,7 +114,21 @@ def read_files(spark: SparkSession, fmt: str, path: str, options: dict[str, str]
     if nanos:
         spark.conf.set(NANOS_AS_LONG, "true")  # for this session: files without nanos read alike
     frame = spark.read.format(fmt).options(**options).load(path)
-    return frame.withColumns({name: _from_nanos(name, is_list) for name, is_list in nanos.items()})
+    as_longs = {name: is_list for name, is_list in nanos.items() if _read_as_longs(frame, name)}
+    return frame.withColumns({name: _from_nanos(name, is_list) for name, is_list in as_longs.items()})
+
+
+def _read_as_longs(frame: DataFrame, name: str) -> bool:
+    """Whether Spark read a nanosecond column as longs (nanosAsLong). One file's footer decides
+    which columns to look at, but the files of a source may differ (some written in micros),
+    and Spark merges their types: a column it typed as timestamps needs no conversion."""
+    from pyspark.sql.types import ArrayType, LongType
+
+    if name not in frame.columns:
+        return False
+    data_type = frame.schema[name].dataType
+    element = data_type.elementType if isinstance(data_type, ArrayType) else data_type
+    return isinstance(element, LongType)
 
 
 def nanosecond_columns(path: str) -> dict[str, bool]:
