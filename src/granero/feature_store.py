@@ -401,14 +401,20 @@ class FeatureStore:
         """Sync each view's latest rows, of ``interval`` only when given: write-if-newer makes
         a window's latest rows enough after materializing that window, so an incremental run
         reads its window, not the table's whole history."""
-        from granero.online.sync import sync_view
+        return {view.name: self._sync_view(defs, view, interval) for view in views}
 
+    def _sync_view(self, defs: RepoDefinitions, view: FeatureView, interval: Interval | None) -> int:
+        """In process when the table is local and small (``retrieval.local_max_rows``): no JVM
+        for ``granero sync``; else from the Spark executors. Both write the same rows alike."""
+        from granero.offline.as_of_now import latest_rows_arrow
+        from granero.online.sync import sync_view, write_table
+
+        limit, keys = self.config.retrieval.local_max_rows, defs.join_keys(view)
+        latest = latest_rows_arrow(self.offline_store, defs, view, interval, limit)
+        if latest is not None:
+            return write_table(self.online_store, view, keys, latest)
         settings, project = self.online_store.settings, self.config.project
-        return {
-            view.name: sync_view(self.latest_rows(view.name, interval), settings, project, view,
-                                 defs.join_keys(view))
-            for view in views
-        }
+        return sync_view(self.latest_rows(view.name, interval), settings, project, view, keys)
 
     def get_online_features(
         self,

@@ -128,6 +128,15 @@ def write_rows(
             for name, dtype in columns.items()
         }
     )
+    return write_table(store, view, join_keys, table)
+
+
+def write_table(
+    store: RedisStore, view: FeatureView, join_keys: dict[str, str], table: pa.Table
+) -> int:
+    """Write an Arrow table (join keys, event_timestamp, created_timestamp, features) in
+    process, exactly as the executors write their batches; rows stored. What a sync of a small
+    local table does instead of starting Spark."""
     writer = PartitionWriter(
         store.settings,
         store.project,
@@ -136,7 +145,8 @@ def write_rows(
         tuple((f.name, f.dtype) for f in view.features),
         view.ttl,
     )
-    return sum(writer.write(store, batch) for batch in table.to_batches())
+    columns = [*join_keys, "event_timestamp", "created_timestamp", *view.feature_names]
+    return sum(writer.write(store, batch) for batch in table.select(columns).to_batches())
 
 
 def _sync_error(view: str, error: Exception) -> Exception:
