@@ -32,7 +32,7 @@ demo: setup
 	bash feature_repo/scripts/demo.sh
 
 test: setup helm
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
 
 bench: setup
 	bash bench/run.sh $(ARGS)
