@@ -26,12 +26,12 @@ from granero.definitions import compile_definitions
 from granero.feature_store import FeatureStore
 from granero.offline.materialize import EPOCH
 from granero.registry import Interval
+from tests.conftest import scaled
 from tests.online.conftest import RedisServer
 
 pytestmark = [pytest.mark.spark, pytest.mark.redis, pytest.mark.slow]
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-TIMEOUT_SCALE = float(os.environ.get("GRANERO_TEST_TIMEOUT_SCALE", "1"))
 DAY = timedelta(days=1)
 ENTITIES = 40
 rider = Entity(join_keys={"rider_id": "int64"})
@@ -158,7 +158,7 @@ def test_a_materialization_killed_during_its_sync_is_repaired_by_the_next_run(sp
 
 def wait_for_recorded_interval(store: FeatureStore, end: datetime, job: subprocess.Popen) -> None:
     """Until the job has recorded its interval (only its sync is left then); fails if it exits."""
-    deadline = time.monotonic() + 300 * TIMEOUT_SCALE  # a Spark start on a busy machine
+    deadline = time.monotonic() + scaled(300)  # a Spark start on a busy machine
     while time.monotonic() < deadline:
         intervals = store.registry.materialized().get("scores", [])
         if intervals and intervals[-1].end == end:

@@ -31,12 +31,13 @@ from granero.serving.servicer import SERVICE_NAME
 from granero.serving.v1 import serving_pb2 as pb
 from granero.serving.v1.serving_pb2_grpc import FeatureServingStub
 from granero.serving.v1.value_pb2 import Value
+from tests.conftest import scaled
 from tests.serving.conftest import DTYPES, MAX_BATCH, feature_name
 
 pytestmark = pytest.mark.redis
 
 SCALE = float(os.environ.get("GRANERO_FUZZ_SCALE", "1"))
-TIMEOUT = 10 * float(os.environ.get("GRANERO_TEST_TIMEOUT_SCALE", "1"))
+TIMEOUT = scaled(10)
 NAME_LIMIT = ServingLimits().max_name_length
 
 

@@ -5,7 +5,6 @@ deadline: no sleeps. Hysteresis is checked against an oracle on random ping hist
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -24,12 +23,12 @@ from granero.serving.health import LIVENESS_SERVICE as LIVENESS
 from granero.serving.health import Hysteresis
 from granero.serving.server import ServerHandle, build_server
 from granero.serving.servicer import SERVICE_NAME
-from tests.conftest import free_port, start_redis
+from tests.conftest import free_port, scaled, start_redis
 from tests.serving.conftest import write_repo
 
 pytestmark = pytest.mark.redis
 
-WAIT = 20 * float(os.environ.get("GRANERO_TEST_TIMEOUT_SCALE", "1"))
+WAIT = scaled(20)
 """Seconds: an upper bound for what should come within a few health checks, never a sleep."""
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
