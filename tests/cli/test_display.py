@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from granero.cli.common import shortest_float32, shown_value
-from granero.definitions.feature_view import format_duration, parse_duration
+from granero.definitions.duration import format_duration, parse_duration
 
 float32s = st.floats(width=32, allow_nan=False, allow_infinity=False)
 

@@ -108,9 +108,19 @@ def test_float_join_keys_are_refused(tmp_path):
     assert_names(message, "entities", "driver", "join_keys")
 
 
-def test_aggregations_are_reserved_with_a_clear_error(tmp_path):
-    views = VIEWS.replace('ttl="1d",', 'name="driver_stats", ttl="1d", '
-                          'aggregations=[{"column": "trips", "function": "sum", "window": "1h"}],')
+@pytest.mark.parametrize(
+    ("aggregations", "extra", "field", "words"),
+    [
+        ('[{"column": "trips", "function": "sum", "window": "1h"}]', 'ttl="1d", ', "ttl", "drop ttl=1d"),
+        ('[{"column": "nope", "function": "sum", "window": "1h"}]', "", "aggregations[0].column", "unknown column"),
+        ('[{"column": "trips", "function": "sum", "window": "90m"}]', 'hop="1h", ', "aggregations[0].window",
+         "not a multiple of the hop 1h"),
+        ('[{"column": "driver_id", "function": "max", "window": "1h"}]', "", "aggregations[0].function",
+         "a key column takes only count"),
+    ],
+)
+def test_aggregate_view_errors_name_file_definition_and_field(tmp_path, aggregations, extra, field, words):
+    views = VIEWS.replace('ttl="1d",', f'name="driver_stats", {extra}aggregations={aggregations},')
     message = plan_error(tmp_path, views=views)
-    assert_names(message, "views", "driver_stats", "aggregations")
-    assert "not supported yet" in message
+    assert_names(message, "views", "driver_stats", field)
+    assert words in message

@@ -18,7 +18,7 @@ from granero.cli.common import (
     open_store,
     print_json,
 )
-from granero.definitions.feature_view import format_duration
+from granero.definitions.duration import format_duration
 from granero.registry import Change
 
 list_app = typer.Typer(help="Discover what is registered: entities, views, services, features.")

@@ -1,9 +1,10 @@
 """The declarative definition language. Importing it loads pydantic only: no Spark, Redis or gRPC."""
 
+from granero.definitions.aggregation import Aggregation
 from granero.definitions.base import Definition
 from granero.definitions.entity import Entity
 from granero.definitions.feature_service import FeatureSelection, FeatureService
-from granero.definitions.feature_view import Aggregation, FeatureView
+from granero.definitions.feature_view import FeatureView
 from granero.definitions.field import Field
 from granero.definitions.repo_definitions import RepoDefinitions, compile_definitions
 from granero.definitions.source import FileSource, Source, TableSource

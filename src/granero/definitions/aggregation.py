@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import field_validator, model_validator
 
 from granero.definitions.base import Model, check_identifier
-from granero.definitions.feature_view import Duration, parse_duration
+from granero.definitions.duration import Duration, parse_duration
 
 FunctionName = Literal[
     "count", "sum", "mean", "min", "max", "first", "last", "variance", "stddev", "distinct_count"

@@ -22,6 +22,7 @@ _PACKAGE_DIR = str(Path(__file__).parents[1])
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+_FIELD_FIRST = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.*)$", re.DOTALL)
 _ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=]+)?=[^=]")
 
 
@@ -58,8 +59,11 @@ def describe_validation_error(error: ValidationError, kind: str, name: str) -> s
     """One line per pydantic error: ``Kind 'name' field 'a.b': message``."""
     lines = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "(definition)"
+        field = ".".join(str(part) for part in item["loc"])
         message = item["msg"].removeprefix("Value error, ")
+        if not field:  # a check across fields names its field first: "aggregations[1].window: ..."
+            named = _FIELD_FIRST.match(message)
+            field, message = (named[1], named[2]) if named else ("(definition)", message)
         lines.append(f"{kind} {name!r} field {field!r}: {message}")
     return "; ".join(lines)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from granero.definitions.feature_view import format_duration
+from granero.definitions.duration import format_duration
 
 
 def dump_as_written(definition: BaseModel) -> dict[str, Any]:

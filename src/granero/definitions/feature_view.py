@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BeforeValidator, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
-from granero.definitions.base import Definition, Model, check_identifier
+from granero.definitions.aggregation import Aggregation, output_dtype, resolve_hop
+from granero.definitions.base import Definition, check_identifier
+from granero.definitions.duration import Duration, format_duration
 from granero.definitions.entity import Entity
 from granero.definitions.expressions import check_spark_expression
 from granero.definitions.field import Field
@@ -18,45 +19,11 @@ from granero.types import parse_dtype
 if TYPE_CHECKING:
     from granero.definitions.feature_service import FeatureSelection
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: object) -> object:
-    """Accept ``30d``/``12h``/``15m``/``45s``/``2w`` besides pydantic's own timedelta forms."""
-    if isinstance(value, str) and (match := _DURATION.match(value)):
-        return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
-    return value
-
-
-def format_duration(value: timedelta) -> str:
-    """A duration as a definition writes it (``2d``, ``36h``, ``90s``): the largest unit up to a
-    day that divides it, so ``parse_duration`` reads it back; a fraction of a second as seconds."""
-    micros = value // timedelta(microseconds=1)
-    for unit in ("d", "h", "m", "s"):
-        unit_micros = _UNIT_SECONDS[unit] * 1_000_000
-        if micros % unit_micros == 0:
-            return f"{micros // unit_micros}{unit}"
-    return f"{value.total_seconds():g}s"
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-
 def _checked_dtype(field: Field) -> str:
     try:
         return parse_dtype(field.dtype)
     except ValueError as error:
         raise ValueError(f"feature {field.name!r}: {error}") from None
-
-
-class Aggregation(Model):
-    """A windowed aggregation over a source column (reserved: lands in a later release)."""
-
-    column: str
-    function: Literal["sum", "count", "avg", "min", "max", "last"]
-    window: Duration
-    name: str = ""
 
 
 class FeatureView(Definition):
@@ -65,6 +32,12 @@ class FeatureView(Definition):
     Each feature is read from the source column of the same name, or computed by the Spark SQL
     expression in ``transformations``. ``filter`` is an optional Spark SQL row predicate. A value
     is served, online and in training sets, only while it is at most ``ttl`` old.
+
+    With ``aggregations`` the view is an *aggregate view* over an event source: ``features``
+    declare the typed event columns the aggregations read (kept per event offline, not served),
+    and what is served and trained is one output per aggregation (``output_fields``), computed
+    over windows of tiles ``hop`` long (``docs/aggregations.md`` states the rule). Its ``ttl`` is
+    not declared: it is the largest window plus the hop, the span of events any value reads.
     """
 
     kind: ClassVar[str] = "feature_view"
@@ -72,12 +45,13 @@ class FeatureView(Definition):
     entities: list[str | Entity]
     source: Source
     features: list[Field]
-    ttl: Duration
+    ttl: Duration | None = None
     transformations: dict[str, str] = {}
     filter: str | None = None
     online: bool = True
     partition_columns: list[str] = []
     aggregations: list[Aggregation] = []
+    hop: Duration | None = None
 
     @field_validator("entities")
     @classmethod
@@ -100,8 +74,8 @@ class FeatureView(Definition):
 
     @field_validator("ttl")
     @classmethod
-    def _positive_ttl(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
+    def _positive_ttl(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
             raise ValueError(f"ttl must be positive, got {value}")
         return value
 
@@ -121,18 +95,29 @@ class FeatureView(Definition):
     def _filter_parses(cls, value: str | None) -> str | None:
         return None if value is None else check_spark_expression(value)
 
-    @field_validator("aggregations")
-    @classmethod
-    def _aggregations_reserved(cls, value: list) -> list:
-        if value:
-            raise ValueError("windowed aggregations are not supported yet (reserved for a later release)")
-        return value
-
     @model_validator(mode="after")
     def _transformations_target_features(self) -> FeatureView:
         unknown = sorted(set(self.transformations) - {f.name for f in self.features})
         if unknown:
             raise ValueError(f"transformations for undeclared features {unknown}; declare them in features")
+        return self
+
+    @model_validator(mode="after")
+    def _ttl_or_windows(self) -> FeatureView:
+        """A plain view declares its ttl; an aggregate view's is derived from its windows."""
+        if not self.aggregations:
+            if self.hop is not None:
+                raise ValueError("hop: only a view with aggregations has a hop")
+            if self.ttl is None:
+                raise ValueError("ttl: a feature view without aggregations needs a ttl")
+            return self
+        span = max(a.window for a in self.aggregations) + resolve_hop(self.hop, self.aggregations)
+        if self.ttl is not None and self.ttl != span:
+            raise ValueError(
+                f"ttl: an aggregate view's ttl is its largest window plus the hop "
+                f"({format_duration(span)}); drop ttl={format_duration(self.ttl)}"
+            )
+        object.__setattr__(self, "ttl", span)  # frozen model: set once, during validation
         return self
 
     @property
@@ -141,7 +126,39 @@ class FeatureView(Definition):
 
     @property
     def feature_names(self) -> list[str]:
+        """The declared columns: stored offline (for an aggregate view, its event columns)."""
         return [f.name for f in self.features]
+
+    @property
+    def is_aggregate(self) -> bool:
+        return bool(self.aggregations)
+
+    @property
+    def resolved_hop(self) -> timedelta:
+        """The tile size of an aggregate view: the declared hop or the default for its windows."""
+        return resolve_hop(self.hop, self.aggregations)
+
+    @property
+    def output_fields(self) -> list[Field]:
+        """What is served, trained on and listed: the features of a plain view, one field per
+        aggregation (typed per ``definitions.aggregation.output_dtype``) of an aggregate view."""
+        if not self.aggregations:
+            return self.features
+        dtypes = {f.name: f.dtype for f in self.features}
+        return [
+            Field(name=a.name, dtype=output_dtype(a.function, dtypes.get(a.column, "int64")))
+            for a in self.aggregations
+        ]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [f.name for f in self.output_fields]
+
+    def output_field(self, name: str) -> Field:
+        for field in self.output_fields:
+            if field.name == name:
+                return field
+        raise KeyError(name)
 
     def feature(self, name: str) -> Field:
         for field in self.features:

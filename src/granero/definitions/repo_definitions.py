@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
+from granero.definitions.aggregation import check_aggregations
 from granero.definitions.base import Definition, Model
 from granero.definitions.entity import Entity
 from granero.definitions.feature_service import FeatureSelection, FeatureService
@@ -125,6 +126,30 @@ def _check_view(repo: RepoDefinitions, view: FeatureView) -> None:
     for column in view.partition_columns:
         if column not in keys and column not in view.feature_names:
             raise view.fail("partition_columns", f"{column!r} is neither a join key nor a feature")
+    if view.is_aggregate:
+        _check_aggregations(view, keys)
+
+
+KEY_FUNCTIONS = ("count", "distinct_count")
+"""What an aggregation may compute over a join key column (to count events or distinct keys)."""
+
+
+def _check_aggregations(view: FeatureView, keys: dict[str, str]) -> None:
+    """Columns known and typed for their functions; outputs clash with no key or reserved column."""
+    columns = {**{f.name: f.dtype for f in view.features}, **keys}
+    try:
+        check_aggregations(view.aggregations, columns, taken=[*keys, *RESERVED_COLUMNS])
+    except ValueError as error:
+        field, _, message = str(error).partition(": ")
+        raise view.fail(field, message) from None
+    for index, aggregation in enumerate(view.aggregations):
+        if aggregation.column in keys and aggregation.function not in KEY_FUNCTIONS:
+            raise view.fail(
+                f"aggregations[{index}].function",
+                f"{aggregation.function} of join key {aggregation.column!r}: a key column takes only "
+                f"{', '.join(KEY_FUNCTIONS)}",
+            )
+
 
 
 def _check_service(repo: RepoDefinitions, service: FeatureService) -> None:
@@ -133,7 +158,7 @@ def _check_service(repo: RepoDefinitions, service: FeatureService) -> None:
         if view is None:
             known = sorted(repo.feature_views)
             raise service.fail("features", f"unknown feature view {selection.view_name!r}; known: {known}")
-        unknown = sorted(set(selection.features or []) - set(view.feature_names))
+        unknown = sorted(set(selection.features or []) - set(view.output_names))
         if unknown:
             raise service.fail("features", f"view {view.name!r} has no features {unknown}")
 
