@@ -191,6 +191,9 @@ class ValueCodec:
 
     features: tuple[tuple[str, str], ...]
     """(name, dtype) per feature."""
+    domain: str = ""
+    """Hashed into the schema id too: what else the values mean depends on (an aggregate view's
+    hop and span, granero.online.aggregate_encoding); empty for plain views."""
     schema_id: int = field(init=False, compare=False)
     _struct: struct.Struct = field(init=False, repr=False, compare=False)
     _var_slots: tuple[int, ...] = field(init=False, repr=False, compare=False)
@@ -199,7 +202,7 @@ class ValueCodec:
     """Per ``wanted`` (all plain): picks its values out of the unpacked fields in one C call."""
 
     def __post_init__(self) -> None:
-        text = ",".join(f"{name}:{dtype}" for name, dtype in self.features)
+        text = self.domain + ",".join(f"{name}:{dtype}" for name, dtype in self.features)
         slots = "".join(_FIXED_FORMAT.get(dtype, "I") for _, dtype in self.features)
         object.__setattr__(self, "schema_id", zlib.crc32(text.encode()))
         object.__setattr__(self, "_struct", struct.Struct(f"<BqqI{self.bitmap_size}s{slots}"))
