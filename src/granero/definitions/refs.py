@@ -63,9 +63,9 @@ def _ref_pairs(defs: RepoDefinitions, refs: list[str]) -> list[tuple[str, str]]:
         if view is None:
             raise UnknownName(f"unknown feature view {view_name!r} in {ref!r}; known: {sorted(defs.feature_views)}")
         if feature == "*":
-            pairs += [(view_name, f) for f in view.feature_names]
-        elif feature not in view.feature_names:
-            raise UnknownName(f"feature view {view_name!r} has no feature {feature!r}; it has {view.feature_names}")
+            pairs += [(view_name, f) for f in view.output_names]
+        elif feature not in view.output_names:
+            raise UnknownName(f"feature view {view_name!r} has no feature {feature!r}; it has {view.output_names}")
         else:
             pairs.append((view_name, feature))
     return pairs
@@ -78,5 +78,5 @@ def _service_pairs(defs: RepoDefinitions, name: str) -> list[tuple[str, str]]:
     pairs = []
     for selection in service.features:
         view = defs.feature_views[selection.view_name]
-        pairs += [(view.name, f) for f in (selection.features or view.feature_names)]
+        pairs += [(view.name, f) for f in (selection.features or view.output_names)]
     return pairs
