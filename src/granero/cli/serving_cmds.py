@@ -45,6 +45,21 @@ ServiceOption = Annotated[str | None, typer.Option(
     "--service", "-s", help="A feature service name.")]
 TargetOption = Annotated[str | None, typer.Option(
     "--target", help="HOST:PORT of a running `granero serve`; default: look up in-process.")]
+_TLS = "TLS"
+TlsCaOption = Annotated[Path | None, typer.Option(
+    "--tls-ca", envvar="GRANERO_TLS_CA", rich_help_panel=_TLS,
+    help="CA bundle the server's certificate must chain to (implies TLS).")]
+TlsFlag = Annotated[bool, typer.Option(
+    "--tls", rich_help_panel=_TLS, help="Speak TLS, checking the server against the system's CAs.")]
+ClientCertOption = Annotated[Path | None, typer.Option(
+    "--tls-cert", envvar="GRANERO_TLS_CERT", rich_help_panel=_TLS,
+    help="Client certificate for mutual TLS (with --tls-key).")]
+ClientKeyOption = Annotated[Path | None, typer.Option(
+    "--tls-key", envvar="GRANERO_TLS_KEY", rich_help_panel=_TLS,
+    help="The client certificate's private key.")]
+ServerNameOption = Annotated[str | None, typer.Option(
+    "--tls-server-name", rich_help_panel=_TLS,
+    help="Name the server's certificate must carry, when not the target's host.")]
 
 _STATUS_STYLE = {"PRESENT": "green", "NULL_VALUE": "yellow", "OUTSIDE_MAX_AGE": "magenta",
                  "NOT_FOUND": "red"}
@@ -70,19 +85,35 @@ def serve(
         min=1, help="Serving processes sharing the port (default: serving.workers).")] = None,
     log_level: Annotated[LogLevel, typer.Option(
         case_sensitive=False, help="DEBUG logs one JSON line per request.")] = LogLevel.INFO,
+    tls_cert: Annotated[Path | None, typer.Option(
+        rich_help_panel=_TLS, help="Server certificate chain, PEM (default: serving.tls).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(
+        rich_help_panel=_TLS, help="Its private key, PEM; both files are re-read on rotation.")] = None,
+    tls_client_ca: Annotated[Path | None, typer.Option(
+        rich_help_panel=_TLS, help="Require client certificates signed by this CA (mTLS).")] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", rich_help_panel=_TLS,
+        help="Allow plain text on a non-loopback --host (default: refused, exit 2).")] = False,
+    health_port: Annotated[int | None, typer.Option(
+        min=0, max=65535, rich_help_panel=_TLS,
+        help="Plain-text port serving only grpc.health.v1, for probes without TLS.")] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Serve online features over gRPC until SIGTERM or Ctrl-C, then drain in-flight requests."""
     from granero.serving.logs import configure_json_logging
     from granero.serving.server import serve as run_server
+    from granero.serving.tls import require_safe_transport
     from granero.serving.workers import handle_info, serve_workers
 
     configure_json_logging(log_level.value)
     overrides = {"host": host, "port": port, "metrics_port": metrics_port,
-                 "max_workers": max_workers, "workers": workers}
+                 "max_workers": max_workers, "workers": workers, "health_port": health_port,
+                 "insecure": insecure or None}
     with open_store(repo) as store:
         update = {k: v for k, v in overrides.items() if v is not None}
-        config = store.config.serving.model_copy(update=update)
+        config = _with_tls(store.config.serving.model_copy(update=update),
+                           tls_cert, tls_key, tls_client_ca)
+        require_safe_transport(config, warn=False)  # before any worker starts: one clear error
         if config.workers == 1:
             run_server(store, config,
                        on_ready=lambda handle: _announce(handle_info(handle), json_output))
@@ -91,6 +122,21 @@ def serve(
                       on_ready=lambda info: _announce(info, json_output))
     if not json_output:
         console.print("stopped: in-flight requests drained")
+
+
+def _with_tls(config: Any, cert: Path | None, key: Path | None, client_ca: Path | None) -> Any:
+    """``--tls-*`` over ``serving.tls``: a flag replaces that one file of the config's."""
+    if cert is None and key is None and client_ca is None:
+        return config
+    files = config.tls.model_dump() if config.tls else {}
+    given = {"cert_file": cert, "key_file": key, "client_ca_file": client_ca}
+    files |= {field: str(path.resolve()) for field, path in given.items() if path is not None}
+    if not files.get("cert_file") or not files.get("key_file"):
+        raise typer.BadParameter("TLS needs a certificate and its key: --tls-cert and --tls-key "
+                                 "(or serving.tls.cert_file and key_file)")
+    from granero.serving.config import TlsConfig
+
+    return config.model_copy(update={"tls": TlsConfig(**files)})
 
 
 def _announce(info: dict[str, Any], json_output: bool) -> None:
@@ -115,13 +161,19 @@ def get_online(
     target: TargetOption = None,
     repo: RepoOption = Path("."),
     json_output: JsonOption = False,
+    tls: TlsFlag = False,
+    tls_ca: TlsCaOption = None,
+    tls_cert: ClientCertOption = None,
+    tls_key: ClientKeyOption = None,
+    tls_server_name: ServerNameOption = None,
 ) -> None:
     """Look up the latest feature values of entities; a status says why a value is missing."""
     refs = [r.strip() for item in features or [] for r in item.split(",") if r.strip()] or None
     if (refs is None) == (service is None):
         raise typer.BadParameter("give --features or --service (exactly one of them)")
     if target:
-        rows, result, dtypes = _remote_lookup(target, entity, refs, service)
+        client_tls = _client_tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
+        rows, result, dtypes = _remote_lookup(target, entity, refs, service, client_tls)
     else:
         rows, result, dtypes = _local_lookup(repo, entity, refs, service)
     if json_output:
@@ -140,10 +192,22 @@ def _local_lookup(repo: Path, entities: list[str], refs: list[str] | None, servi
         return rows, store.get_online_features(rows, features=refs, feature_service=service), dtypes
 
 
-def _remote_lookup(target: str, entities: list[str], refs: list[str] | None, service: str | None):
+def _client_tls(tls: bool, ca: Path | None, cert: Path | None, key: Path | None,
+                server_name: str | None):
+    """TLS when any ``--tls*`` option is given; plain text otherwise."""
+    if not (tls or ca or cert or key or server_name):
+        return None
+    from granero.serving.tls import ClientTls
+
+    return ClientTls(ca_file=str(ca) if ca else None, cert_file=str(cert) if cert else None,
+                     key_file=str(key) if key else None, server_name=server_name)
+
+
+def _remote_lookup(target: str, entities: list[str], refs: list[str] | None, service: str | None,
+                   tls: Any = None):
     from granero.serving.client import Client
 
-    with Client(target) as client:
+    with Client(target, tls=tls) as client:
         views = client.request_views(features=refs, feature_service=service)
         rows = parse_entities(entities, {k: d for v in views for k, d in v.join_keys.items()})
         dtypes = {f"{v.name}__{c.name}": c.dtype for v in views for c in v.features}

@@ -33,6 +33,7 @@ from granero.serving.info import (
     service_info,
     view_info,
 )
+from granero.serving.tls import ClientTls, channel_credentials, channel_options
 from granero.serving.v1 import serving_pb2 as pb
 from granero.serving.v1.serving_pb2_grpc import FeatureServingStub
 
@@ -61,12 +62,13 @@ class Client:
 
     def __init__(self, target: str = DEFAULT_TARGET, timeout: float | None = 5.0,
                  *, max_message_bytes: int = 64 * 1024 * 1024,
-                 connections: int = DEFAULT_CONNECTIONS) -> None:
+                 connections: int = DEFAULT_CONNECTIONS, tls: ClientTls | None = None) -> None:
+        """``tls``: speak TLS (mTLS with a client certificate); None: plain text."""
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
             raise InvalidRequest(f"connections must be a whole number >= 1, got {connections!r}")
         self.target = target
         self.timeout = timeout
-        self._channels = [_channel(target, max_message_bytes) for _ in range(connections)]
+        self._channels = [_channel(target, max_message_bytes, tls) for _ in range(connections)]
         self._stubs = itertools.cycle([FeatureServingStub(c) for c in self._channels])
 
     @property
@@ -153,13 +155,17 @@ class Client:
             raise _translate(error, self.target) from None
 
 
-def _channel(target: str, max_message_bytes: int) -> grpc.Channel:
+def _channel(target: str, max_message_bytes: int, tls: ClientTls | None) -> grpc.Channel:
     """A channel with a subchannel pool of its own: a TCP connection no other channel shares."""
-    return grpc.insecure_channel(target, options=[
+    options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.use_local_subchannel_pool", 1),
-    ])
+        *channel_options(tls),
+    ]
+    if tls is None:
+        return grpc.insecure_channel(target, options=options)
+    return grpc.secure_channel(target, channel_credentials(tls), options=options)
 
 
 def _translate(error: grpc.RpcError, target: str) -> GraneroError:

@@ -9,6 +9,19 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from granero.serving.limits import ServingLimits
 
 
+class TlsConfig(BaseModel):
+    """The server's certificate and key (PEM files, e.g. a mounted Kubernetes Secret), re-read
+    on rotation without a restart (serving/tls.py). With ``client_ca_file``, mutual TLS: every
+    client must present a certificate that CA signed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cert_file: str
+    """The certificate chain, leaf first."""
+    key_file: str
+    client_ca_file: str | None = None
+
+
 class ServingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -34,6 +47,13 @@ class ServingConfig(BaseModel):
     """Consecutive failed pings that turn health NOT_SERVING."""
     health_successes: int = Field(default=2, ge=1)
     """Consecutive good pings that turn it SERVING again."""
+    tls: TlsConfig | None = None
+    """Without it the server speaks plain text, which only a loopback ``host`` gets by default."""
+    insecure: bool = False
+    """Serve plain text on a non-loopback ``host`` anyway (logged as a warning)."""
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+    """A plain-text port serving only grpc.health.v1, for probes that cannot speak TLS (the
+    kubelet's); it tells whether the server is SERVING, nothing else."""
 
     @model_validator(mode="before")
     @classmethod

@@ -23,10 +23,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from granero.access.config import AccessConfig
+from granero.access.guard import AccessGuard
+from granero.access.interceptor import AccessInterceptor
 from granero.errors import ConfigError
 from granero.serving.config import ServingConfig
 from granero.serving.health import LIVENESS_SERVICE, SERVING, StoreHealth
 from granero.serving.servicer import SERVICE_NAME, FeatureServingServicer, add_to_server
+from granero.serving.tls import CertificateFiles, require_safe_transport, server_credentials
 
 if TYPE_CHECKING:
     from granero.feature_store import FeatureStore
@@ -45,6 +49,11 @@ class ServerHandle:
     port: int
     metrics_http: Any = None
     store_health: StoreHealth | None = None
+    access: AccessGuard | None = None
+    """Authentication, the registry's permissions and the audit log (granero/access)."""
+    certificates: CertificateFiles | None = None
+    """With TLS: the files served, re-read on rotation (serving/tls.py)."""
+    health_server: HealthPort | None = None
 
     @property
     def address(self) -> str:
@@ -59,10 +68,18 @@ class ServerHandle:
         self.health.enter_graceful_shutdown()
         return self.server.stop(grace)
 
+    @property
+    def health_port(self) -> int | None:
+        return self.health_server.port if self.health_server else None
+
     def close(self) -> None:
         self.stop(0).wait()
+        if self.health_server is not None:
+            self.health_server.server.stop(0).wait()
         if self.store_health is not None:
             self.store_health.stop()
+        if self.access is not None:
+            self.access.close()
         if self.metrics_http is not None:
             self.metrics_http.shutdown()
             self.metrics_http.server_close()
@@ -76,21 +93,32 @@ class ServerHandle:
 
 
 def build_server(
-    store: FeatureStore, config: ServingConfig, *, servicer: FeatureServingServicer | None = None
+    store: FeatureStore, config: ServingConfig, *, servicer: FeatureServingServicer | None = None,
+    access: AccessConfig | None = None,
 ) -> ServerHandle:
     """Start serving ``store`` as ``config`` says (port 0 picks a free port: see ``handle.port``).
 
-    ``servicer`` replaces the default one, e.g. by a subclass that holds requests in tests.
+    ``servicer`` replaces the default one, e.g. by a subclass that holds requests in tests;
+    ``access`` replaces the store's ``access:`` config (granero/access: one interceptor).
     """
+    require_safe_transport(config)
+    credentials, certificates = server_credentials(config.tls) if config.tls else (None, None)
     servicer = servicer or FeatureServingServicer(store, config)
+    guard = AccessGuard(access or store.config.access, servicer.registry.current)
+    interceptor = AccessInterceptor(guard, config.limits.max_error_bytes)
     pool = futures.ThreadPoolExecutor(config.max_workers, thread_name_prefix="granero-rpc")
-    server = grpc.server(pool, options=_options(config))
+    server = grpc.server(pool, options=_options(config), interceptors=[interceptor])
     add_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     services = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(services, server)
-    handle = ServerHandle(server, servicer, health_servicer, config.host, _listen(server, config))
+    port = _listen(server, config, config.port, credentials)
+    handle = ServerHandle(server, servicer, health_servicer, config.host, port)
+    handle.certificates = certificates
+    handle.access = guard
+    if config.health_port is not None:
+        handle.health_server = _health_only(health_servicer, config)
     handle.store_health = _watch_store(store, config, handle)
     health_servicer.set(LIVENESS_SERVICE, SERVING)
     server.start()
@@ -146,17 +174,36 @@ def _options(config: ServingConfig) -> list[tuple[str, int]]:
     ]
 
 
-def _listen(server: grpc.Server, config: ServingConfig) -> int:
-    address = f"{_bracketed(config.host)}:{config.port}"
+def _listen(server: grpc.Server, config: ServingConfig, port: int,
+            credentials: grpc.ServerCredentials | None = None) -> int:
+    address = f"{_bracketed(config.host)}:{port}"
     try:
-        port = server.add_insecure_port(address)
+        bound = (server.add_secure_port(address, credentials) if credentials
+                 else server.add_insecure_port(address))
     except RuntimeError:
-        port = 0
-    if port == 0:  # exit 2 like any unusable setting, the address named
+        bound = 0
+    if bound == 0:  # exit 2 like any unusable setting, the address named
         raise ConfigError(f"cannot listen on {address}: the port is in use or the host is not an "
                           f"address of this machine (choose another with --port/--host or "
                           f"serving.port/serving.host)")
-    return port
+    return bound
+
+
+def _health_only(health_servicer: health.HealthServicer, config: ServingConfig) -> HealthPort:
+    """grpc.health.v1 alone, in plain text on ``health_port``: the same statuses as the main
+    port (one servicer), for probes that cannot speak TLS; no feature is reachable there."""
+    pool = futures.ThreadPoolExecutor(1, thread_name_prefix="granero-health")
+    server = grpc.server(pool, options=_options(config))
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = _listen(server, config, config.health_port or 0)
+    server.start()
+    return HealthPort(server, port)
+
+
+@dataclass
+class HealthPort:
+    server: grpc.Server
+    port: int
 
 
 def _expose_metrics(handle: ServerHandle, port: int) -> None:
