@@ -11,7 +11,7 @@ import granero
 def test_public_names():
     assert sorted(granero.__all__) == sorted([
         "Client", "Entity", "FeatureSelection", "FeatureService", "FeatureStore", "FeatureView", "Field",
-        "FileSource", "GraneroError", "TableSource", "__version__",
+        "FileSource", "GraneroError", "Permission", "TableSource", "__version__",
     ])
     for name in granero.__all__:
         assert getattr(granero, name) is not None

@@ -11,6 +11,7 @@ from granero.definitions import (
     FeatureView,
     Field,
     FileSource,
+    Permission,
     TableSource,
 )
 from granero.errors import GraneroError
@@ -27,6 +28,7 @@ __all__ = [
     "Field",
     "FileSource",
     "GraneroError",
+    "Permission",
     "TableSource",
     "__version__",
 ]

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from granero.access.config import AccessConfig
 from granero.definitions.base import describe_validation_error
 from granero.errors import ConfigError
 from granero.offline.delta import DeltaConfig
@@ -44,6 +45,7 @@ class RepoConfig(BaseModel):
     spark: SparkConfig = SparkConfig()
     serving: ServingConfig = ServingConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
+    access: AccessConfig = AccessConfig()
 
     @field_validator("project")
     @classmethod
@@ -115,4 +117,10 @@ def _with_resolved_paths(config: RepoConfig, repo_path: Path) -> RepoConfig:
     if isinstance(config.online_store, EmbeddedRedisConfig):
         data_dir = resolve_path(repo_path, config.online_store.data_dir)
         updates["online_store"] = config.online_store.model_copy(update={"data_dir": data_dir})
+    updates["access"] = config.access.resolved(repo_path)
+    if config.serving.tls is not None:
+        tls = {field: resolve_path(repo_path, path)
+               for field, path in config.serving.tls.model_dump().items() if path}
+        updates["serving"] = config.serving.model_copy(
+            update={"tls": config.serving.tls.model_copy(update=tls)})
     return config.model_copy(update=updates)

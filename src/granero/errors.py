@@ -11,7 +11,9 @@
     │   └── UnknownName               it names a view, feature or service the registry lacks (also a NotFound)
     ├── OnlineStoreUnavailable        Redis cannot be reached
     ├── VerificationFailed            online values differ from the offline point-in-time values
-    └── NotFound                      a named object does not exist
+    ├── NotFound                      a named object does not exist
+    ├── Unauthenticated               no credentials, or credentials that do not verify
+    └── PermissionDenied              not allowed, or no such object (never says which)
 
 Each class carries the gRPC status code name it maps to, so the server translates errors by
 lookup and never needs logic of its own. The CLI's exit code is the class's ``exit_code``: any
@@ -87,3 +89,18 @@ class UnknownName(InvalidRequest, NotFound):
 
     grpc_code = "INVALID_ARGUMENT"
     exit_code = 8
+
+
+class Unauthenticated(GraneroError):
+    """The caller presented no credentials where some are required, or ones that do not verify."""
+
+    grpc_code = "UNAUTHENTICATED"
+    exit_code = 10
+
+
+class PermissionDenied(GraneroError):
+    """The caller may not do this, or the named object does not exist: the message never tells
+    which, so a caller learns nothing of objects it may not see."""
+
+    grpc_code = "PERMISSION_DENIED"
+    exit_code = 11

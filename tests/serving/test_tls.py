@@ -7,8 +7,12 @@ same call), so a failure for another reason cannot pass for the refusal.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -296,3 +300,74 @@ def test_the_health_port_answers_probes_in_plain_text_and_serves_nothing_else(st
         handle.stop(None)
         assert check(health_pb2.HealthCheckRequest(), timeout=scaled(5)).status == \
             health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+def test_tls_files_in_feature_store_yaml_are_taken_relative_to_the_repo(tmp_path):
+    from granero.config import load_config
+
+    (tmp_path / "feature_store.yaml").write_text(
+        "project: p\nserving:\n  tls: {cert_file: certs/tls.crt, key_file: /abs/tls.key}\n")
+    tls = load_config(tmp_path).serving.tls
+    assert (tls.cert_file, tls.key_file, tls.client_ca_file) == (
+        str(tmp_path.resolve() / "certs" / "tls.crt"), "/abs/tls.key", None)
+
+
+def test_an_unknown_tls_field_is_refused_by_name(tmp_path):
+    from granero.config import load_config
+
+    (tmp_path / "feature_store.yaml").write_text(
+        "project: p\nserving:\n  tls: {cert_file: a, key_file: b, ca_file: c}\n")
+    with pytest.raises(ConfigError, match="ca_file"):
+        load_config(tmp_path)
+
+
+# -- the CLI --------------------------------------------------------------------------------------
+
+
+def test_serve_off_loopback_without_tls_exits_2_naming_the_way_out(serving_repo, store):
+    from typer.testing import CliRunner
+
+    from granero.cli.main import app
+
+    result = CliRunner().invoke(app, ["serve", "-r", str(serving_repo), "--host", "0.0.0.0",
+                                      "--port", "0"], catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.stderr.split())
+    assert "refusing to serve plain text on 0.0.0.0" in said and "--insecure" in said
+
+
+def test_serve_and_get_online_over_mtls_as_real_processes(serving_repo, store, ca, tmp_path):
+    """``granero serve --tls-*`` in its own process, ``granero get-online --target --tls-*``
+    against it: served with the client certificate, refused without it."""
+    from typer.testing import CliRunner
+
+    from granero.cli.main import app
+
+    clients_ca = Authority("clients")
+    cert, key = ca.server().write(tmp_path, "server")
+    client_cert, client_key = clients_ca.client("cli").write(tmp_path, "client")
+    granero = str(Path(sys.executable).parent / "granero")
+    process = subprocess.Popen(
+        [granero, "serve", "-r", str(serving_repo), "--host", "0.0.0.0", "--port", "0", "--json",
+         "--tls-cert", str(cert), "--tls-key", str(key),
+         "--tls-client-ca", str(clients_ca.write(tmp_path, "clients"))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = json.loads(process.stdout.readline())["port"]
+        args = ["get-online", "--target", f"localhost:{port}", "-f", "driver_stats:trips",
+                "-e", "driver_id=1", "--json", "--tls-ca", str(ca.write(tmp_path))]
+        served = CliRunner().invoke(app, [*args, "--tls-cert", str(client_cert),
+                                          "--tls-key", str(client_key)])
+        without = CliRunner().invoke(app, args)
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=scaled(30))
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert served.exit_code == 0, served.output
+    assert json.loads(served.stdout)["rows"][0]["features"]["driver_stats__trips"]["value"] == 12
+    assert without.exit_code == 7 and "UNAVAILABLE" in without.stderr
+    assert process.returncode == 0

@@ -6,6 +6,7 @@ from granero.definitions.entity import Entity
 from granero.definitions.feature_service import FeatureSelection, FeatureService
 from granero.definitions.feature_view import FeatureView
 from granero.definitions.field import Field
+from granero.definitions.permission import Permission
 from granero.definitions.repo_definitions import RepoDefinitions, compile_definitions
 from granero.definitions.source import FileSource, Source, TableSource
 
@@ -18,6 +19,7 @@ __all__ = [
     "FeatureView",
     "Field",
     "FileSource",
+    "Permission",
     "RepoDefinitions",
     "Source",
     "TableSource",

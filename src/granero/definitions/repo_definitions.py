@@ -15,6 +15,7 @@ from granero.definitions.base import Definition, Model
 from granero.definitions.entity import Entity
 from granero.definitions.feature_service import FeatureSelection, FeatureService
 from granero.definitions.feature_view import FeatureView
+from granero.definitions.permission import ANY, Permission
 from granero.errors import DefinitionError
 
 T = TypeVar("T", bound=Definition)
@@ -29,6 +30,7 @@ class RepoDefinitions(Model):
     entities: dict[str, Entity] = {}
     feature_views: dict[str, FeatureView] = {}
     feature_services: dict[str, FeatureService] = {}
+    permissions: dict[str, Permission] = {}
 
     def join_keys(self, view: FeatureView) -> dict[str, str]:
         """The view's join keys and dtypes, in entity order then key order."""
@@ -38,7 +40,8 @@ class RepoDefinitions(Model):
         return keys
 
     def all_objects(self) -> list[Definition]:
-        return [*self.entities.values(), *self.feature_views.values(), *self.feature_services.values()]
+        return [*self.entities.values(), *self.feature_views.values(), *self.feature_services.values(),
+                *self.permissions.values()]
 
 
 def compile_definitions(found: Iterable[tuple[str, Definition]]) -> RepoDefinitions:
@@ -48,10 +51,12 @@ def compile_definitions(found: Iterable[tuple[str, Definition]]) -> RepoDefiniti
     entities = [obj for _, obj in named if isinstance(obj, Entity)]
     views = [_resolve_view(obj, ref_names) for _, obj in named if isinstance(obj, FeatureView)]
     services = [_resolve_service(obj, ref_names) for _, obj in named if isinstance(obj, FeatureService)]
+    permissions = [obj for _, obj in named if isinstance(obj, Permission)]
     result = RepoDefinitions(
         entities=_unique(entities),
         feature_views=_unique(views),
         feature_services=_unique(services),
+        permissions=_unique(permissions),
     )
     check_references(result)
     return result
@@ -60,7 +65,7 @@ def compile_definitions(found: Iterable[tuple[str, Definition]]) -> RepoDefiniti
 def _name_objects(found: Iterable[tuple[str, Definition]]) -> list[tuple[Definition, Definition]]:
     seen: dict[int, tuple[Definition, Definition]] = {}
     for variable, obj in found:
-        if id(obj) not in seen and obj.kind in ("entity", "feature_view", "feature_service"):
+        if id(obj) not in seen and obj.kind in ("entity", "feature_view", "feature_service", "permission"):
             seen[id(obj)] = (obj, obj if obj.name else obj.named(variable))
     return list(seen.values())
 
@@ -105,6 +110,8 @@ def check_references(repo: RepoDefinitions) -> None:
         _check_view(repo, view)
     for service in repo.feature_services.values():
         _check_service(repo, service)
+    for permission in repo.permissions.values():
+        _check_permission(repo, permission)
 
 
 def _check_view(repo: RepoDefinitions, view: FeatureView) -> None:
@@ -161,6 +168,14 @@ def _check_service(repo: RepoDefinitions, service: FeatureService) -> None:
         unknown = sorted(set(selection.features or []) - set(view.output_names))
         if unknown:
             raise service.fail("features", f"view {view.name!r} has no features {unknown}")
+
+
+def _check_permission(repo: RepoDefinitions, permission: Permission) -> None:
+    """Named resources exist: a typo would otherwise grant nothing, silently."""
+    for field, known in (("feature_views", repo.feature_views), ("feature_services", repo.feature_services)):
+        unknown = sorted(set(getattr(permission, field)) - set(known) - {ANY})
+        if unknown:
+            raise permission.fail(field, f"unknown names {unknown}; known: {sorted(known)}")
 
 
 __all__ = ["RESERVED_COLUMNS", "DefinitionError", "RepoDefinitions", "compile_definitions"]

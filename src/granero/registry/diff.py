@@ -6,16 +6,19 @@ No I/O here: both sides are RepoDefinitions values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
-from granero.definitions import RepoDefinitions
+from granero.definitions import FeatureView, RepoDefinitions
 from granero.definitions.display import dump_as_written
+from granero.definitions.duration import format_duration
 
-Kind = Literal["entity", "feature_view", "feature_service"]
+Kind = Literal["entity", "feature_view", "feature_service", "permission"]
 _SECTIONS: dict[Kind, str] = {
     "entity": "entities",
     "feature_view": "feature_views",
     "feature_service": "feature_services",
+    "permission": "permissions",
 }
 
 
@@ -84,10 +87,67 @@ def breaking_changes(old: RepoDefinitions, new: RepoDefinitions) -> list[str]:
         new_view = new.feature_views[name]
         if old.join_keys(view) != new.join_keys(new_view):
             reasons.append(f"feature view {name!r}: join keys change; its tables are keyed by the old ones")
-        for feature in view.features:
-            if feature.name in new_view.feature_names and new_view.feature(feature.name).dtype != feature.dtype:
-                reasons.append(
-                    f"feature view {name!r}: feature {feature.name!r} changes dtype from "
-                    f"{feature.dtype} to {new_view.feature(feature.name).dtype}"
-                )
+        reasons += [f"feature view {name!r}: {reason}" for reason in _view_changes(view, new_view)]
     return reasons
+
+
+def _view_changes(old: FeatureView, new: FeatureView) -> list[str]:
+    if old.is_aggregate != new.is_aggregate:
+        kinds = ("a plain view", "an aggregate view")
+        return [
+            f"changes from {kinds[old.is_aggregate]} to {kinds[new.is_aggregate]}; its offline table "
+            "and online values were written for the old kind (a plain view keeps one row per key and times)"
+        ]
+    return [*_dtype_changes(old, new), *_hop_change(old, new), *_aggregate_changes(old, new)]
+
+
+def _dtype_changes(old: FeatureView, new: FeatureView) -> list[str]:
+    """Declared columns whose dtype changes; for an aggregate view, naming the aggregates that read
+    them (their values and output dtypes follow the column's)."""
+    reasons = []
+    what = "event column" if old.is_aggregate else "feature"
+    for feature in old.features:
+        if feature.name in new.feature_names and new.feature(feature.name).dtype != feature.dtype:
+            readers = [a.name for a in old.aggregations if a.column == feature.name]
+            read_by = f"; aggregates {readers} read it" if readers else ""
+            reasons.append(
+                f"{what} {feature.name!r} changes dtype from {feature.dtype} to "
+                f"{new.feature(feature.name).dtype}{read_by}"
+            )
+    return reasons
+
+
+def _hop_change(old: FeatureView, new: FeatureView) -> list[str]:
+    """The hop, declared or default (a new window can change the default), cuts the tiles."""
+    if not old.is_aggregate or old.resolved_hop == new.resolved_hop:
+        return []
+    return [
+        f"hop changes from {format_duration(old.resolved_hop)} to {format_duration(new.resolved_hop)}; "
+        f"the stored values of aggregates {old.output_names} were tiled by the old hop"
+    ]
+
+
+_AGGREGATE_FIELDS = ("column", "function", "window")
+
+
+def _aggregate_changes(old: FeatureView, new: FeatureView) -> list[str]:
+    """An aggregate kept under its name but computed differently: its stored values are wrong."""
+    after = {a.name: a for a in new.aggregations}
+    reasons = []
+    for aggregation in (a for a in old.aggregations if a.name in after):
+        changed = [
+            f"{field} from {_shown(getattr(aggregation, field))} to {_shown(getattr(after[aggregation.name], field))}"
+            for field in _AGGREGATE_FIELDS
+            if getattr(aggregation, field) != getattr(after[aggregation.name], field)
+        ]
+        if changed:
+            reasons.append(
+                f"aggregate {aggregation.name!r} changes {' and '.join(changed)}; its stored values were "
+                "computed by the old definition"
+            )
+    return reasons
+
+
+def _shown(value: object) -> str:
+    return format_duration(value) if isinstance(value, timedelta) else str(value)
+
