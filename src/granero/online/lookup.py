@@ -41,6 +41,7 @@ from granero.online.encoding import (
     to_micros,
     value_codec,
 )
+from granero.online.redis import WindowRead
 
 if TYPE_CHECKING:
     from granero.definitions.refs import ViewFeatures
@@ -172,13 +173,42 @@ def read_views(
 ) -> list[list[ViewRead]]:
     """Per entity row, per view: what ``lookup`` returns, before any datetime or FeatureValue is
     built (the gRPC server encodes these directly). Same validation and round trip as lookup."""
-    keys = [[(r.name, r.entity_key(i, row)) for r in readers] for i, row in enumerate(entity_rows)]
-    wanted = list(dict.fromkeys(key for row in keys for key in row))  # each key read once
-    found = dict(zip(wanted, store.read(wanted), strict=True))
+    keys = [[r.entity_key(i, row) for r in readers] for i, row in enumerate(entity_rows)]
+    distinct = [list(dict.fromkeys(column)) for column in zip(*keys, strict=True)]  # read once
+    if not distinct:
+        return [[] for _ in keys]
+    found = [
+        dict(zip(view_keys, raws, strict=True))
+        for view_keys, raws in zip(distinct, _fetch(store, readers, distinct, now_micros, True), strict=True)
+    ]
     return [
-        [reader.read(found[key], now_micros) for reader, key in zip(readers, row, strict=True)]
+        [reader.read(answers[key], now_micros) for reader, answers, key in zip(readers, found, row, strict=True)]
         for row in keys
     ]
+
+
+def _fetch(
+    store: OnlineStore, readers: Sequence[ViewReader], keys: Sequence[Sequence[bytes]], now_micros: int,
+    per_key: bool = False,
+) -> list[list[Any]]:
+    """Per reader, the raw answer of its entity ``keys``, in one store round trip: per key the
+    stored value of a plain view; per key, per window (``window_tiles``), the member of an
+    aggregate view (one flat list, or a list per key when ``per_key``)."""
+    tiles = [reader.window_tiles(now_micros) for reader in readers]
+    gets = [(r.name, key) for r, ks, t in zip(readers, keys, tiles, strict=True) if not t for key in ks]
+    windows = [WindowRead(r.name, ks, t) for r, ks, t in zip(readers, keys, tiles, strict=True) if t and ks]
+    found = store.read(gets, windows) if windows else store.read(gets)
+    out, plain, ranged = [], 0, len(gets)
+    for view_keys, view_tiles in zip(keys, tiles, strict=True):
+        if not view_tiles:
+            out.append(found[plain : plain + len(view_keys)])
+            plain += len(view_keys)
+            continue
+        width = len(view_tiles)
+        members = found[ranged : ranged + width * len(view_keys)]
+        ranged += len(members)
+        out.append([members[i : i + width] for i in range(0, len(members), width)] if per_key else members)
+    return out
 
 
 EntityColumns = Mapping[str, Sequence[Any]]
@@ -214,12 +244,8 @@ def read_columns(
     names the entity row, key and view) and one store round trip."""
     count = column_length(columns)
     keys = [reader.entity_keys(columns, count) for reader in readers]
-    lookups = [(r.name, key) for r, ks in zip(readers, keys, strict=True) for key in ks]
-    found = store.read(lookups)
-    return [
-        reader.read_columns(found[i * count : (i + 1) * count], now_micros)
-        for i, reader in enumerate(readers)
-    ]
+    found = _fetch(store, readers, keys, now_micros)
+    return [reader.read_columns(raw, now_micros) for reader, raw in zip(readers, found, strict=True)]
 
 
 def column_length(columns: EntityColumns) -> int:
@@ -277,6 +303,11 @@ class ViewReader:
 
     @classmethod
     def of(cls, view: ViewFeatures) -> ViewReader:
+        """The reader of ``view``'s requested features; an aggregate view's reads windows."""
+        if view.view.is_aggregate:
+            from granero.online.aggregate_lookup import AggregateReader
+
+            return AggregateReader.of(view)
         features = tuple((f.name, f.dtype) for f in view.view.features)
         position = {name: i for i, (name, _) in enumerate(features)}
         return cls(
@@ -286,6 +317,10 @@ class ViewReader:
             tuple(position[f] for f in view.features),
             view.view.ttl // timedelta(microseconds=1),
         )
+
+    def window_tiles(self, now_micros: int) -> tuple[int, ...]:
+        """The tile indexes an aggregate view reads from per entity; a plain view: none (GET)."""
+        return ()
 
     def entity_key(self, index: int, row: Mapping[str, Any]) -> bytes:
         values = [

@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -70,6 +70,31 @@ return written
 """
 """KEYS: the keys; ARGV: per key its encoded value and expire-at unix ms ('' for never).
 Returns how many values were stored (the others were older than what Redis holds)."""
+
+READ_WINDOWS = """
+local out = {}
+for _, key in ipairs(KEYS) do
+  for _, tile in ipairs(ARGV) do
+    local first = redis.call('ZRANGE', key, tile, '+inf', 'BYSCORE', 'LIMIT', 0, 1)[1]
+    out[#out + 1] = first or false
+  end
+end
+return out
+"""
+"""KEYS: an aggregate view's entity keys; ARGV: tile indexes. Per key, per tile, the first
+member scored at or after the tile, or nil (Lua ``false``): one reply for a whole view, parsed in C
+by hiredis, where a ZRANGE per (entity, window) would cost a Python call per reply. Sent with
+EVAL, whose body Redis caches by digest, so a restarted server needs no reloading."""
+_READ_WINDOWS = READ_WINDOWS.encode()
+
+
+class WindowRead(NamedTuple):
+    """Window reads of one aggregate view: per entity key, per tile index, the first member of
+    the key's sorted set scored at or after the tile (``online.aggregate_encoding``)."""
+
+    view: str
+    keys: Sequence[bytes]
+    tiles: Sequence[int]
 
 KEYS_PER_CALL = 100
 """Keys per script call on a standalone server: 2x the throughput of one call per key, while a
@@ -174,13 +199,20 @@ class RedisStore:
                 written += self._write_chunk(prefix, rows[start : start + self.batch_size])
         return written
 
-    def read(self, lookups: Sequence[tuple[str, bytes]]) -> list[bytes | None]:
-        """The stored value per (view, entity key), None when absent, in one round trip."""
-        if not lookups:
+    def read(
+        self, lookups: Sequence[tuple[str, bytes]], windows: Sequence[WindowRead] = ()
+    ) -> list[bytes | None]:
+        """The stored value per (view, entity key), None when absent; then, per ``WindowRead``,
+        per entity key, per tile: the first member of the key's sorted set scored at or after the
+        tile, None when there is none. All in one round trip."""
+        if not lookups and not windows:
             return []
         prefixes = {view: self._prefix(view) for view in {view for view, _ in lookups}}
         keys = [prefixes[view] + key for view, key in lookups]
-        with self._unavailable_on_error(f"reading {len(keys)} keys"):
+        count = len(keys) + sum(len(window.keys) for window in windows)
+        with self._unavailable_on_error(f"reading {count} keys"):
+            if windows:
+                return self._read_with_windows(keys, windows)
             if not self.settings.cluster:
                 return self._mget(keys)
             pipe = self.client.pipeline(transaction=False)
@@ -316,6 +348,29 @@ class RedisStore:
             raise reply
         return reply
 
+    def _read_with_windows(self, keys: list[bytes], windows: Sequence[WindowRead]) -> list[Any]:
+        """``read`` with window reads: on a standalone server one packed payload (an MGET, then
+        one READ_WINDOWS call per WindowRead); on a Cluster one pipeline of GETs and one call per
+        entity key (a script keeps to one slot)."""
+        calls = [_window_call(self._prefix(w.view), w.keys, w.tiles) for w in windows]
+        if not self.settings.cluster:
+            replies = self._run_packed(([[b"MGET", *keys]] if keys else []) + calls)
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+            found = replies[0] if keys else []
+            return found + [member for reply in replies[len(replies) - len(calls):] for member in reply]
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(key)
+        for window in windows:
+            prefix = self._prefix(window.view)
+            tiles = [b"%d" % tile for tile in window.tiles]
+            for key in window.keys:  # the str name: redis-py routes EVAL by its keys then
+                pipe.execute_command("EVAL", READ_WINDOWS, 1, prefix + key, *tiles)
+        replies = pipe.execute()
+        return replies[: len(keys)] + [member for reply in replies[len(keys) :] for member in reply]
+
     def _unlink(self, keys: list[bytes]) -> int:
         if not keys:
             return 0
@@ -350,6 +405,11 @@ def _script_call(sha: str, prefix: bytes, rows: list[tuple[bytes, bytes, bytes]]
     keys = [prefix + key for key, _, _ in rows]
     arguments = [item for _, value, expire_at in rows for item in (value, expire_at)]
     return [b"EVALSHA", sha.encode(), b"%d" % len(rows), *keys, *arguments]
+
+
+def _window_call(prefix: bytes, keys: Sequence[bytes], tiles: Sequence[int]) -> list[bytes]:
+    arguments = [b"%d" % tile for tile in tiles]
+    return [b"EVAL", _READ_WINDOWS, b"%d" % len(keys), *(prefix + key for key in keys), *arguments]
 
 
 def _resp(command: list[bytes]) -> bytes:

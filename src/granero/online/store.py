@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from granero.online.embedded import EmbeddedRedis, EmbeddedRedisConfig, ServerLease
-from granero.online.redis import RedisConfig, RedisSettings, RedisStore
+from granero.online.redis import RedisConfig, RedisSettings, RedisStore, WindowRead
 
 
 class OnlineStore(Protocol):
@@ -26,8 +26,11 @@ class OnlineStore(Protocol):
         """Write each value unless the stored one is newer; returns how many were stored."""
         ...
 
-    def read(self, lookups: Sequence[tuple[str, bytes]]) -> list[bytes | None]:
-        """The value per (view, entity key), None when absent, in one round trip."""
+    def read(
+        self, lookups: Sequence[tuple[str, bytes]], windows: Sequence[WindowRead] = ()
+    ) -> list[bytes | None]:
+        """The value per (view, entity key), None when absent; then per window read, per key, per
+        tile, the first member at or after the tile (aggregate views). One round trip."""
         ...
 
     def delete_view(self, view: str) -> int:

@@ -65,7 +65,7 @@ def view_message(defs: RepoDefinitions, view: FeatureView) -> pb.FeatureViewInfo
         entities=view.entity_names,
         join_keys=[pb.Column(name=k, dtype=d) for k, d in defs.join_keys(view).items()],
         features=[pb.Column(name=f.name, dtype=f.dtype, description=f.description, tags=f.tags)
-                  for f in view.features],
+                  for f in view.output_fields],
         ttl_seconds=int(view.ttl.total_seconds()), online=view.online,
     )
 
@@ -74,7 +74,7 @@ def service_message(defs: RepoDefinitions, service: FeatureService) -> pb.Featur
     refs = []
     for selection in service.features:
         view = defs.feature_views[selection.view_name]
-        refs += [f"{view.name}:{f}" for f in selection.features or view.feature_names]
+        refs += [f"{view.name}:{f}" for f in selection.features or view.output_names]
     return pb.FeatureServiceInfo(name=service.name, description=service.description,
                                  owner=service.owner, tags=service.tags, features=refs)
 

@@ -44,10 +44,10 @@ def plan_request(defs: RepoDefinitions, selection: Selection, full_names: bool) 
         views = resolve_features(defs, features=list(selection))
     names = [name for v in views for name in v.column_names(full_names)]
     _check_unique(names)
-    encoders = [value_encoder(v.view.feature(f).dtype) for v in views for f in v.features]
+    encoders = [value_encoder(v.view.output_field(f).dtype) for v in views for f in v.features]
     readers = [ViewReader.of(v) for v in views]
-    writers = [[value_writer(v.view.feature(f).dtype) for f in v.features] for v in views]
-    dtypes = [[v.view.feature(f).dtype for f in v.features] for v in views]
+    writers = [[value_writer(v.view.output_field(f).dtype) for f in v.features] for v in views]
+    dtypes = [[v.view.output_field(f).dtype for f in v.features] for v in views]
     fillers = [[column_filler(dtype) for dtype in view_dtypes] for view_dtypes in dtypes]
     return RequestPlan(views, names, encoders, readers, writers, fillers, dtypes)
 
