@@ -11,8 +11,11 @@ from granero.definitions import (
     FeatureView,
     Field,
     FileSource,
+    OnDemandFeatureView,
     Permission,
+    RequestSource,
     TableSource,
+    on_demand_feature_view,
 )
 from granero.errors import GraneroError
 
@@ -28,9 +31,12 @@ __all__ = [
     "Field",
     "FileSource",
     "GraneroError",
+    "OnDemandFeatureView",
     "Permission",
+    "RequestSource",
     "TableSource",
     "__version__",
+    "on_demand_feature_view",
 ]
 
 

@@ -11,6 +11,8 @@
     │   └── UnknownName               it names a view, feature or service the registry lacks (also a NotFound)
     ├── OnlineStoreUnavailable        Redis cannot be reached
     ├── VerificationFailed            online values differ from the offline point-in-time values
+    ├── TransformError                an on-demand transform raised, or returned a wrong length/dtype
+    ├── TransformCodeChanged          the transform code loaded is not the code applied
     ├── NotFound                      a named object does not exist
     ├── Unauthenticated               no credentials, or credentials that do not verify
     └── PermissionDenied              not allowed, or no such object (never says which)
@@ -73,6 +75,22 @@ class OnlineStoreUnavailable(GraneroError):
 class VerificationFailed(GraneroError):
     grpc_code = "FAILED_PRECONDITION"
     exit_code = 9
+
+
+class TransformError(GraneroError):
+    """An on-demand transform raised, or returned a missing output, a wrong length or a dtype
+    that does not convert without loss. Names the view, the output and the transform."""
+
+    grpc_code = "FAILED_PRECONDITION"
+    exit_code = 12
+
+
+class TransformCodeChanged(GraneroError):
+    """The transform code loaded from the repo differs from the code recorded by ``apply``:
+    run ``granero apply`` (and retrain) or deploy the applied code."""
+
+    grpc_code = "FAILED_PRECONDITION"
+    exit_code = 13
 
 
 class NotFound(GraneroError):

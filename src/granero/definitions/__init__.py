@@ -6,6 +6,7 @@ from granero.definitions.entity import Entity
 from granero.definitions.feature_service import FeatureSelection, FeatureService
 from granero.definitions.feature_view import FeatureView
 from granero.definitions.field import Field
+from granero.definitions.on_demand import OnDemandFeatureView, RequestSource, on_demand_feature_view
 from granero.definitions.permission import Permission
 from granero.definitions.repo_definitions import RepoDefinitions, compile_definitions
 from granero.definitions.source import FileSource, Source, TableSource
@@ -19,9 +20,12 @@ __all__ = [
     "FeatureView",
     "Field",
     "FileSource",
+    "OnDemandFeatureView",
     "Permission",
     "RepoDefinitions",
+    "RequestSource",
     "Source",
     "TableSource",
     "compile_definitions",
+    "on_demand_feature_view",
 ]

@@ -8,22 +8,23 @@ from pydantic import BeforeValidator, field_validator
 
 from granero.definitions.base import Definition, Model
 from granero.definitions.feature_view import FeatureView
+from granero.definitions.on_demand import OnDemandFeatureView
 
 
 class FeatureSelection(Model):
     """A view, and optionally a subset of its features (None means all of them)."""
 
-    view: str | FeatureView
+    view: str | FeatureView | OnDemandFeatureView
     features: list[str] | None = None
 
     @property
     def view_name(self) -> str:
-        return self.view.name if isinstance(self.view, FeatureView) else self.view
+        return self.view if isinstance(self.view, str) else self.view.name
 
 
 def _as_selections(value: object) -> object:
     if isinstance(value, list):
-        return [FeatureSelection(view=v) if isinstance(v, FeatureView) else v for v in value]
+        return [FeatureSelection(view=v) if isinstance(v, FeatureView | OnDemandFeatureView) else v for v in value]
     return value
 
 

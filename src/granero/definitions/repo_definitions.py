@@ -15,6 +15,7 @@ from granero.definitions.base import Definition, Model
 from granero.definitions.entity import Entity
 from granero.definitions.feature_service import FeatureSelection, FeatureService
 from granero.definitions.feature_view import FeatureView
+from granero.definitions.on_demand import OnDemandFeatureView, check_on_demand, resolve_on_demand
 from granero.definitions.permission import ANY, Permission
 from granero.errors import DefinitionError
 
@@ -31,6 +32,7 @@ class RepoDefinitions(Model):
     feature_views: dict[str, FeatureView] = {}
     feature_services: dict[str, FeatureService] = {}
     permissions: dict[str, Permission] = {}
+    on_demand_feature_views: dict[str, OnDemandFeatureView] = {}
 
     def join_keys(self, view: FeatureView) -> dict[str, str]:
         """The view's join keys and dtypes, in entity order then key order."""
@@ -41,7 +43,7 @@ class RepoDefinitions(Model):
 
     def all_objects(self) -> list[Definition]:
         return [*self.entities.values(), *self.feature_views.values(), *self.feature_services.values(),
-                *self.permissions.values()]
+                *self.permissions.values(), *self.on_demand_feature_views.values()]
 
 
 def compile_definitions(found: Iterable[tuple[str, Definition]]) -> RepoDefinitions:
@@ -52,11 +54,15 @@ def compile_definitions(found: Iterable[tuple[str, Definition]]) -> RepoDefiniti
     views = [_resolve_view(obj, ref_names) for _, obj in named if isinstance(obj, FeatureView)]
     services = [_resolve_service(obj, ref_names) for _, obj in named if isinstance(obj, FeatureService)]
     permissions = [obj for _, obj in named if isinstance(obj, Permission)]
+    served = {view.name: view.output_names for view in views}
+    on_demand = [resolve_on_demand(obj, ref_names, served) for _, obj in named if isinstance(obj, OnDemandFeatureView)]
+    _unique([*views, *on_demand])  # both kinds are selected by view name
     result = RepoDefinitions(
         entities=_unique(entities),
         feature_views=_unique(views),
         feature_services=_unique(services),
         permissions=_unique(permissions),
+        on_demand_feature_views=_unique(on_demand),
     )
     check_references(result)
     return result
@@ -65,7 +71,8 @@ def compile_definitions(found: Iterable[tuple[str, Definition]]) -> RepoDefiniti
 def _name_objects(found: Iterable[tuple[str, Definition]]) -> list[tuple[Definition, Definition]]:
     seen: dict[int, tuple[Definition, Definition]] = {}
     for variable, obj in found:
-        if id(obj) not in seen and obj.kind in ("entity", "feature_view", "feature_service", "permission"):
+        if id(obj) not in seen and obj.kind in ("entity", "feature_view", "feature_service", "permission",
+                                             "on_demand_feature_view"):
             seen[id(obj)] = (obj, obj if obj.name else obj.named(variable))
     return list(seen.values())
 
@@ -108,6 +115,8 @@ def check_references(repo: RepoDefinitions) -> None:
     """Cross-definition checks: references exist, columns do not collide."""
     for view in repo.feature_views.values():
         _check_view(repo, view)
+    for on_demand in repo.on_demand_feature_views.values():
+        check_on_demand(repo, on_demand)
     for service in repo.feature_services.values():
         _check_service(repo, service)
     for permission in repo.permissions.values():
@@ -161,9 +170,9 @@ def _check_aggregations(view: FeatureView, keys: dict[str, str]) -> None:
 
 def _check_service(repo: RepoDefinitions, service: FeatureService) -> None:
     for selection in service.features:
-        view = repo.feature_views.get(selection.view_name)
+        view = repo.feature_views.get(selection.view_name) or repo.on_demand_feature_views.get(selection.view_name)
         if view is None:
-            known = sorted(repo.feature_views)
+            known = sorted([*repo.feature_views, *repo.on_demand_feature_views])
             raise service.fail("features", f"unknown feature view {selection.view_name!r}; known: {known}")
         unknown = sorted(set(selection.features or []) - set(view.output_names))
         if unknown:

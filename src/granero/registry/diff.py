@@ -12,13 +12,15 @@ from typing import Any, Literal
 from granero.definitions import FeatureView, RepoDefinitions
 from granero.definitions.display import dump_as_written
 from granero.definitions.duration import format_duration
+from granero.registry.on_demand_diff import on_demand_breaking
 
-Kind = Literal["entity", "feature_view", "feature_service", "permission"]
+Kind = Literal["entity", "feature_view", "feature_service", "permission", "on_demand_feature_view"]
 _SECTIONS: dict[Kind, str] = {
     "entity": "entities",
     "feature_view": "feature_views",
     "feature_service": "feature_services",
     "permission": "permissions",
+    "on_demand_feature_view": "on_demand_feature_views",
 }
 
 
@@ -88,7 +90,7 @@ def breaking_changes(old: RepoDefinitions, new: RepoDefinitions) -> list[str]:
         if old.join_keys(view) != new.join_keys(new_view):
             reasons.append(f"feature view {name!r}: join keys change; its tables are keyed by the old ones")
         reasons += [f"feature view {name!r}: {reason}" for reason in _view_changes(view, new_view)]
-    return reasons
+    return reasons + on_demand_breaking(old, new)
 
 
 def _view_changes(old: FeatureView, new: FeatureView) -> list[str]:
@@ -150,4 +152,3 @@ def _aggregate_changes(old: FeatureView, new: FeatureView) -> list[str]:
 
 def _shown(value: object) -> str:
     return format_duration(value) if isinstance(value, timedelta) else str(value)
-

@@ -16,6 +16,7 @@ from types import ModuleType
 
 from granero.definitions import Definition, RepoDefinitions, compile_definitions
 from granero.errors import DefinitionError, GraneroError
+from granero.on_demand.probe import probe_repo
 
 SKIPPED_DIRS = {"data", "scripts", "tests", "__pycache__"}
 
@@ -51,7 +52,9 @@ def load_repo(repo_path: Path) -> RepoDefinitions:
     finally:
         sys.path.remove(str(repo_path))
         _forget(names)
-    return compile_definitions(found)
+    definitions = compile_definitions(found)
+    probe_repo(definitions)  # on-demand transforms run once on a probe batch: fail here, not later
+    return definitions
 
 
 def _module_name(file: Path, repo_path: Path) -> str:

@@ -1,0 +1,15 @@
+"""On-demand features at run time: the transform runner, its output rule and code identity.
+
+Pure (Arrow and numpy only; no Spark, Redis or gRPC): serving calls it per request batch,
+training per Arrow batch (in process, or inside a Spark ``mapInArrow``), with the same function.
+
+    runner.run_transform     inputs (name -> Arrow array) -> outputs, checked
+    conform.lossless_cast    a returned column to its declared dtype, never lossily
+    identity                 loaded code vs the code recorded by apply
+    probe                    the load-time run on a batch of the input dtypes (with nulls)
+"""
+
+from granero.on_demand.identity import check_code_identity, library_drift, loaded_views
+from granero.on_demand.runner import run_transform
+
+__all__ = ["check_code_identity", "library_drift", "loaded_views", "run_transform"]
