@@ -179,15 +179,18 @@ def test_server_deployment_contract(helm):
     config = yaml.safe_load(find(docs, "ConfigMap", "granero-config")["data"]["feature_store.yaml"])
     pod = find(docs, "Deployment")["spec"]["template"]["spec"]
     (server,) = pod["containers"]
+    # on the plain-text health port: the kubelet's gRPC probe cannot speak TLS
     for probe in ("startupProbe", "livenessProbe"):  # a Redis outage restarts no pod
-        assert server[probe]["grpc"] == {"port": 6566, "service": "granero.liveness"}
-    assert server["readinessProbe"]["grpc"] == {"port": 6566}  # the store's health
+        assert server[probe]["grpc"] == {"port": 6567, "service": "granero.liveness"}
+    assert server["readinessProbe"]["grpc"] == {"port": 6567}  # the store's health
+    assert config["serving"]["health_port"] == 6567
     assert config["serving"]["limits"]["max_batch_size"] == 1000
     pre_stop = server["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pod["terminationGracePeriodSeconds"] > pre_stop + config["serving"]["drain_seconds"]
     assert {p["name"]: p["containerPort"] for p in server["ports"]} == {
         "grpc": 6566,
         "metrics": 9090,
+        "health": 6567,
     }
     assert server["args"][:2] == ["granero", "serve"] and "--metrics-port" in server["args"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -251,6 +254,10 @@ def test_materialization_on_an_existing_spark_cluster(helm):
         (["--set", "featureStore.registry.path=data/registry"], "/featureStore/registry/path"),
         (["--set", "spark.mode=standalone"], "/spark/standalone/masterUrl"),
         (["--set-string", "server.port=6566"], "/server/port"),
+        # an empty selector would admit every pod of the namespace
+        (["--set-json", 'server.networkPolicy.clientLabels={"granero.io/client":null}'],
+         "/server/networkPolicy/clientLabels"),
+        (["--set", "server.tls.secretName=Not_A_Name"], "/server/tls/secretName"),
     ],
 )
 def test_values_schema_rejects_bad_values(helm, override, reported_at):
@@ -275,6 +282,12 @@ def test_values_schema_rejects_bad_values(helm, override, reported_at):
             ["--set", "featureRepo.mountFromConfigMap=a", "--set", "featureRepo.existingClaim=b"],
             "not both",
         ),
+        (
+            ["--set", "server.tls.enabled=false", "--set", "server.insecure=true",
+             "--set", "server.tls.clientCA.secretName=clients"],
+            "server.tls.clientCA needs TLS",
+        ),
+        (["--set", "server.healthPort=6566"], "server.healthPort must differ"),
     ],
 )
 def test_chart_rules_reject_inconsistent_values(helm, override, message):
@@ -350,3 +363,90 @@ def test_values_schema_is_strict_at_every_level_it_defines():
         path for path, node in objects(schema) if node.get("additionalProperties") is not False
     ]
     assert loose == []
+
+
+# -- transport security -----------------------------------------------------------------------
+
+
+def server_pod(docs: list[dict]) -> tuple[dict, dict, dict]:
+    """The server's pod spec, its container, and the feature_store.yaml it reads."""
+    pod = find(docs, "Deployment")["spec"]["template"]["spec"]
+    configs = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-config")]
+    return pod, pod["containers"][0], yaml.safe_load(configs[0]["data"]["feature_store.yaml"])
+
+
+def test_tls_is_the_default_from_a_secret_mounted_as_a_directory(helm):
+    """Files of a subPath mount never see a renewed Secret: the directory mount is what makes
+    rotation without a restart work in a cluster."""
+    pod, server, config = server_pod(render(helm))
+    assert config["serving"]["tls"] == {"cert_file": "/etc/granero/tls/tls.crt",
+                                        "key_file": "/etc/granero/tls/tls.key"}
+    assert "insecure" not in config["serving"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["tls"]["secret"] == {"secretName": "granero-tls"}
+    (mount,) = [m for m in server["volumeMounts"] if m["name"] == "tls"]
+    assert mount == {"name": "tls", "mountPath": "/etc/granero/tls", "readOnly": True}
+    grpc_port = find(render(helm), "Service", "granero")["spec"]["ports"][0]
+    assert "appProtocol" not in grpc_port, "h2c would tell proxies the port is plain text"
+
+
+def test_mutual_tls_mounts_the_client_ca_and_names_it_in_the_config(helm):
+    pod, server, config = server_pod(render(helm, *values_args("values-local")))
+    assert config["serving"]["tls"]["client_ca_file"] == "/etc/granero/client-ca/ca.crt"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "granero-tls"
+    assert volumes["client-ca"]["secret"] == {"secretName": "feature-clients-ca",
+                                              "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    mounts = {m["name"]: m for m in server["volumeMounts"]}
+    assert "subPath" not in mounts["client-ca"] and "subPath" not in mounts["tls"]
+
+
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_the_server_accepts_the_transport_every_value_set_renders(helm, value_set, tmp_path,
+                                                                  monkeypatch):
+    """The chart binds 0.0.0.0; Granero refuses plain text there unless told: each value set's
+    config must pass that check (TLS files, or insecure on purpose)."""
+    from granero.serving.tls import require_safe_transport
+
+    monkeypatch.setenv("REDIS_PASSWORD", "from-the-secret")
+    _, _, config = server_pod(render(helm, *values_args(value_set)))
+    (tmp_path / "feature_store.yaml").write_text(yaml.safe_dump(config))
+    serving = load_config(tmp_path).serving
+    assert serving.host == "0.0.0.0"
+    require_safe_transport(serving, warn=False)
+    assert (serving.tls is None) == (value_set == "values-cluster")
+
+
+def test_plain_text_needs_insecure_and_is_then_said_in_the_config(helm):
+    refused = helm_template(helm, "--set", "server.tls.enabled=false")
+    assert refused.returncode != 0
+    assert "set server.insecure=true to do that on purpose" in refused.stderr
+    docs = render(helm, *values_args("values-cluster"))
+    _, _, config = server_pod(docs)
+    assert config["serving"]["insecure"] is True and "tls" not in config["serving"]
+    assert find(docs, "Service", "features")["spec"]["ports"][0]["appProtocol"] == "kubernetes.io/h2c"
+
+
+def test_network_policy_admits_only_labelled_clients_to_the_grpc_port(helm):
+    docs = render(helm)
+    policy = find(docs, "NetworkPolicy")["spec"]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "server"
+    assert policy["policyTypes"] == ["Ingress"]
+    by_port = {rule["ports"][0]["port"]: rule for rule in policy["ingress"]}
+    assert by_port["grpc"]["from"] == [{"podSelector": {"matchLabels": {"granero.io/client": "true"}}}]
+    assert "from" not in by_port["health"]  # probes; it tells SERVING or not, nothing else
+    assert set(by_port) == {"grpc", "health", "metrics"}
+
+
+def test_network_policy_clients_from_labelled_namespaces_and_scrapers(helm):
+    policy = find(render(helm, *values_args("values-cluster")), "NetworkPolicy")["spec"]
+    by_port = {rule["ports"][0]["port"]: rule for rule in policy["ingress"]}
+    clients = {"matchLabels": {"granero.io/client": "true"}}
+    assert by_port["grpc"]["from"] == [
+        {"podSelector": clients},
+        {"namespaceSelector": {"matchLabels": {"team": "ml"}}, "podSelector": clients},
+    ]
+    assert by_port["metrics"]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    assert not [d for d in render(helm, "--set", "server.networkPolicy.enabled=false")
+                if d["kind"] == "NetworkPolicy"]

@@ -113,9 +113,57 @@ app.kubernetes.io/component: {{ index . 1 }}
   "serving" (dict "host" "0.0.0.0" "port" .Values.server.port "metrics_port" .Values.server.metricsPort
                   "limits" (dict "max_batch_size" .Values.featureStore.serving.maxBatchSize)
                   "max_workers" .Values.featureStore.serving.maxWorkers
-                  "drain_seconds" .Values.server.drainSeconds)
+                  "drain_seconds" .Values.server.drainSeconds
+                  "health_port" .Values.server.healthPort)
 }}
+{{- $tls := .Values.server.tls }}
+{{- if $tls.enabled }}
+{{- $files := dict "cert_file" "/etc/granero/tls/tls.crt" "key_file" "/etc/granero/tls/tls.key" }}
+{{- if $tls.clientCA.secretName }}
+{{- $_ := set $files "client_ca_file" "/etc/granero/client-ca/ca.crt" }}
+{{- end }}
+{{- $_ := set $config.serving "tls" $files }}
+{{- else }}
+{{- $_ := set $config.serving "insecure" .Values.server.insecure }}
+{{- end }}
 {{- toYaml $config }}
+{{- end }}
+
+{{- define "granero.tlsSecretName" -}}
+{{- default (include "granero.componentName" (list . "tls")) .Values.server.tls.secretName }}
+{{- end }}
+
+{{/* The server's certificate Secrets, mounted as directories: files in a subPath mount would
+never see a renewal. */}}
+{{- define "granero.tlsVolumes" -}}
+{{- $tls := .Values.server.tls }}
+{{- if $tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ include "granero.tlsSecretName" . }}
+{{- if $tls.clientCA.secretName }}
+- name: client-ca
+  secret:
+    secretName: {{ $tls.clientCA.secretName }}
+    items:
+      - key: {{ $tls.clientCA.key }}
+        path: ca.crt
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "granero.tlsVolumeMounts" -}}
+{{- $tls := .Values.server.tls }}
+{{- if $tls.enabled }}
+- name: tls
+  mountPath: /etc/granero/tls
+  readOnly: true
+{{- if $tls.clientCA.secretName }}
+- name: client-ca
+  mountPath: /etc/granero/client-ca
+  readOnly: true
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* The master every Spark entry point agrees on, whichever way the job is started. */}}
@@ -155,6 +203,15 @@ so a violation fails `helm template` / `helm install` with a message naming the 
 {{- end }}
 {{- if and $server.autoscaling.enabled (gt (int $server.autoscaling.minReplicas) (int $server.autoscaling.maxReplicas)) }}
 {{- fail "server.autoscaling.minReplicas must not exceed maxReplicas" }}
+{{- end }}
+{{- if and (not $server.tls.enabled) (not $server.insecure) }}
+{{- fail "server.tls.enabled is false, so the server would speak plain text on the pod network: set server.insecure=true to do that on purpose, or enable TLS" }}
+{{- end }}
+{{- if and (not $server.tls.enabled) $server.tls.clientCA.secretName }}
+{{- fail "server.tls.clientCA needs TLS: set server.tls.enabled=true" }}
+{{- end }}
+{{- if has (int $server.healthPort) (list (int $server.port) (int $server.metricsPort)) }}
+{{- fail "server.healthPort must differ from server.port and server.metricsPort" }}
 {{- end }}
 {{- end }}
 
