@@ -16,10 +16,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from granero.access.pii import is_pii
+from granero.access.pii import is_pii, served
 from granero.access.principal import Principal
-from granero.definitions import FeatureView, Permission, RepoDefinitions
+from granero.definitions import Permission, RepoDefinitions
 from granero.definitions.permission import ANY
 from granero.errors import PermissionDenied
 
@@ -63,6 +64,8 @@ class Policy:
         self.permissions = list(defs.permissions.values())
         self.enforcing = bool(self.permissions) or deny_by_default
         self.pii_tag = pii_tag
+        self.views: dict[str, Any] = {**getattr(defs, "on_demand_feature_views", {}), **defs.feature_views}
+        """Feature views and on-demand views: both are read, and granted, as views."""
         self.readable = functools.lru_cache(maxsize=READ_CACHE_SIZE)(self._readable)
         """``_readable``, remembered per (principal, action, selection): the same caller asking
         the same shape again pays a dict lookup (refusals are not remembered)."""
@@ -73,12 +76,15 @@ class Policy:
         return any(grants(p, principal, action, resource, pii) for p in self.permissions)
 
     def view(self, name: str) -> Resource | None:
-        view = self.defs.feature_views.get(name)
+        view = self.views.get(name)
         return None if view is None else Resource("feature_view", name, view.tags)
 
     def service(self, name: str) -> Resource | None:
         service = self.defs.feature_services.get(name)
         return None if service is None else Resource("feature_service", name, service.tags)
+
+    def is_pii(self, view: Any, feature: str) -> bool:
+        return is_pii(view, feature, self.pii_tag, self.views)
 
     def may_see(self, principal: Principal, resource: Resource) -> bool:
         """Listed and described only to callers holding some action on it."""
@@ -121,11 +127,11 @@ class _ServiceRead:
         whole = self.policy.allows(self.principal, self.action, resource)
         kept, withheld = [], False
         for selection in service.features:
-            view = self.policy.defs.feature_views[selection.view_name]
+            view = self.policy.views[selection.view_name]
             view_resource = self.policy.view(view.name)
             if not whole and not self.policy.allows(self.principal, self.action, view_resource):
                 raise self._denied()
-            for feature in selection.features or _served(view):
+            for feature in selection.features or served(view):
                 if self._pii_withheld(view, feature, resource, view_resource):
                     withheld = True
                 else:
@@ -134,8 +140,8 @@ class _ServiceRead:
             raise self._denied()
         return tuple(kept) if withheld else self.name
 
-    def _pii_withheld(self, view: FeatureView, feature: str, *resources: Resource | None) -> bool:
-        if not is_pii(view, feature, self.policy.pii_tag):
+    def _pii_withheld(self, view: Any, feature: str, *resources: Resource | None) -> bool:
+        if not self.policy.is_pii(view, feature):
             return False
         return not any(self.policy.allows(self.principal, self.action, r, pii=True) for r in resources)
 
@@ -158,10 +164,10 @@ class _RefsRead:
             view_name, _, feature = ref.partition(":")
             view = self._readable_view(view_name, ref)
             if feature == "*":
-                features = [f for f in _served(view) if self._pii_granted(view, f)]
-                withheld = withheld or len(features) < len(_served(view))
+                features = [f for f in served(view) if self._pii_granted(view, f)]
+                withheld = withheld or len(features) < len(served(view))
                 kept += [f"{view_name}:{f}" for f in features]
-            elif feature in _served(view) and self._pii_granted(view, feature):
+            elif feature in served(view) and self._pii_granted(view, feature):
                 kept.append(ref)
             else:
                 raise denied(self.principal, self.action, f"feature {ref!r}")
@@ -169,18 +175,13 @@ class _RefsRead:
             raise denied(self.principal, self.action, f"features {list(self.refs)!r}")
         return tuple(kept) if withheld else tuple(self.refs)
 
-    def _readable_view(self, name: str, ref: str) -> FeatureView:
+    def _readable_view(self, name: str, ref: str) -> Any:
         resource = self.policy.view(name)
         if resource is None or not self.policy.allows(self.principal, self.action, resource):
             raise denied(self.principal, self.action, f"feature {ref!r}")
-        return self.policy.defs.feature_views[name]
+        return self.policy.views[name]
 
-    def _pii_granted(self, view: FeatureView, feature: str) -> bool:
-        if not is_pii(view, feature, self.policy.pii_tag):
+    def _pii_granted(self, view: Any, feature: str) -> bool:
+        if not self.policy.is_pii(view, feature):
             return True
         return self.policy.allows(self.principal, self.action, self.policy.view(view.name), pii=True)
-
-
-def _served(view: FeatureView) -> list[str]:
-    """The names a read may ask of a view (an aggregate view serves its aggregations)."""
-    return list(getattr(view, "output_names", view.feature_names))

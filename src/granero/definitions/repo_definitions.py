@@ -181,7 +181,8 @@ def _check_service(repo: RepoDefinitions, service: FeatureService) -> None:
 
 def _check_permission(repo: RepoDefinitions, permission: Permission) -> None:
     """Named resources exist: a typo would otherwise grant nothing, silently."""
-    for field, known in (("feature_views", repo.feature_views), ("feature_services", repo.feature_services)):
+    views = {**repo.feature_views, **getattr(repo, "on_demand_feature_views", {})}  # both are views
+    for field, known in (("feature_views", views), ("feature_services", repo.feature_services)):
         unknown = sorted(set(getattr(permission, field)) - set(known) - {ANY})
         if unknown:
             raise permission.fail(field, f"unknown names {unknown}; known: {sorted(known)}")
