@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
+    from granero.definitions.aggregation import Aggregation
     from granero.definitions.refs import ViewFeatures
     from granero.offline.materialize import MaterializationResult
     from granero.offline.retrieval import Engine, TrainingManifest
@@ -62,6 +63,8 @@ class FeatureInfo:
     description: str
     owner: str
     tags: dict[str, str]
+    aggregation: Aggregation | None = None
+    """What an aggregate view's feature computes (None for a plain view's)."""
 
 
 class FeatureStore:
@@ -128,10 +131,12 @@ class FeatureStore:
         for view in self.registered().feature_views.values():
             if owner and view.owner != owner:
                 continue
-            for feature in view.features:
+            aggregations = {a.name: a for a in view.aggregations}
+            for feature in view.output_fields:
                 if _has_tags({**view.tags, **feature.tags}, tags):
                     found.append(FeatureInfo(view.name, feature.name, feature.dtype, feature.description,
-                                             view.owner, {**view.tags, **feature.tags}))
+                                             view.owner, {**view.tags, **feature.tags},
+                                             aggregations.get(feature.name)))
         return found
 
     def describe(self, name: str) -> Definition:

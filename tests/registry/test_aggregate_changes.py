@@ -17,6 +17,7 @@ from granero.definitions.aggregation import Aggregation
 from granero.definitions.duration import format_duration
 from granero.errors import BreakingChangeError
 from granero.registry import breaking_changes, diff_definitions
+from tests.aggregate_repo import AGGREGATE_VIEW
 from tests.repo_builder import write_repo
 
 DRIVER = Entity(name="driver", join_keys={"driver_id": "int64"})
@@ -152,20 +153,6 @@ def test_a_view_turning_aggregate_or_back_is_breaking():
         assert len(found) == 1 and found[0].startswith(f"feature view 'trips': changes from {change}; "), found
 
 
-AGGREGATE_VIEW = '''
-from granero import Entity, FeatureView, Field, FileSource
-from granero.definitions.aggregation import Aggregation
-from granero.definitions.duration import format_duration
-driver = Entity(join_keys={"driver_id": "int64"})
-driver_trips = FeatureView(
-    entities=[driver],
-    source=FileSource(path="data/trips", timestamp_field="event_timestamp"),
-    features=[Field(name="fare", dtype="float64")],
-    aggregations=[Aggregation(column="driver_id", function="count", window="1h", name="trips_1h"),
-                  Aggregation(column="fare", function="mean", window="1d")],
-    hop="5m",
-)
-'''
 
 
 def test_apply_refuses_a_changed_window_unless_forced_and_adds_freely(tmp_path):
@@ -183,9 +170,9 @@ def test_apply_refuses_a_changed_window_unless_forced_and_adds_freely(tmp_path):
     assert store.registry.current().version == 1
     assert store.apply(force=True)[1].version == 2
     added = wider.replace(
-        '                  Aggregation(column="fare", function="mean", window="1d")]',
+        '                  Aggregation(column="fare", function="mean", window="1d"),\n',
         '                  Aggregation(column="fare", function="mean", window="1d"),\n'
-        '                  Aggregation(column="fare", function="max", window="1h")]',
+        '                  Aggregation(column="fare", function="max", window="1h"),\n',
     )
     (repo / "views.py").write_text(added)
     plan = store.plan()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -18,8 +18,12 @@ from granero.cli.common import (
     open_store,
     print_json,
 )
+from granero.definitions.display import aggregate_view_details, aggregation_text, dump_as_written
 from granero.definitions.duration import format_duration
 from granero.registry import Change
+
+if TYPE_CHECKING:
+    from granero.feature_store import FeatureInfo
 
 list_app = typer.Typer(help="Discover what is registered: entities, views, services, features.")
 
@@ -106,15 +110,25 @@ def apply(
 @handles_errors
 def describe(name: str, repo: RepoOption = Path("."), json_output: JsonOption = False) -> None:
     """Show one registered entity, feature view or feature service in full."""
-    from granero.definitions.display import dump_as_written
-
     obj = open_store(repo).describe(name)
     data = dump_as_written(obj)
+    details = aggregate_view_details(obj) if getattr(obj, "is_aggregate", False) else None
     if json_output:
-        print_json({"kind": obj.kind, **data})
+        print_json({"kind": obj.kind, **data, **({"derived": details} if details else {})})
         return
     console.print(f"[bold]{obj.kind}[/] {name}")
+    if details:
+        _print_aggregate_details(details, data["ttl"])
     console.print_json(data=data)
+
+
+def _print_aggregate_details(details: dict, ttl: str) -> None:
+    origin = "declared" if details["hop_declared"] else "default for its windows"
+    console.print(f"aggregate view: hop {details['hop']} ({origin}), ttl {ttl} (largest window + hop)")
+    _print_rows("served features", details["served_features"])
+    columns = ", ".join(f"{c['name']} {c['dtype']}" for c in details["event_columns"])
+    console.print(f"event columns (stored offline per event, read by the aggregates, not served): {columns}",
+                  highlight=False)
 
 
 def _lister(section: Section):
@@ -124,7 +138,7 @@ def _lister(section: Section):
         json_output: JsonOption = False,
     ) -> None:
         store, tags = open_store(repo), _parse_tags(tag)
-        rows = _rows(store, section, tags, owner)
+        rows = _rows(store, section, tags, owner, human=not json_output)
         if json_output:
             print_json(rows)
         else:
@@ -134,13 +148,23 @@ def _lister(section: Section):
     return list_command
 
 
-def _rows(store, section: Section, tags: dict[str, str], owner: str | None) -> list[dict]:
+def _rows(store, section: Section, tags: dict[str, str], owner: str | None, human: bool) -> list[dict]:
     if section is Section.features:
-        return [{"view": f.view, "feature": f.name, "dtype": f.dtype, "owner": f.owner,
-                 "tags": f.tags, "description": f.description} for f in store.list_features(tags, owner)]
+        return [_feature_row(f, human) for f in store.list_features(tags, owner)]
     listing = {Section.entities: store.list_entities, Section.views: store.list_feature_views,
                Section.services: store.list_feature_services}[section]
     return [_summary(obj) for obj in listing(tags, owner)]
+
+
+def _feature_row(feature: FeatureInfo, human: bool) -> dict:
+    """``aggregation`` is what an aggregate computes: ``mean(fare) over 7d`` for people, the
+    definition's fields for ``--json``; empty (null) for a plain view's feature."""
+    aggregation = feature.aggregation
+    if aggregation is not None:
+        aggregation = aggregation_text(aggregation) if human else dump_as_written(aggregation)
+    return {"view": feature.view, "feature": feature.name, "dtype": feature.dtype,
+            "aggregation": aggregation, "owner": feature.owner, "tags": feature.tags,
+            "description": feature.description}
 
 
 def _summary(obj) -> dict:
@@ -148,8 +172,9 @@ def _summary(obj) -> dict:
     if obj.kind == "entity":
         row["join_keys"] = obj.join_keys
     elif obj.kind == "feature_view":
-        row |= {"entities": obj.entity_names, "features": len(obj.features),
-                "ttl": format_duration(obj.ttl)}
+        row |= {"entities": obj.entity_names, "features": len(obj.output_fields),
+                "ttl": format_duration(obj.ttl),
+                "hop": format_duration(obj.resolved_hop) if obj.is_aggregate else None}
     else:
         row["views"] = [s.view_name for s in obj.features]
     return row
@@ -178,6 +203,8 @@ def _print_rows(title: str, rows: list[dict]) -> None:
 
 
 def _cell(value: object) -> str:
+    if value is None:
+        return ""
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items())
     if isinstance(value, list):

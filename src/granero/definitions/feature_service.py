@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, ClassVar
 
 from pydantic import BeforeValidator, field_validator
@@ -42,3 +43,15 @@ class FeatureService(Definition):
         if not value:
             raise ValueError("a feature service needs at least one feature view")
         return value
+
+
+def event_columns_refusal(view: FeatureView, names: Sequence[str]) -> str | None:
+    """Why ``names`` cannot be selected when they are event columns of an aggregate view (read by
+    its aggregations, stored offline, never served), listing what the view serves; None otherwise."""
+    columns = [n for n in names if view.is_aggregate and n in view.feature_names]
+    if not columns:
+        return None
+    return (
+        f"feature view {view.name!r} is an aggregate view: {columns} are event columns its aggregations "
+        f"read, not features; it serves {view.output_names}"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from granero.definitions.feature_service import event_columns_refusal
 from granero.definitions.feature_view import FeatureView
 from granero.definitions.repo_definitions import RepoDefinitions
 from granero.errors import InvalidRequest, UnknownName
@@ -65,7 +66,10 @@ def _ref_pairs(defs: RepoDefinitions, refs: list[str]) -> list[tuple[str, str]]:
         if feature == "*":
             pairs += [(view_name, f) for f in view.output_names]
         elif feature not in view.output_names:
-            raise UnknownName(f"feature view {view_name!r} has no feature {feature!r}; it has {view.output_names}")
+            raise UnknownName(
+                event_columns_refusal(view, [feature])
+                or f"feature view {view_name!r} has no feature {feature!r}; it has {view.output_names}"
+            )
         else:
             pairs.append((view_name, feature))
     return pairs

@@ -13,7 +13,7 @@ from typing import TypeVar
 from granero.definitions.aggregation import check_aggregations
 from granero.definitions.base import Definition, Model
 from granero.definitions.entity import Entity
-from granero.definitions.feature_service import FeatureSelection, FeatureService
+from granero.definitions.feature_service import FeatureSelection, FeatureService, event_columns_refusal
 from granero.definitions.feature_view import FeatureView
 from granero.definitions.on_demand import OnDemandFeatureView, check_on_demand, resolve_on_demand
 from granero.definitions.permission import ANY, Permission
@@ -167,7 +167,6 @@ def _check_aggregations(view: FeatureView, keys: dict[str, str]) -> None:
             )
 
 
-
 def _check_service(repo: RepoDefinitions, service: FeatureService) -> None:
     for selection in service.features:
         view = repo.feature_views.get(selection.view_name) or repo.on_demand_feature_views.get(selection.view_name)
@@ -176,7 +175,8 @@ def _check_service(repo: RepoDefinitions, service: FeatureService) -> None:
             raise service.fail("features", f"unknown feature view {selection.view_name!r}; known: {known}")
         unknown = sorted(set(selection.features or []) - set(view.output_names))
         if unknown:
-            raise service.fail("features", f"view {view.name!r} has no features {unknown}")
+            refusal = isinstance(view, FeatureView) and event_columns_refusal(view, unknown)
+            raise service.fail("features", refusal or f"view {view.name!r} has no features {unknown}")
 
 
 def _check_permission(repo: RepoDefinitions, permission: Permission) -> None:
