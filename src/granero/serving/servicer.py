@@ -49,6 +49,7 @@ from granero.serving.convert import decode_entity_rows, encode_reads, status_nam
 from granero.serving.info import server_info_message, service_message, view_message
 from granero.serving.limits import ServingLimits, shorten
 from granero.serving.metrics import ServingMetrics
+from granero.serving.on_demand import TransformHealth, on_demand_response, on_demand_view_message
 from granero.serving.plan import RequestPlan, Selection, plan_request
 from granero.serving.rows import encode_rows
 from granero.serving.snapshot import RegistryFollower
@@ -127,6 +128,8 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
         self._planner: tuple[int, Callable[[Selection, bool], RequestPlan]] | None = None
         self.metrics.registry_version.set(self.registry.current().version)
         store.online_store  # noqa: B018 (built for its side effect)
+        self.transform_health = TransformHealth(self.metrics)
+        self._planner_for(self.registry.current())  # on-demand code loaded and checked now
 
     # -- RPCs ------------------------------------------------------------------------------------
 
@@ -139,6 +142,12 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
         columnar = _columnar(request)
         entities = self.entities(request)
         plan = self.plan(request, selection)
+        if plan.on_demand is not None:
+            self.check_deadline(context)
+            response, counts = on_demand_response(request, plan, entities, columnar, self.lookup,
+                                                  self.limits)
+            self.metrics.count_values({status_name(code): n for code, n in counts.items()})
+            return response
         entities = _shaped(entities, columnar, plan.readers)
         if not columnar and not _count(entities):
             return pb.GetOnlineFeaturesResponse(feature_names=plan.feature_names)
@@ -168,6 +177,9 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
         self.limits.check_name("name", request.name)
         defs = self.registry.current().definitions
         view = defs.feature_views.get(request.name)
+        if view is None and request.name in defs.on_demand_feature_views:
+            on_demand = defs.on_demand_feature_views[request.name]
+            return pb.DescribeFeatureViewResponse(view=on_demand_view_message(defs, on_demand))
         if view is None:
             known = sorted(defs.feature_views)
             raise NotFound(f"no feature view named {request.name!r}; known: {known}")
@@ -214,10 +226,15 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
 
     def lookup(self, readers: list[ViewReader], entities: list[dict[str, Any]] | dict) -> Any:
         """Key columns in: ``read_columns``' answer; entity rows in: ``read_views``'."""
-        now = time.time_ns() // 1000
+        now = self.now_micros()
         if type(entities) is dict:
             return read_columns(self.store.online_store, readers, entities, now)
         return read_views(self.store.online_store, readers, entities, now)
+
+    def now_micros(self) -> int:
+        """The request time (UTC micros): ttls are judged and aggregate windows end there (an
+        aggregate value's event timestamp); a method so tests can serve at chosen times."""
+        return time.time_ns() // 1000
 
     def record(self, method: str, code: grpc.StatusCode, message: str, seconds: float,
                context: grpc.ServicerContext) -> None:
@@ -234,8 +251,10 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
     def _planner_for(self, version: RegistryVersion) -> Callable[[Selection, bool], RequestPlan]:
         planner = self._planner
         if planner is None or planner[0] != version.version:
+            transforms = self.store.transforms.transforms(version)  # the repo's code, checked
+            self.transform_health.update(version.definitions, transforms)
             cached = functools.lru_cache(maxsize=PLAN_CACHE_SIZE)(
-                functools.partial(plan_request, version.definitions))
+                functools.partial(plan_request, version.definitions, transforms=transforms))
             planner = self._planner = (version.version, cached)
             self.metrics.registry_version.set(version.version)
         return planner[1]
