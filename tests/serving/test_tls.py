@@ -371,3 +371,27 @@ def test_serve_and_get_online_over_mtls_as_real_processes(serving_repo, store, c
     assert json.loads(served.stdout)["rows"][0]["features"]["driver_stats__trips"]["value"] == 12
     assert without.exit_code == 7 and "UNAVAILABLE" in without.stderr
     assert process.returncode == 0
+
+
+def test_a_kubernetes_secret_update_is_served_without_restart(store, ca, tmp_path):
+    """The kubelet's atomic writer: the files are symlinks through ``..data``, which is swapped
+    to a new timestamped folder in one rename; the server follows the links."""
+    mount = tmp_path / "secret"
+    _publish(mount, "..2026_01_01_v1", ca.server())
+    config = TlsConfig(cert_file=str(mount / "tls.crt"), key_file=str(mount / "tls.key"))
+    for name in ("tls.crt", "tls.key"):
+        (mount / name).symlink_to(f"..data/{name}")
+    with serving(store, tls=config) as handle:
+        address = f"localhost:{handle.port}"
+        assert lookup(address, trusting(ca, tmp_path)) == 0.9
+        renewed = Authority("renewed CA")
+        _publish(mount, "..2026_02_01_v2", renewed.server())
+        assert lookup(address, trusting(renewed, tmp_path)) == 0.9
+        refused(address, trusting(ca, tmp_path))
+
+
+def _publish(mount: Path, version: str, issued: Issued) -> None:
+    """Write a version folder and point ``..data`` at it by an atomic rename, as the kubelet."""
+    issued.write(mount / version, "tls")
+    (mount / "..data_tmp").symlink_to(version)
+    (mount / "..data_tmp").rename(mount / "..data")
