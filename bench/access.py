@@ -1,0 +1,239 @@
+"""What transport security and access control cost per request: server CPU next to plain text.
+
+    .venv/bin/python -m bench.access [--requests 2000] [--entities 1,100] [--runs 3]
+
+Sets up a private redis-server and a repo with one view of 20 features (bench/grpc_latency.py's),
+then starts one server process per row of ``ROWS`` (plain text, TLS, mutual TLS, and what the
+access layer adds), each with its own feature_store.yaml. For every row and entity count, one
+client sends ``--requests`` sequential GetOnlineFeatures on one connection (after a warm-up),
+and the server process's CPU time (user + system, from /proc) is divided by the requests. Rows
+are measured in turn within each run, so load from elsewhere on the machine spreads over all
+of them; a cell is the median of ``--runs``. A second figure is the server CPU of a new
+connection (handshake and first request), from ``CONNECTIONS`` fresh channels.
+
+A row is a ``Row(name, setup)``: ``setup(folder)`` writes what it needs (certificates, token
+files) into ``folder`` and returns the feature_store.yaml sections to merge and the client side
+(TLS settings, call metadata). Add a row by appending to ``ROWS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.grpc_latency import ENTITIES, REFS, make_repo, start_redis, write_rows
+
+CONNECTIONS = 50
+WARMUP = 200
+
+
+@dataclass
+class ClientSide:
+    tls: Any = None
+    """granero.serving.tls.ClientTls, or None for plain text."""
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Row:
+    name: str
+    setup: Callable[[Path], tuple[dict[str, Any], ClientSide]]
+    results: dict[int, list[dict[str, float]]] = field(default_factory=dict)
+
+
+def plain(folder: Path) -> tuple[dict[str, Any], ClientSide]:
+    return {}, ClientSide()
+
+
+def tls(folder: Path, *, mutual: bool = False) -> tuple[dict[str, Any], ClientSide]:
+    """A server certificate (EC P-256) from a CA made here; with ``mutual``, a client one too."""
+    from tests.serving.certs import Authority
+
+    from granero.serving.tls import ClientTls
+
+    servers, clients = Authority("bench servers"), Authority("bench clients")
+    cert, key = servers.server().write(folder, "server")
+    files: dict[str, str] = {"cert_file": str(cert), "key_file": str(key)}
+    client = ClientTls(ca_file=str(servers.write(folder, "servers")), server_name="localhost")
+    if mutual:
+        files["client_ca_file"] = str(clients.write(folder, "clients"))
+        client_cert, client_key = clients.client("bench").write(folder, "client")
+        client = client.model_copy(update={"cert_file": str(client_cert),
+                                           "key_file": str(client_key)})
+    return {"serving": {"tls": files}}, ClientSide(tls=client)
+
+
+ROWS: list[Row] = [
+    Row("plain text", plain),
+    Row("TLS", tls),
+    Row("mutual TLS", lambda folder: tls(folder, mutual=True)),
+]
+"""Measured in this order within each run; the first is the baseline of the ratios."""
+
+
+# -- the server side ------------------------------------------------------------------------------
+
+
+def start_server(repo: Path, sections: dict[str, Any]) -> tuple[subprocess.Popen, int]:
+    """``granero serve`` on a free port with ``sections`` merged into the repo's config."""
+    config_file = repo / "feature_store.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    for section, values in sections.items():
+        config[section] = {**config.get(section, {}), **values}
+    row_repo = repo.parent / f"{repo.name}-{os.urandom(4).hex()}"
+    row_repo.mkdir()
+    for item in repo.iterdir():
+        if item.name != "feature_store.yaml":
+            (row_repo / item.name).symlink_to(item.resolve())
+    (row_repo / "feature_store.yaml").write_text(yaml.safe_dump(config))
+    granero = str(Path(sys.executable).parent / "granero")
+    process = subprocess.Popen([granero, "serve", "-r", str(row_repo), "--port", "0", "--json",
+                                "--log-level", "warning"], stdout=subprocess.PIPE, text=True)
+    return process, json.loads(process.stdout.readline())["port"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- the client side ------------------------------------------------------------------------------
+
+
+def open_channel(port: int, client: ClientSide):
+    import grpc
+
+    from granero.serving.tls import channel_credentials, channel_options
+
+    address = f"localhost:{port}"
+    if client.tls is None:
+        return grpc.insecure_channel(address)
+    return grpc.secure_channel(address, channel_credentials(client.tls),
+                               channel_options(client.tls))
+
+
+def lookup(stub: Any, client: ClientSide, entities: int, rng: random.Random) -> None:
+    from granero.serving.v1 import serving_pb2 as pb
+    from granero.serving.v1 import value_pb2
+
+    ids = value_pb2.Int64List(val=[rng.randint(1, ENTITIES) for _ in range(entities)])
+    reply = stub.GetOnlineFeatures(pb.GetOnlineFeaturesRequest(
+        features=pb.FeatureList(refs=REFS), layout=pb.COLUMNS,
+        entity_columns={"driver_id": value_pb2.Value(int64_list_val=ids)}),
+        timeout=30, metadata=client.metadata or None)
+    if len(reply.columns) != len(REFS):
+        raise SystemExit(f"unexpected reply: {reply}")
+
+
+def per_request(pid: int, port: int, client: ClientSide, entities: int,
+                requests: int) -> dict[str, float]:
+    """Server CPU per request (µs) and client latency p50 (ms) on one warmed-up connection."""
+    from granero.serving.v1.serving_pb2_grpc import FeatureServingStub
+
+    rng = random.Random(entities)
+    with open_channel(port, client) as channel:
+        stub = FeatureServingStub(channel)
+        for _ in range(WARMUP):
+            lookup(stub, client, entities, rng)
+        latencies, before = [], cpu_seconds(pid)
+        for _ in range(requests):
+            sent = time.perf_counter()
+            lookup(stub, client, entities, rng)
+            latencies.append(time.perf_counter() - sent)
+        cpu = cpu_seconds(pid) - before
+    return {"cpu_us": cpu / requests * 1e6, "p50_ms": statistics.median(latencies) * 1e3}
+
+
+def per_connection(pid: int, port: int, client: ClientSide) -> float:
+    """Server CPU (µs) of a new connection: its handshake and one 1-entity request."""
+    from granero.serving.v1.serving_pb2_grpc import FeatureServingStub
+
+    rng, before = random.Random(0), cpu_seconds(pid)
+    for _ in range(CONNECTIONS):
+        with open_channel(port, client) as channel:
+            lookup(FeatureServingStub(channel), client, 1, rng)
+    return (cpu_seconds(pid) - before) / CONNECTIONS * 1e6
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+def measure(rows: list[Row], repo: Path, options: argparse.Namespace) -> None:
+    servers = []
+    try:
+        for index, row in enumerate(rows):
+            folder = repo.parent / f"row{index}"
+            folder.mkdir()
+            sections, client = row.setup(folder)
+            servers.append((row, client, *start_server(repo, sections)))
+        for _ in range(options.runs):
+            for row, client, process, port in servers:
+                for entities in options.entities:
+                    cell = per_request(process.pid, port, client, entities, options.requests)
+                    row.results.setdefault(entities, []).append(cell)
+                row.results.setdefault(0, []).append(
+                    {"cpu_us": per_connection(process.pid, port, client)})
+    finally:
+        for _, _, process, _ in servers:
+            process.terminate()
+            process.wait(30)
+
+
+def median(cells: list[dict[str, float]], key: str) -> float:
+    return statistics.median(cell[key] for cell in cells)
+
+
+def table(rows: list[Row], entities: list[int]) -> str:
+    base = rows[0]
+    lines = ["| row | entities | server CPU µs/request | vs plain text | client p50 ms |",
+             "|---|---:|---:|---:|---:|"]
+    for count in entities:
+        for row in rows:
+            cpu = median(row.results[count], "cpu_us")
+            ratio = cpu / median(base.results[count], "cpu_us") - 1
+            lines.append(f"| {row.name} | {count} | {cpu:,.0f} | {ratio:+.1%} | "
+                         f"{median(row.results[count], 'p50_ms'):.2f} |")
+    lines += ["", "| row | server CPU µs per new connection (handshake + 1-entity request) |",
+              "|---|---:|"]
+    lines += [f"| {row.name} | {median(row.results[0], 'cpu_us'):,.0f} |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--entities", default="1,100")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", help="also write every cell's raw numbers to this file")
+    options = parser.parse_args()
+    options.entities = [int(n) for n in options.entities.split(",")]
+    with tempfile.TemporaryDirectory() as folder:
+        redis, url = start_redis(Path(folder))
+        try:
+            repo = make_repo(Path(folder) / "repo", url)
+            write_rows(repo)
+            measure(ROWS, repo, options)
+        finally:
+            redis.terminate()
+            redis.wait(10)
+    print(table(ROWS, options.entities))
+    if options.json:
+        Path(options.json).write_text(json.dumps({r.name: r.results for r in ROWS}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
