@@ -3,7 +3,8 @@
     python feature_repo/scripts/generate_data.py [--out feature_repo/data] [--seed 7]
         [--end 2026-01-08T00:00:00Z] [--days 3] [--drivers 50] [--customers 80]
 
-Writes Parquet sources under ``<out>/sources`` and a training entity table ``<out>/trips.parquet``
+Writes Parquet sources under ``<out>/sources`` (trip_events: one row per trip, 7 days further back than the
+others, for the aggregate view) and a training entity table ``<out>/trips.parquet``
 (driver_id, customer_id, pickup_zone, dropoff_zone, event_timestamp, label). ``--end`` defaults to
 the current hour, so the demo's online lookups find fresh values.
 """
@@ -71,6 +72,34 @@ def trips(rng: np.random.Generator, end: datetime, days: int, drivers: int, cust
     })
 
 
+LONGEST_WINDOW_DAYS = 7
+"""Trip events reach this much further back than the training rows, so every 7d window is full."""
+
+
+def trip_events(rng: np.random.Generator, end: datetime, days: int, drivers: int, customers: int) -> pd.DataFrame:
+    """One row per trip, about one an hour per driver: fare, distance, status (cancelled trips
+    are filtered out before aggregating), a few fares missing, a few events arriving hours late."""
+    days += LONGEST_WINDOW_DAYS
+    start = end - timedelta(days=days)
+    per_driver = rng.poisson(days * 24 * rng.uniform(0.3, 1.5, drivers))
+    n = int(per_driver.sum())
+    seconds = rng.integers(0, int((end - start).total_seconds()), n)
+    distance = rng.lognormal(1.2, 0.6, n).round(2)
+    rows = pd.DataFrame({
+        "driver_id": np.repeat(np.arange(1001, 1001 + drivers), per_driver),
+        "customer_id": rng.integers(2001, 2001 + customers, n),
+        "event_timestamp": pd.to_datetime(start) + pd.to_timedelta(seconds, unit="s"),
+        "fare": (2.5 + 1.6 * distance + rng.normal(0, 1.5, n)).clip(2.5).round(2),
+        "distance_km": distance,
+        "status": rng.choice(["completed", "cancelled"], n, p=[0.93, 0.07]),
+    })
+    rows.loc[rng.random(n) < 0.02, "fare"] = np.nan  # fare not recorded
+    late = rng.random(n) < 0.03
+    delay = np.where(late, rng.integers(2 * 3600, 12 * 3600, n), rng.integers(5, 300, n))
+    rows["created"] = rows["event_timestamp"] + pd.to_timedelta(delay, unit="s")
+    return rows.sort_values("event_timestamp", ignore_index=True)
+
+
 def write(frame: pd.DataFrame, path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path / "part-00000.parquet", index=False, coerce_timestamps="us", allow_truncated_timestamps=True)
@@ -85,6 +114,8 @@ def generate(out: Path, seed: int, end: datetime, days: int, drivers: int, custo
     trips(rng, end, days, drivers, customers, n_trips).to_parquet(
         out / "trips.parquet", index=False, coerce_timestamps="us", allow_truncated_timestamps=True
     )
+    # its own stream, so adding it left the other sources' values as they were
+    write(trip_events(np.random.default_rng([seed, 1]), end, days, drivers, customers), sources / "trip_events")
 
 
 def main() -> None:
