@@ -21,7 +21,15 @@ from typing import Any
 import grpc
 
 from granero.definitions.refs import parse_ref
-from granero.errors import GraneroError, InvalidRequest, NotFound, OnlineStoreUnavailable, UnknownName
+from granero.errors import (
+    GraneroError,
+    InvalidRequest,
+    NotFound,
+    OnlineStoreUnavailable,
+    PermissionDenied,
+    Unauthenticated,
+    UnknownName,
+)
 from granero.online.lookup import OnlineResult
 from granero.serving.columnar import decode_columns_response, encode_key_columns
 from granero.serving.convert import encode_entity_rows
@@ -47,6 +55,8 @@ _ERRORS: dict[grpc.StatusCode, type[GraneroError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.UNAVAILABLE: OnlineStoreUnavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: OnlineStoreUnavailable,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
 }
 """Anything else becomes a plain GraneroError carrying the status code's name."""
 
@@ -62,12 +72,15 @@ class Client:
 
     def __init__(self, target: str = DEFAULT_TARGET, timeout: float | None = 5.0,
                  *, max_message_bytes: int = 64 * 1024 * 1024,
-                 connections: int = DEFAULT_CONNECTIONS, tls: ClientTls | None = None) -> None:
-        """``tls``: speak TLS (mTLS with a client certificate); None: plain text."""
+                 connections: int = DEFAULT_CONNECTIONS, tls: ClientTls | None = None,
+                 token: str | None = None) -> None:
+        """``tls``: speak TLS (mTLS with a client certificate); None: plain text. ``token``: an
+        API token or a JWT, sent as ``authorization: Bearer`` metadata with every call."""
         if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
             raise InvalidRequest(f"connections must be a whole number >= 1, got {connections!r}")
         self.target = target
         self.timeout = timeout
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._channels = [_channel(target, max_message_bytes, tls) for _ in range(connections)]
         self._stubs = itertools.cycle([FeatureServingStub(c) for c in self._channels])
 
@@ -150,7 +163,7 @@ class Client:
         """On the next connection in turn (``next`` on a cycle is atomic: threads may share)."""
         call: Callable[..., Any] = getattr(next(self._stubs), method)
         try:
-            return call(request, timeout=self.timeout)
+            return call(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as error:
             raise _translate(error, self.target) from None
 
@@ -171,7 +184,8 @@ def _channel(target: str, max_message_bytes: int, tls: ClientTls | None) -> grpc
 def _translate(error: grpc.RpcError, target: str) -> GraneroError:
     """The server's own message for request errors; transport errors also name the target."""
     code, details = error.code(), error.details()  # type: ignore[attr-defined]
-    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND):
+    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+                grpc.StatusCode.PERMISSION_DENIED):
         return _ERRORS[code](details)
     return _ERRORS.get(code, GraneroError)(f"{target}: {code.name}: {details}")
 
