@@ -339,12 +339,18 @@ def test_serve_off_loopback_without_tls_exits_2_naming_the_way_out(serving_repo,
     assert "refusing to serve plain text on 0.0.0.0" in said and "--insecure" in said
 
 
-def test_serve_and_get_online_over_mtls_as_real_processes(serving_repo, store, ca, tmp_path):
-    """``granero serve --tls-*`` in its own process, ``granero get-online --target --tls-*``
-    against it: served with the client certificate, refused without it."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_and_get_online_over_mtls_as_real_processes(serving_repo, store, ca, tmp_path,
+                                                          workers):
+    """``granero serve --tls-*`` in its own process(es), ``granero get-online --target --tls-*``
+    against it: served with the client certificate, refused without it; the health port
+    answers in plain text (shared by the workers like the main port)."""
     from typer.testing import CliRunner
 
     from granero.cli.main import app
+    from tests.conftest import free_port
+
+    health_port = free_port()
 
     clients_ca = Authority("clients")
     cert, key = ca.server().write(tmp_path, "server")
@@ -353,7 +359,8 @@ def test_serve_and_get_online_over_mtls_as_real_processes(serving_repo, store, c
     process = subprocess.Popen(
         [granero, "serve", "-r", str(serving_repo), "--host", "0.0.0.0", "--port", "0", "--json",
          "--tls-cert", str(cert), "--tls-key", str(key),
-         "--tls-client-ca", str(clients_ca.write(tmp_path, "clients"))],
+         "--tls-client-ca", str(clients_ca.write(tmp_path, "clients")),
+         "--workers", str(workers), "--health-port", str(health_port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         port = json.loads(process.stdout.readline())["port"]
@@ -362,6 +369,9 @@ def test_serve_and_get_online_over_mtls_as_real_processes(serving_repo, store, c
         served = CliRunner().invoke(app, [*args, "--tls-cert", str(client_cert),
                                           "--tls-key", str(client_key)])
         without = CliRunner().invoke(app, args)
+        with grpc.insecure_channel(f"127.0.0.1:{health_port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                               timeout=scaled(5))
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=scaled(30))
     finally:
@@ -370,6 +380,7 @@ def test_serve_and_get_online_over_mtls_as_real_processes(serving_repo, store, c
     assert served.exit_code == 0, served.output
     assert json.loads(served.stdout)["rows"][0]["features"]["driver_stats__trips"]["value"] == 12
     assert without.exit_code == 7 and "UNAVAILABLE" in without.stderr
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
     assert process.returncode == 0
 
 

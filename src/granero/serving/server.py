@@ -4,6 +4,9 @@ Lifecycle: ``build_server`` listens, pings the online store once and reports SER
 answered (NOT_SERVING if not); from then on ``StoreHealth`` keeps health in step with the store
 (serving/health.py). ``ServerHandle.stop`` drains: health turns NOT_SERVING for good, new RPCs are
 refused, and in-flight ones get up to ``grace`` seconds to finish.
+Transport (serving/tls.py): TLS from ``config.tls`` (files re-read on rotation), plain text
+only on loopback unless ``config.insecure``; ``health_port`` adds a plain-text listener with the
+health service alone, for probes that cannot speak TLS.
 ``serve`` runs that lifecycle in the foreground until SIGTERM or SIGINT. Nothing on this import
 path loads pyspark: a serving process starts in about a second and carries no JVM.
 """
@@ -121,6 +124,7 @@ def build_server(
         handle.health_server = _health_only(health_servicer, config)
     handle.store_health = _watch_store(store, config, handle)
     health_servicer.set(LIVENESS_SERVICE, SERVING)
+    servicer.transform_health.attach(health_servicer)  # per feature service: its transforms' code
     server.start()
     if config.metrics_port is not None:
         _expose_metrics(handle, config.metrics_port)
