@@ -21,6 +21,8 @@ import grpc
 import pytest
 from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import given
+from hypothesis import strategies as st
 
 from granero.errors import ConfigError, GraneroError
 from granero.serving.client import Client
@@ -406,3 +408,36 @@ def _publish(mount: Path, version: str, issued: Issued) -> None:
     issued.write(mount / version, "tls")
     (mount / "..data_tmp").symlink_to(version)
     (mount / "..data_tmp").rename(mount / "..data")
+
+
+# -- pure rules -----------------------------------------------------------------------------------
+
+
+@given(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)), st.booleans())
+def test_plain_text_is_allowed_on_exactly_the_loopback_addresses(address, bracketed):
+    """Against the standard library's rule, for any IPv4 or IPv6 address, bracketed or not."""
+    from granero.serving.tls import is_loopback, require_safe_transport
+
+    host = f"[{address}]" if bracketed and address.version == 6 else str(address)
+    assert is_loopback(host) is address.is_loopback
+    config = ServingConfig(host=host)
+    if address.is_loopback:
+        require_safe_transport(config)
+    else:
+        with pytest.raises(ConfigError):
+            require_safe_transport(config)
+        require_safe_transport(config.model_copy(update={"insecure": True}), warn=False)
+
+
+@pytest.mark.parametrize("host", ["localhost", "granero.internal", "0", ""])
+def test_names_other_than_localhost_are_not_loopback(host):
+    from granero.serving.tls import is_loopback
+
+    assert is_loopback(host) is (host == "localhost")
+
+
+def test_client_tls_problems_name_the_file_or_the_missing_half(tmp_path):
+    with pytest.raises(ConfigError, match=f"ca_file {tmp_path}/nope.crt: cannot be read"):
+        Client("localhost:1", tls=ClientTls(ca_file=str(tmp_path / "nope.crt")))
+    with pytest.raises(ConfigError, match="needs its key"):
+        Client("localhost:1", tls=ClientTls(cert_file=str(tmp_path / "c.crt")))
