@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent import futures
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -213,12 +214,17 @@ def test_a_rotated_certificate_is_served_to_new_connections_without_restart(
     old, new = trusting(ca, tmp_path), trusting(next_ca := Authority("next CA"), tmp_path)
     with Client(address, timeout=scaled(5), connections=1, tls=old) as established:
         assert established.get_online_features([{"driver_id": 1}], features=FEATURES).rows
-        next_ca.server().write(Path(tls_files.cert_file).parent, "tls")
+        renewed = (datetime.now(UTC) - timedelta(minutes=1),
+                   datetime.now(UTC).replace(microsecond=0) + timedelta(days=30))
+        next_ca.server(valid=renewed).write(Path(tls_files.cert_file).parent, "tls")
         assert lookup(address, new) == 0.9
         refused(address, old)
         # the connection made before the rotation keeps its session
         assert established.get_online_features([{"driver_id": 1}], features=FEATURES).rows
     assert tls_server.certificates.reloads == 1
+    expiry = tls_server.servicer.metrics.registry.get_sample_value(
+        "granero_serving_tls_certificate_expiry_timestamp_seconds")
+    assert expiry == renewed[1].timestamp()  # the gauge follows the rotation
 
 
 def test_rotation_follows_files_through_half_written_and_broken_states(

@@ -39,6 +39,11 @@ class ServingMetrics:
             "1 while the health service says SERVING (the online store answers pings), else 0.",
             registry=self.registry,
         )
+        self.tls_expiry = Gauge(
+            "granero_serving_tls_certificate_expiry_timestamp_seconds",
+            "When the certificate served to new connections expires (Unix time); 0 without TLS.",
+            registry=self.registry,
+        )
         self.unexpected_errors = Counter(
             "granero_serving_unexpected_errors",
             "Requests that failed with an error no GraneroError stands for: a bug, by method.",

@@ -119,6 +119,8 @@ def build_server(
     port = _listen(server, config, config.port, credentials)
     handle = ServerHandle(server, servicer, health_servicer, config.host, port)
     handle.certificates = certificates
+    if certificates is not None:  # read at each scrape: follows rotations
+        servicer.metrics.tls_expiry.set_function(lambda: certificates.expires_at.timestamp())
     handle.access = guard
     if config.health_port is not None:
         handle.health_server = _health_only(health_servicer, config)

@@ -53,7 +53,8 @@ class CertificateFiles:
         self.config = config
         self._lock = threading.Lock()
         self.current = self._read()
-        check_key_pair(self.current.cert, self.current.key, config)
+        self.expires_at = check_key_pair(self.current.cert, self.current.key, config)
+        """When the certificate served to new connections expires."""
         self.reloads = 0
         self._refused: str | None = None
 
@@ -71,13 +72,14 @@ class CertificateFiles:
             pem = self._read()
             if pem == self.current:
                 return None
-            check_key_pair(pem.cert, pem.key, self.config)
+            expires_at = check_key_pair(pem.cert, pem.key, self.config)
         except ConfigError as error:
             if str(error) != self._refused:  # once per distinct problem, not per connection
                 log.warning("TLS files not reloaded, the current certificate stays: %s", error)
                 self._refused = str(error)
             return None
-        self.current, self.reloads, self._refused = pem, self.reloads + 1, None
+        self.current, self.expires_at = pem, expires_at
+        self.reloads, self._refused = self.reloads + 1, None
         log.info("TLS certificate reloaded from %s", self.config.cert_file)
         return certificate_configuration(pem)
 
@@ -100,8 +102,9 @@ def certificate_configuration(pem: _Pem) -> grpc.ServerCertificateConfiguration:
     return grpc.ssl_server_certificate_configuration([(pem.key, pem.cert)], pem.client_ca)
 
 
-def check_key_pair(cert_pem: bytes, key_pem: bytes, config: TlsConfig) -> None:
-    """The key is the certificate's and the certificate is valid now (else ConfigError)."""
+def check_key_pair(cert_pem: bytes, key_pem: bytes, config: TlsConfig) -> datetime:
+    """The key is the certificate's and the certificate is valid now (else ConfigError);
+    returns when it expires."""
     leaf = _load_leaf(cert_pem, config.cert_file)
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
@@ -116,6 +119,7 @@ def check_key_pair(cert_pem: bytes, key_pem: bytes, config: TlsConfig) -> None:
         raise ConfigError(f"serving.tls.cert_file {config.cert_file}: the certificate is valid "
                           f"from {leaf.not_valid_before_utc} to {leaf.not_valid_after_utc}, "
                           f"not now ({now:%Y-%m-%d %H:%M:%S} UTC)")
+    return leaf.not_valid_after_utc
 
 
 def _load_leaf(cert_pem: bytes, path: str) -> x509.Certificate:
