@@ -1,15 +1,16 @@
 """What transport security and access control cost per request: server CPU next to plain text.
 
-    .venv/bin/python -m bench.access [--requests 2000] [--entities 1,100] [--runs 3]
+    .venv/bin/python -m bench.access [--requests 4000] [--entities 1,100] [--rounds 10]
 
 Sets up a private redis-server and a repo with one view of 20 features (bench/grpc_latency.py's),
 then starts one server process per row of ``ROWS`` (plain text, TLS, mutual TLS, and what the
-access layer adds), each with its own feature_store.yaml. For every row and entity count, one
-client sends ``--requests`` sequential GetOnlineFeatures on one connection (after a warm-up),
-and the server process's CPU time (user + system, from /proc) is divided by the requests. Rows
-are measured in turn within each run, so load from elsewhere on the machine spreads over all
-of them; a cell is the median of ``--runs``. A second figure is the server CPU of a new
-connection (handshake and first request), from ``CONNECTIONS`` fresh channels.
+access layer adds), each with its own feature_store.yaml. For every entity count, one client
+sends ``--requests`` sequential GetOnlineFeatures per row on one warmed-up connection per row,
+in ``--rounds`` rounds that take the rows in rotating order, and the server process's CPU time
+(user + system, from /proc) is divided by the requests. Load from elsewhere on the machine thus
+lands on every row alike, and each round gives a paired ratio to the first row (plain text):
+the table shows their median and range. A second figure is the server CPU of a new connection
+(handshake and first request), from ``CONNECTIONS`` fresh channels.
 
 A row is a ``Row(name, setup)``: ``setup(folder)`` writes what it needs (certificates, token
 files) into ``folder`` and returns the feature_store.yaml sections to merge and the client side
@@ -139,58 +140,83 @@ def lookup(stub: Any, client: ClientSide, entities: int, rng: random.Random) -> 
         raise SystemExit(f"unexpected reply: {reply}")
 
 
-def per_request(pid: int, port: int, client: ClientSide, entities: int,
-                requests: int) -> dict[str, float]:
-    """Server CPU per request (µs) and client latency p50 (ms) on one warmed-up connection."""
-    from granero.serving.v1.serving_pb2_grpc import FeatureServingStub
+@dataclass
+class Served:
+    """One row's running server and a warmed-up connection to it."""
 
-    rng = random.Random(entities)
-    with open_channel(port, client) as channel:
-        stub = FeatureServingStub(channel)
-        for _ in range(WARMUP):
-            lookup(stub, client, entities, rng)
-        latencies, before = [], cpu_seconds(pid)
+    row: Row
+    client: ClientSide
+    process: subprocess.Popen
+    port: int
+    channel: Any = None
+    stub: Any = None
+
+    def connect(self) -> None:
+        from granero.serving.v1.serving_pb2_grpc import FeatureServingStub
+
+        self.channel = open_channel(self.port, self.client)
+        self.stub = FeatureServingStub(self.channel)
+
+    def chunk(self, entities: int, requests: int, rng: random.Random) -> tuple[float, list[float]]:
+        """Server CPU seconds and client latencies (s) of ``requests`` sequential lookups."""
+        latencies, before = [], cpu_seconds(self.process.pid)
         for _ in range(requests):
             sent = time.perf_counter()
-            lookup(stub, client, entities, rng)
+            lookup(self.stub, self.client, entities, rng)
             latencies.append(time.perf_counter() - sent)
-        cpu = cpu_seconds(pid) - before
-    return {"cpu_us": cpu / requests * 1e6, "p50_ms": statistics.median(latencies) * 1e3}
+        return cpu_seconds(self.process.pid) - before, latencies
 
 
-def per_connection(pid: int, port: int, client: ClientSide) -> float:
+def per_connection(served: Served) -> float:
     """Server CPU (µs) of a new connection: its handshake and one 1-entity request."""
     from granero.serving.v1.serving_pb2_grpc import FeatureServingStub
 
-    rng, before = random.Random(0), cpu_seconds(pid)
+    rng, before = random.Random(0), cpu_seconds(served.process.pid)
     for _ in range(CONNECTIONS):
-        with open_channel(port, client) as channel:
-            lookup(FeatureServingStub(channel), client, 1, rng)
-    return (cpu_seconds(pid) - before) / CONNECTIONS * 1e6
+        with open_channel(served.port, served.client) as channel:
+            lookup(FeatureServingStub(channel), served.client, 1, rng)
+    return (cpu_seconds(served.process.pid) - before) / CONNECTIONS * 1e6
 
 
 # -- the run --------------------------------------------------------------------------------------
 
 
 def measure(rows: list[Row], repo: Path, options: argparse.Namespace) -> None:
-    servers = []
+    """Rounds of ``requests / rounds`` lookups per row, the rows' order rotating each round, so
+    a change of load on the machine lands on every row alike; each round gives one paired
+    ratio to the first row."""
+    servers: list[Served] = []
     try:
         for index, row in enumerate(rows):
             folder = repo.parent / f"row{index}"
             folder.mkdir()
             sections, client = row.setup(folder)
-            servers.append((row, client, *start_server(repo, sections)))
-        for _ in range(options.runs):
-            for row, client, process, port in servers:
-                for entities in options.entities:
-                    cell = per_request(process.pid, port, client, entities, options.requests)
-                    row.results.setdefault(entities, []).append(cell)
-                row.results.setdefault(0, []).append(
-                    {"cpu_us": per_connection(process.pid, port, client)})
+            servers.append(Served(row, client, *start_server(repo, sections)))
+        for served in servers:
+            served.connect()
+            for _ in range(WARMUP):
+                lookup(served.stub, served.client, 1, random.Random(1))
+        for entities in options.entities:
+            measure_entities(servers, entities, options)
+        for served in servers:
+            served.row.results[0] = [{"cpu_us": per_connection(served)}]
     finally:
-        for _, _, process, _ in servers:
-            process.terminate()
-            process.wait(30)
+        for served in servers:
+            if served.channel is not None:
+                served.channel.close()
+            served.process.terminate()
+            served.process.wait(30)
+
+
+def measure_entities(servers: list[Served], entities: int, options: argparse.Namespace) -> None:
+    chunk = max(1, options.requests // options.rounds)
+    rng = random.Random(entities)
+    for round_ in range(options.rounds):
+        order = servers[round_ % len(servers):] + servers[:round_ % len(servers)]
+        for served in order:
+            cpu, latencies = served.chunk(entities, chunk, rng)
+            served.row.results.setdefault(entities, []).append(
+                {"cpu_us": cpu / chunk * 1e6, "p50_ms": statistics.median(latencies) * 1e3})
 
 
 def median(cells: list[dict[str, float]], key: str) -> float:
@@ -198,15 +224,19 @@ def median(cells: list[dict[str, float]], key: str) -> float:
 
 
 def table(rows: list[Row], entities: list[int]) -> str:
+    """CPU per request as the median over rounds; the ratio as the median (and range) of the
+    rounds' paired ratios to the first row."""
     base = rows[0]
-    lines = ["| row | entities | server CPU µs/request | vs plain text | client p50 ms |",
-             "|---|---:|---:|---:|---:|"]
+    lines = ["| row | entities | server CPU µs/request | vs plain text, median (range) of rounds "
+             "| client p50 ms |", "|---|---:|---:|---:|---:|"]
     for count in entities:
         for row in rows:
-            cpu = median(row.results[count], "cpu_us")
-            ratio = cpu / median(base.results[count], "cpu_us") - 1
-            lines.append(f"| {row.name} | {count} | {cpu:,.0f} | {ratio:+.1%} | "
-                         f"{median(row.results[count], 'p50_ms'):.2f} |")
+            ratios = sorted(cell["cpu_us"] / paired["cpu_us"] - 1
+                            for cell, paired in zip(row.results[count], base.results[count],
+                                                    strict=True))
+            lines.append(f"| {row.name} | {count} | {median(row.results[count], 'cpu_us'):,.0f} | "
+                         f"{statistics.median(ratios):+.1%} ({ratios[0]:+.0%} to "
+                         f"{ratios[-1]:+.0%}) | {median(row.results[count], 'p50_ms'):.2f} |")
     lines += ["", "| row | server CPU µs per new connection (handshake + 1-entity request) |",
               "|---|---:|"]
     lines += [f"| {row.name} | {median(row.results[0], 'cpu_us'):,.0f} |" for row in rows]
@@ -215,9 +245,9 @@ def table(rows: list[Row], entities: list[int]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=4000, help="per row and entity count")
     parser.add_argument("--entities", default="1,100")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--json", help="also write every cell's raw numbers to this file")
     options = parser.parse_args()
     options.entities = [int(n) for n in options.entities.split(",")]
