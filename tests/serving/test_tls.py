@@ -447,3 +447,19 @@ def test_client_tls_problems_name_the_file_or_the_missing_half(tmp_path):
         Client("localhost:1", tls=ClientTls(ca_file=str(tmp_path / "nope.crt")))
     with pytest.raises(ConfigError, match="needs its key"):
         Client("localhost:1", tls=ClientTls(cert_file=str(tmp_path / "c.crt")))
+
+
+def test_the_client_ca_rotates_and_a_broken_one_is_never_served(mtls, ca, tmp_path, caplog):
+    """A truncated client CA given to grpc would fail every handshake: it is refused and the
+    current one stays; a whole new one is then required of new connections."""
+    handle, _, clients_ca = mtls
+    address = f"localhost:{handle.port}"
+    ca_file = Path(handle.certificates.config.client_ca_file)
+    before, after = clients_ca.client("before"), (next_ca := Authority("next clients")).client("x")
+    ca_file.write_bytes(next_ca.pem[: len(next_ca.pem) // 2])
+    with caplog.at_level(logging.WARNING, logger="granero.serving.tls"):
+        assert lookup(address, client_tls(ca, tmp_path, before)) == 0.9
+    assert any("client_ca_file" in r.getMessage() for r in caplog.records)
+    ca_file.write_bytes(next_ca.pem)
+    assert lookup(address, client_tls(ca, tmp_path, after)) == 0.9
+    refused(address, client_tls(ca, tmp_path, before))

@@ -53,7 +53,7 @@ class CertificateFiles:
         self.config = config
         self._lock = threading.Lock()
         self.current = self._read()
-        self.expires_at = check_key_pair(self.current.cert, self.current.key, config)
+        self.expires_at = self._check(self.current)
         """When the certificate served to new connections expires."""
         self.reloads = 0
         self._refused: str | None = None
@@ -72,7 +72,7 @@ class CertificateFiles:
             pem = self._read()
             if pem == self.current:
                 return None
-            expires_at = check_key_pair(pem.cert, pem.key, self.config)
+            expires_at = self._check(pem)
         except ConfigError as error:
             if str(error) != self._refused:  # once per distinct problem, not per connection
                 log.warning("TLS files not reloaded, the current certificate stays: %s", error)
@@ -82,6 +82,12 @@ class CertificateFiles:
         self.reloads, self._refused = self.reloads + 1, None
         log.info("TLS certificate reloaded from %s", self.config.cert_file)
         return certificate_configuration(pem)
+
+    def _check(self, pem: _Pem) -> datetime:
+        """What grpc would choke on is refused here: a bad file would fail every handshake."""
+        if pem.client_ca is not None:
+            _load_certificates(pem.client_ca, "client_ca_file", self.config.client_ca_file)
+        return check_key_pair(pem.cert, pem.key, self.config)
 
     def _read(self) -> _Pem:
         ca = self.config.client_ca_file
@@ -105,7 +111,7 @@ def certificate_configuration(pem: _Pem) -> grpc.ServerCertificateConfiguration:
 def check_key_pair(cert_pem: bytes, key_pem: bytes, config: TlsConfig) -> datetime:
     """The key is the certificate's and the certificate is valid now (else ConfigError);
     returns when it expires."""
-    leaf = _load_leaf(cert_pem, config.cert_file)
+    leaf = _load_certificates(cert_pem, "cert_file", config.cert_file)[0]
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except (ValueError, TypeError) as error:
@@ -122,11 +128,11 @@ def check_key_pair(cert_pem: bytes, key_pem: bytes, config: TlsConfig) -> dateti
     return leaf.not_valid_after_utc
 
 
-def _load_leaf(cert_pem: bytes, path: str) -> x509.Certificate:
+def _load_certificates(pem: bytes, field: str, path: str | None) -> list[x509.Certificate]:
     try:
-        return x509.load_pem_x509_certificates(cert_pem)[0]
+        return x509.load_pem_x509_certificates(pem)
     except ValueError as error:
-        raise ConfigError(f"serving.tls.cert_file {path}: not a PEM certificate ({error})") from None
+        raise ConfigError(f"serving.tls.{field} {path}: not PEM certificates ({error})") from None
 
 
 def _public_bytes(key: object) -> bytes:
