@@ -148,3 +148,17 @@ def test_a_member_of_another_definition_reads_as_not_found(store, online_url):
         result = lookup(store, request(DEFS, *EVERY), rows, T0)
         assert {v.status for row in result.rows for v in row} == {Status.NOT_FOUND}
         assert set(result.to_dict()["trips__trips_2h"]) == {None}
+
+
+def test_a_key_holding_no_sorted_set_reads_as_not_found(store, online_url):
+    """A row left by the view's plain definition (forced apply, not yet synced): that entity is
+    NOT_FOUND, the others are served, the request does not fail (WRONGTYPE)."""
+    client = redis.Redis.from_url(online_url)
+    head = to_micros(T0) // HOUR
+    put_members(client, store, 1, [head], {"driver_id:count": [2], "fare:sum": [3.0], "fare:mean": [1.5],
+                                           "tier:last": ["x"]})
+    client.set(store._prefix("trips") + encode_entity_key(["int64"], [2]), b"\x01" + bytes(40))
+    for rows in ([{"driver_id": 1}, {"driver_id": 2}], [{"driver_id": 1}, {"driver_id": 2}] * 10):
+        result = lookup(store, request(DEFS, "trips:trips_2h"), rows, T0)
+        assert result.to_dict()["trips__trips_2h"][:2] == [2, None]
+        assert [row[0].status for row in result.rows[:2]] == [Status.PRESENT, Status.NOT_FOUND]

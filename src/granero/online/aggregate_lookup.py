@@ -89,8 +89,8 @@ class AggregateReader(ViewReader):
         """One entity's answer from its member per window (None where the window is empty)."""
         decoded = []
         for member in members:
-            stored = None if member is None else self._decode(member[TILE_BYTES:])
-            if member is not None and stored is None:  # another definition of the view
+            stored = None if member is None or len(member) <= TILE_BYTES else self._decode(member[TILE_BYTES:])
+            if member is not None and stored is None:  # another definition of the view (or not a set)
                 return _ABSENT
             decoded.append(stored)
         values = [

@@ -75,14 +75,20 @@ READ_WINDOWS = """
 local out = {}
 for _, key in ipairs(KEYS) do
   for _, tile in ipairs(ARGV) do
-    local first = redis.call('ZRANGE', key, tile, '+inf', 'BYSCORE', 'LIMIT', 0, 1)[1]
-    out[#out + 1] = first or false
+    local found = redis.pcall('ZRANGE', key, tile, '+inf', 'BYSCORE', 'LIMIT', 0, 1)
+    if found.err then
+      out[#out + 1] = ''
+    else
+      out[#out + 1] = found[1] or false
+    end
   end
 end
 return out
 """
 """KEYS: an aggregate view's entity keys; ARGV: tile indexes. Per key, per tile, the first
-member scored at or after the tile, or nil (Lua ``false``): one reply for a whole view, parsed in C
+member scored at or after the tile, or nil (Lua ``false``); an empty member where the key holds
+no sorted set (a row of the view's plain definition: read as another definition's member,
+NOT_FOUND, instead of failing the request with WRONGTYPE). One reply for a whole view, parsed in C
 by hiredis, where a ZRANGE per (entity, window) would cost a Python call per reply. Sent with
 EVAL, whose body Redis caches by digest, so a restarted server needs no reloading."""
 _READ_WINDOWS = READ_WINDOWS.encode()
