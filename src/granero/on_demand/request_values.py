@@ -1,0 +1,159 @@
+"""Request-context values: what a lookup's caller sends for on-demand features, checked and typed.
+
+Values arrive as Python objects (the library's ``request_data``, or what the server decoded from
+the wire) and leave as one Arrow array per field, of the field's declared dtype, for the
+transform. The check is strict and the same on both paths, so a value is refused alike in
+process and over gRPC: integers must be ints in the dtype's range (never bools), floats take
+ints only when exactly representable (float32 rounds a float, as the offline cast rule does, and
+refuses one that overflows), strings, bytes, bools and timestamps (naive means UTC) their own
+types, lists element by element. None is a null value; a field left out is missing, and missing
+or mistyped values raise InvalidRequest naming the entity row, the field and the view.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from granero.errors import InvalidRequest
+from granero.types import arrow_type, list_element
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
+"""Stands in a request column for an entity row that did not send the field (None is null)."""
+
+_INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+_FLOAT32_MAX = 3.4028234663852886e38
+_EXACT_TYPES: dict[str, tuple[type, ...]] = {
+    "bool": (bool,), "string": (str,), "bytes": (bytes, bytearray), "timestamp": (datetime,),
+}
+_PLAIN = {"int32": int, "int64": int, "float32": float, "float64": float, "bool": bool,
+          "string": str, "bytes": bytes, "timestamp": datetime}
+"""Per scalar dtype, the one Python type a column usually holds (checked in bulk first)."""
+
+RequestColumns = Mapping[str, Sequence[Any]]
+"""Request-context values column-wise: field name -> one value per entity row."""
+
+
+def request_arrays(
+    fields: Sequence[tuple[str, str]], columns: RequestColumns, count: int, view: str
+) -> dict[str, pa.Array]:
+    """One Arrow array of ``count`` values per ``(name, dtype)`` field of ``view``'s request
+    sources; InvalidRequest names the first missing or mistyped value."""
+    return {name: _field_array(name, dtype, columns, count, view) for name, dtype in fields}
+
+
+def _field_array(name: str, dtype: str, columns: RequestColumns, count: int, view: str) -> pa.Array:
+    import pyarrow as pa
+
+    if name not in columns and count == 0:
+        return pa.array([], type=arrow_type(dtype))
+    if name not in columns:
+        raise InvalidRequest(f"missing request value {name!r} ({dtype}) of on-demand view "
+                             f"{view!r}: send it with every entity row")
+    column = columns[name]
+    if len(column) != count:
+        raise InvalidRequest(f"request value {name!r}: {len(column)} values for {count} entity "
+                             "rows; give one per entity row")
+    if not _column_fits(dtype, column):
+        for row, value in enumerate(column):
+            _check_value(row, name, dtype, value, view)
+        if "float" in dtype:  # ints checked exact: Arrow takes them as floats only past 2**24
+            column = [_as_floats(value) for value in column]
+    return pa.array(column, type=arrow_type(dtype))
+
+
+def _as_floats(value: Any) -> Any:
+    if value is None or type(value) is float:
+        return value
+    if isinstance(value, list | tuple):
+        return [_as_floats(item) for item in value]
+    return float(value)
+
+
+def _column_fits(dtype: str, column: Sequence[Any]) -> bool:
+    """Whether every value is of ``dtype``'s plain Python type and fits (one pass, no call per
+    value); False sends the column through the per-value check, which names the culprit."""
+    plain = _PLAIN.get(dtype)
+    if plain is None or not all(type(v) is plain for v in column):
+        return False
+    if dtype in _INT_RANGE:
+        low, high = _INT_RANGE[dtype]
+        return not column or (low <= min(column) and max(column) <= high)
+    if dtype == "float32":
+        return all(-_FLOAT32_MAX <= v <= _FLOAT32_MAX or not math.isfinite(v) for v in column)
+    return plain is not datetime
+
+
+def _check_value(row: int, name: str, dtype: str, value: Any, view: str) -> None:
+    if value is MISSING:
+        raise InvalidRequest(f"entity row {row}: missing request value {name!r} ({dtype}) of "
+                             f"on-demand view {view!r}")
+    problem = value_problem(dtype, value)
+    if problem is not None:
+        raise InvalidRequest(f"entity row {row}: request value {name!r} of on-demand view "
+                             f"{view!r} must be {dtype}, got {_describe(value)}{problem}")
+
+
+def value_problem(dtype: str, value: Any) -> str | None:
+    """None when ``value`` (or None) is a valid ``dtype`` value; else a reason ('' when none
+    helps) to append to the message."""
+    if value is None:
+        return None
+    element = list_element(dtype)
+    if element is not None:
+        return _list_problem(element, value)
+    if dtype in _INT_RANGE:
+        return _int_problem(dtype, value)
+    if dtype in ("float32", "float64"):
+        return _float_problem(dtype, value)
+    return None if isinstance(value, _EXACT_TYPES[dtype]) else ""
+
+
+def _list_problem(element: str, value: Any) -> str | None:
+    if not isinstance(value, list | tuple):
+        return ""
+    for index, item in enumerate(value):
+        problem = value_problem(element, item)
+        if problem is not None:
+            return f" (element {index}: {_describe(item)}{problem})"
+    return None
+
+
+def _int_problem(dtype: str, value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return ""
+    low, high = _INT_RANGE[dtype]
+    return None if low <= value <= high else f" (outside the {dtype} range {low}..{high})"
+
+
+def _float_problem(dtype: str, value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return ""
+    if isinstance(value, numbers.Integral):
+        exact = float(value) == value if abs(value) < 2**1024 else False
+        if dtype == "float32":
+            exact = exact and float(_as_float32(float(value))) == value
+        return None if exact else f" (the integer is not exactly representable as {dtype})"
+    if dtype == "float32" and math.isfinite(value) and abs(value) > _FLOAT32_MAX:
+        return " (overflows float32)"
+    return None
+
+
+def _as_float32(number: float) -> float:
+    import struct
+
+    try:
+        return struct.unpack("<f", struct.pack("<f", number))[0]
+    except OverflowError:
+        return math.inf
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
