@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from granero.aggregation.engine import AggregationSpec, aggregate_as_of
+from granero.aggregation.spec import aggregation_spec
 from granero.definitions.aggregation import output_dtype
 from granero.offline.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from granero.types import spark_ddl, spark_type
@@ -34,14 +35,20 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import Column, DataFrame
 
+    from granero.definitions import RepoDefinitions
+    from granero.definitions.refs import ViewFeatures
+
 _BUCKET = "__granero_bucket"
 _TIME = "__granero_time"
 
 
-def requested_spec(spec: AggregationSpec, outputs: dict[str, str]) -> AggregationSpec:
-    """``spec`` cut to the aggregates asked for (name -> output column), in the order asked."""
+def requested_spec(defs: RepoDefinitions, vf: ViewFeatures, outputs: list[str]) -> AggregationSpec:
+    """The view's spec cut to the aggregates asked for, in the order asked, each renamed to its
+    output column."""
+    spec = aggregation_spec(defs, vf.view)
     by_name = {a.output: a for a in spec.aggregates}
-    return replace(spec, aggregates=[replace(by_name[n], output=o) for n, o in outputs.items()])
+    asked = [replace(by_name[n], output=o) for n, o in zip(vf.features, outputs, strict=True)]
+    return replace(spec, aggregates=asked)
 
 
 def event_columns(spec: AggregationSpec) -> list[str]:

@@ -4,12 +4,14 @@ The pipeline is one lazy Spark plan, written by the backend in one atomic step:
 
     read source → field_mapping → event time in [start, end) → filter → transformations
     → convert to declared dtypes (offline.casts: exact, or checked value by value, never lossy)
-    → drop rows without keys or event time → drop full ties → event_date
+    → drop rows without keys or event time → drop full ties (plain views) → event_date
 
 Full ties (same keys, event_timestamp and created_timestamp) keep one row: the one whose feature
-values, compared in declared feature order with nulls lowest, are greatest. So the table never
-holds full ties, and readers order by (event_timestamp, created_timestamp) alone. Nothing is
-collected to the driver and no Python runs per row.
+values, compared in declared feature order with nulls lowest, are greatest. So a plain view's
+table never holds full ties, and readers order by (event_timestamp, created_timestamp) alone.
+An aggregate view's table is its events, one row each (its features are the event columns its
+aggregations read): two events with the same keys and times are two events, and both count, so
+nothing is dropped there. Nothing is collected to the driver and no Python runs per row.
 """
 
 from __future__ import annotations
@@ -170,6 +172,8 @@ def table_rows(
     keys = list(defs.join_keys(view))
     present = typed.dropna(subset=[*keys, EVENT_TIMESTAMP])
     dated = present.withColumn(EVENT_DATE, utc_date(F.col(EVENT_TIMESTAMP)))
+    if view.is_aggregate:  # events: every one counts, full ties included
+        return dated
     return drop_full_ties(dated, [EVENT_DATE, *keys], view.feature_names)
 
 

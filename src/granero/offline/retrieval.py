@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from granero.aggregation.engine import AggregationSpec, aggregate_as_of
 from granero.definitions.refs import ViewFeatures
 from granero.errors import RetrievalError
+from granero.offline.aggregate_join import aggregate_join, event_columns, requested_spec
 from granero.offline.as_of_join import AsOfSpec, as_of_join, visible_rows
 from granero.offline.entity_rows import (
     check_entities,
@@ -42,6 +44,7 @@ from granero.offline.entity_rows import (
     load_entities,
 )
 from granero.offline.local_as_of import as_of_join_arrow, micros
+from granero.offline.pandas_frames import is_pandas, pandas_frame, training_frame
 from granero.offline.schema import CREATED_TIMESTAMP, EVENT_DATE, EVENT_TIMESTAMP, utc_date, utc_day
 from granero.offline.spark_errors import spark_errors
 from granero.offline.tables import OfflineStore, read_view_arrow, read_view_table
@@ -68,6 +71,8 @@ class TrainingManifest:
     """Per view, the table version read (None on backends without versions)."""
     full_feature_names: bool
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    on_demand: dict[str, str] = field(default_factory=dict)
+    """Per on-demand view computed, the source hash of its transform (``code.source_hash``)."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -148,14 +153,35 @@ def historical_features(
             table = read_view_table(
                 store, registry.definitions, vf.view, manifest.table_versions[vf.view.name]
             )
-            spec = view_spec(vf, manifest)
             table = _pruned(table, bounds, vf.view.ttl)
-            frame = as_of_join(frame, visible_rows(table, rows, spec) if few else table, spec)
+            frame = _join_view(frame, table, rows if few else None, registry, vf, manifest)
     return frame
 
 
+def _join_view(
+    frame: DataFrame,
+    table: DataFrame,
+    few_rows: DataFrame | None,
+    registry: RegistryVersion,
+    vf: ViewFeatures,
+    manifest: TrainingManifest,
+) -> DataFrame:
+    """``frame`` plus one view's columns: its as-of join, or its windowed aggregates.
+
+    ``few_rows``: the entity rows when they are few enough to cut the table to what they can see.
+    """
+    spec = view_spec(vf, manifest)
+    seen = visible_rows(table, few_rows, spec) if few_rows is not None else table
+    aggregates = _aggregates(registry, vf, spec)
+    if aggregates is None:
+        return as_of_join(frame, seen, spec)
+    buckets = int(table.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    return aggregate_join(frame, seen.select(*event_columns(aggregates)), aggregates, buckets)
+
+
 def view_spec(vf: ViewFeatures, manifest: TrainingManifest) -> AsOfSpec:
-    """One view's part of the join, for either engine."""
+    """One view's part of the join, for either engine (for an aggregate view: its keys, the span
+    of events a value reads as ttl, and the aggregates asked for as outputs)."""
     outputs = vf.column_names(manifest.full_feature_names)
     return AsOfSpec(vf.join_keys, vf.view.ttl, dict(zip(vf.features, outputs, strict=True)))
 
@@ -239,19 +265,22 @@ def pandas_training_set(
     manifest: TrainingManifest,
     config: RetrievalConfig,
     engine: Engine = "auto",
+    extend: Callable[[pa.Table, Any], pa.Table] | None = None,
 ) -> pd.DataFrame:
     """The training set as pandas, built by the engine ``choose_engine`` picks (named in
     ``attrs[ENGINE_ATTR]``); ``spark`` is called only when Spark answers.
 
     A pandas frame's own columns come back untouched (``training_frame``): the engines only
-    compute the feature columns, from its join columns.
+    compute the feature columns, from its join columns. ``extend(table, entities)``, when given,
+    turns either engine's Arrow result into the returned columns (on-demand features).
     """
     choice = choose_engine(engine, entities, store, requested, manifest, config)
     if choice.engine == "local":
         features = _local_features(store, registry, entities, requested, manifest)
     else:
         features = _spark_training_table(spark(), store, registry, entities, requested, manifest)
-    frame = training_frame(entities, features) if _is_pandas(entities) else pandas_frame(features)
+    features = extend(features, entities) if extend else features
+    frame = training_frame(entities, features) if is_pandas(entities) else pandas_frame(features)
     frame.attrs[ENGINE_ATTR] = choice.engine
     return frame
 
@@ -268,7 +297,7 @@ def choose_engine(
     ``auto``: local when it can run and reads at most ``config.local_max_rows`` rows."""
     if engine not in ("auto", "local", "spark"):
         raise RetrievalError(f"engine must be 'auto', 'local' or 'spark', not {engine!r}")
-    if _is_pandas(entities):  # the same messages as Spark's check, before either engine runs
+    if is_pandas(entities):  # the same messages as Spark's check, before either engine runs
         check_entity_columns([str(c) for c in entities.columns], requested, manifest.columns)
     if engine == "spark":
         return EngineChoice("spark", "asked for")
@@ -290,7 +319,7 @@ def choose_engine(
 
 def local_refusal(entities: Any, store: OfflineStore, requested: list[ViewFeatures]) -> str | None:
     """Why the in-process engine cannot answer for these entity rows (None: it can)."""
-    if not _is_pandas(entities):
+    if not is_pandas(entities):
         return f"the entity rows are a {type(entities).__name__}, not a pandas DataFrame"
     if not store.local:
         return "the offline store is not on a local file system"
@@ -341,15 +370,33 @@ def _local_features(
     join = join_columns(requested)
     frame = entity_table(entities[list(join)], join)
     for vf in requested:
-        columns = [*vf.join_keys, EVENT_TIMESTAMP, CREATED_TIMESTAMP, *vf.features]
-        days = day_range(frame[EVENT_TIMESTAMP], vf.view.ttl)
-        version = manifest.table_versions[vf.view.name]
-        table = read_view_arrow(store, registry.definitions, vf.view, version, columns, days)
         try:
-            frame = as_of_join_arrow(frame, table, view_spec(vf, manifest))
+            frame = _local_join(frame, store, registry, vf, manifest)
         except pa.ArrowInvalid as error:  # e.g. an entity key out of its dtype's range
             raise RetrievalError(f"joining feature view {vf.view.name!r}: {error}") from error
     return frame.select(manifest.columns)
+
+
+def _local_join(
+    frame: pa.Table, store: OfflineStore, registry: RegistryVersion, vf: ViewFeatures, manifest: TrainingManifest
+) -> pa.Table:
+    """``frame`` plus one view's columns, in process: its as-of join or its windowed aggregates,
+    from the table rows of the days the entity rows can see."""
+    spec = view_spec(vf, manifest)
+    aggregates = _aggregates(registry, vf, spec)
+    stored = [*vf.join_keys, EVENT_TIMESTAMP, CREATED_TIMESTAMP, *vf.features]
+    columns = event_columns(aggregates) if aggregates else stored
+    days = day_range(frame[EVENT_TIMESTAMP], vf.view.ttl)
+    version = manifest.table_versions[vf.view.name]
+    table = read_view_arrow(store, registry.definitions, vf.view, version, columns, days)
+    return aggregate_as_of(frame, table, aggregates) if aggregates else as_of_join_arrow(frame, table, spec)
+
+
+def _aggregates(registry: RegistryVersion, vf: ViewFeatures, spec: AsOfSpec) -> AggregationSpec | None:
+    """What an aggregate view is asked for (None for a plain view)."""
+    if not vf.view.is_aggregate:
+        return None
+    return requested_spec(registry.definitions, vf, list(spec.outputs.values()))
 
 
 def _spark_training_table(
@@ -365,7 +412,7 @@ def _spark_training_table(
     import numpy as np
     from pyspark.sql import functions as F
 
-    if not _is_pandas(entities):
+    if not is_pandas(entities):
         return _to_arrow(historical_features(spark, store, registry, entities, requested, manifest))
     join = list(join_columns(requested))
     numbered = entities[join].assign(**{_INPUT_ROW: np.arange(len(entities))})
@@ -386,47 +433,6 @@ def _spark_training_table(
 def _to_arrow(frame: DataFrame) -> pa.Table:
     with spark_errors(RetrievalError, "building the training set"):
         return frame.toArrow()
-
-
-def training_frame(entities: pd.DataFrame, features: pa.Table) -> pd.DataFrame:
-    """The caller's entity rows exactly as given (columns, dtypes, values, index), followed by
-    the feature columns as ``pandas_frame`` makes them: the same whichever engine built them."""
-    import pandas as pd
-
-    values = pandas_frame(features)
-    joined = pd.concat([entities.reset_index(drop=True), values], axis=1)
-    joined.index = entities.index
-    return joined
-
-
-def pandas_frame(table: pa.Table) -> pd.DataFrame:
-    """Arrow columns (features, or Spark's entity columns) as pandas, whichever engine built them.
-
-    Timestamps are UTC; ints and bools take pandas' nullable dtypes (``Int64``, ``boolean``) so a
-    null never turns them into floats; floats stay numpy floats (null is NaN); strings, bytes and
-    lists are objects. The dtypes depend on the column types alone, never on the values.
-    """
-    import pandas as pd
-    import pyarrow as pa
-
-    nullable = {
-        pa.int8(): pd.Int8Dtype(),
-        pa.int16(): pd.Int16Dtype(),
-        pa.int32(): pd.Int32Dtype(),
-        pa.int64(): pd.Int64Dtype(),
-        pa.bool_(): pd.BooleanDtype(),
-    }
-    columns = [
-        c.cast(pa.timestamp(c.type.unit, tz="UTC")) if pa.types.is_timestamp(c.type) else c
-        for c in table.columns
-    ]
-    return pa.table(columns, names=table.column_names).to_pandas(types_mapper=nullable.get)
-
-
-def _is_pandas(entities: Any) -> bool:
-    import pandas as pd
-
-    return isinstance(entities, pd.DataFrame)
 
 
 def latest_rows(table: DataFrame, keys: list[str]) -> DataFrame:
