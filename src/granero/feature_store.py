@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from granero.offline.retrieval import Engine, TrainingManifest
     from granero.offline.tables import OfflineStore
     from granero.online.lookup import OnlineResult
+    from granero.online.on_demand import TransformCatalog
     from granero.online.redis import RedisStore
     from granero.online.verify import VerifyReport, ViewVerification
     from granero.registry import Interval
@@ -113,6 +114,14 @@ class FeatureStore:
         if current is None:
             raise RegistryError(f"nothing applied yet in {self.registry.path}: run `granero apply` first")
         return current.definitions
+
+    @cached_property
+    def transforms(self) -> TransformCatalog:
+        """The repo's on-demand transforms, loaded from its files once per registry version and
+        checked against the code ``apply`` recorded."""
+        from granero.online.on_demand import TransformCatalog
+
+        return TransformCatalog(self.load_definitions)
 
     def list_entities(self, tags: dict[str, str] | None = None, owner: str | None = None) -> list[Entity]:
         return _matching(self.registered().entities.values(), tags, owner)
@@ -428,17 +437,25 @@ class FeatureStore:
         feature_service: str | None = None,
         *,
         now: datetime | None = None,
+        request_data: Any = None,
     ) -> OnlineResult:
         """The latest values of the features for each entity row (one Redis round trip); a value
-        older than its view's ttl at ``now`` (default: the current time) is withheld."""
+        older than its view's ttl at ``now`` (default: the current time) is withheld.
+        On-demand features take their request values from ``request_data``: field -> one value
+        per entity row, or a dict per entity row (``granero.online.on_demand``)."""
         from datetime import UTC, datetime
 
         from granero.definitions.refs import resolve_features
+        from granero.online import on_demand
         from granero.online.lookup import lookup
 
+        version, moment = self.registry.current(), now or datetime.now(UTC)
         defs = self.registered()
+        if on_demand.selects_on_demand(defs, features, feature_service):
+            return on_demand.online_result(self, version, entity_rows, features, feature_service,
+                                           request_data, moment)
         views = resolve_features(defs, features=features, feature_service=feature_service)
-        return lookup(self.online_store, views, entity_rows, now or datetime.now(UTC))
+        return lookup(self.online_store, views, entity_rows, moment)
 
     def verify(self, sample: int = 100_000, now: datetime | None = None) -> VerifyReport:
         """Compare online lookups with the offline point-in-time values at ``now``: every entity

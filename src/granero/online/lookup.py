@@ -125,7 +125,7 @@ class OnlineResult:
 
 
 def _event_times(codes: list[int], micros: list[int]) -> list[datetime | None]:
-    return [None if code == _NOT_FOUND_CODE else from_micros(m)
+    return [None if code == _NOT_FOUND_CODE or not m else from_micros(m)  # 0: none (on-demand)
             for code, m in zip(codes, micros, strict=True)]
 
 

@@ -41,6 +41,7 @@ from granero.serving.info import (
     service_info,
     view_info,
 )
+from granero.serving.request_context import set_request_values
 from granero.serving.tls import ClientTls, channel_credentials, channel_options
 from granero.serving.v1 import serving_pb2 as pb
 from granero.serving.v1.serving_pb2_grpc import FeatureServingStub
@@ -95,14 +96,19 @@ class Client:
         feature_service: str | None = None,
         *,
         full_feature_names: bool = True,
+        request_data: Any = None,
     ) -> OnlineResult:
-        """Latest values per entity row: rows as dicts, or columns as ``{key: [values...]}``."""
+        """Latest values per entity row: rows as dicts, or columns as ``{key: [values...]}``.
+        ``request_data``: the on-demand features' request values, as for
+        ``FeatureStore.get_online_features`` (field -> values, or a dict per entity row)."""
         if (features is None) == (feature_service is None):
             raise InvalidRequest(
                 "give either feature references or a feature service, not both or neither")
         request = pb.GetOnlineFeaturesRequest(full_feature_names=full_feature_names,
                                               layout=pb.COLUMNS)
         _set_entities(request, entity_rows)
+        if request_data is not None:
+            set_request_values(request, request_data)
         if features is not None:
             request.features.refs.extend(features)
         else:

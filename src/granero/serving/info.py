@@ -35,6 +35,9 @@ class FeatureViewInfo:
     features: list[Column]
     ttl: timedelta
     online: bool
+    on_demand: bool = False
+    request_fields: dict[str, str] = field(default_factory=dict)
+    """An on-demand view's request values: field -> dtype."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,8 @@ def view_message(defs: RepoDefinitions, view: FeatureView) -> pb.FeatureViewInfo
 def service_message(defs: RepoDefinitions, service: FeatureService) -> pb.FeatureServiceInfo:
     refs = []
     for selection in service.features:
-        view = defs.feature_views[selection.view_name]
+        view = (defs.feature_views.get(selection.view_name)
+                or defs.on_demand_feature_views[selection.view_name])
         refs += [f"{view.name}:{f}" for f in selection.features or view.output_names]
     return pb.FeatureServiceInfo(name=service.name, description=service.description,
                                  owner=service.owner, tags=service.tags, features=refs)
@@ -96,6 +100,8 @@ def view_info(message: pb.FeatureViewInfo) -> FeatureViewInfo:
         join_keys={c.name: c.dtype for c in message.join_keys},
         features=[Column(c.name, c.dtype, c.description, dict(c.tags)) for c in message.features],
         ttl=timedelta(seconds=message.ttl_seconds), online=message.online,
+        on_demand=message.on_demand,
+        request_fields={c.name: c.dtype for c in message.request_fields},
     )
 
 

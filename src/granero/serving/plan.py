@@ -13,6 +13,7 @@ from granero.definitions import RepoDefinitions
 from granero.definitions.refs import ViewFeatures, resolve_features
 from granero.errors import InvalidRequest
 from granero.online.lookup import ViewReader
+from granero.online.on_demand import LookupPlan, Transforms, plan_lookup, selects_on_demand
 from granero.serving.columnar import Filler, column_filler
 from granero.serving.convert import Encoder, Writer, value_encoder, value_writer
 
@@ -34,10 +35,21 @@ class RequestPlan:
     """Per view, per requested feature: how to fill its FeatureColumn (COLUMNS layout)."""
     dtypes: list[list[str]]
     """Per view, per requested feature: its dtype (ROWS layout, ``serving.rows``)."""
+    on_demand: LookupPlan | None = None
+    """Set when the selection names on-demand views (``serving.on_demand`` answers it; then
+    ``readers`` are what is read, and the other per-view fields follow the answer's views)."""
 
 
-def plan_request(defs: RepoDefinitions, selection: Selection, full_names: bool) -> RequestPlan:
-    """Resolve and check a selection; raises InvalidRequest with the resolver's precise message."""
+def plan_request(defs: RepoDefinitions, selection: Selection, full_names: bool,
+                 transforms: Transforms | None = None) -> RequestPlan:
+    """Resolve and check a selection; raises InvalidRequest with the resolver's precise message.
+    ``transforms``: the on-demand views' loaded code (``online.on_demand.TransformCatalog``)."""
+    refs, service = (None, selection) if isinstance(selection, str) else (list(selection), None)
+    if selects_on_demand(defs, refs, service):
+        lookup = plan_lookup(defs, transforms or {}, refs, service, full_names)
+        fillers = [[column_filler(dtype) for dtype in dtypes] for dtypes in lookup.output_dtypes]
+        return RequestPlan([], lookup.feature_names, [], lookup.readers, [], fillers,
+                           lookup.output_dtypes, lookup)
     if isinstance(selection, str):
         views = resolve_features(defs, feature_service=selection)
     else:
