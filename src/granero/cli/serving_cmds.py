@@ -37,8 +37,11 @@ class LogLevel(StrEnum):
     ERROR = "ERROR"
 
 
-EntityOption = Annotated[list[str], typer.Option(
+EntityOption = Annotated[list[str] | None, typer.Option(
     "--entity", "-e", help="One entity row as KEY=VALUE[,KEY=VALUE...]; repeat for more rows.")]
+RequestOption = Annotated[list[str] | None, typer.Option(
+    "--request", help="Request values of on-demand features as FIELD=VALUE[,...], one per "
+    "--entity in order (or one for all); lists as JSON ([1, 2]), null for null.")]
 FeaturesOption = Annotated[list[str] | None, typer.Option(
     "--features", "-f", help="view:feature or view:* references (repeatable, or comma-separated).")]
 ServiceOption = Annotated[str | None, typer.Option(
@@ -155,7 +158,7 @@ def _announce(info: dict[str, Any], json_output: bool) -> None:
 
 @handles_errors
 def get_online(
-    entity: EntityOption,
+    entity: EntityOption = None,
     features: FeaturesOption = None,
     service: ServiceOption = None,
     target: TargetOption = None,
@@ -166,30 +169,43 @@ def get_online(
     tls_cert: ClientCertOption = None,
     tls_key: ClientKeyOption = None,
     tls_server_name: ServerNameOption = None,
+    request: RequestOption = None,
 ) -> None:
     """Look up the latest feature values of entities; a status says why a value is missing."""
     refs = [r.strip() for item in features or [] for r in item.split(",") if r.strip()] or None
     if (refs is None) == (service is None):
         raise typer.BadParameter("give --features or --service (exactly one of them)")
+    entity, request = entity or [], request or []
     if target:
         client_tls = _client_tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
-        rows, result, dtypes = _remote_lookup(target, entity, refs, service, client_tls)
+        rows, result, dtypes = _remote_lookup(target, entity, refs, service, client_tls, request)
     else:
-        rows, result, dtypes = _local_lookup(repo, entity, refs, service)
+        rows, result, dtypes = _local_lookup(repo, entity, refs, service, request)
     if json_output:
         print_json(_result_json(rows, result, dtypes))
     else:
         _print_result(rows, result, dtypes)
 
 
-def _local_lookup(repo: Path, entities: list[str], refs: list[str] | None, service: str | None):
-    from granero.definitions.refs import resolve_features
+def _local_lookup(repo: Path, entities: list[str], refs: list[str] | None, service: str | None,
+                  requests: list[str]):
+    from granero.cli.request_args import local_shape
 
     with open_store(repo) as store:
-        views = resolve_features(store.registered(), features=refs, feature_service=service)
-        rows = parse_entities(entities, {k: d for v in views for k, d in v.join_keys.items()})
-        dtypes = {f"{v.view.name}__{f.name}": f.dtype for v in views for f in v.view.features}
-        return rows, store.get_online_features(rows, features=refs, feature_service=service), dtypes
+        keys, fields, dtypes = local_shape(store, refs, service)
+        rows, values = _rows_and_requests(entities, keys, requests, fields)
+        return rows, store.get_online_features(rows, features=refs, feature_service=service,
+                                               request_data=values), dtypes
+
+
+def _rows_and_requests(entities: list[str], keys: dict[str, str], requests: list[str],
+                       fields: dict[str, str]) -> tuple[list[dict[str, Any]], Any]:
+    """Typed entity rows (an empty one per ``--request`` when none are given) and request
+    values (None when none are given)."""
+    from granero.cli.request_args import parse_requests
+
+    rows = parse_entities(entities, keys) if entities else [{} for _ in requests]
+    return rows, parse_requests(requests, fields, len(rows)) if requests else None
 
 
 def _client_tls(tls: bool, ca: Path | None, cert: Path | None, key: Path | None,
@@ -204,14 +220,16 @@ def _client_tls(tls: bool, ca: Path | None, cert: Path | None, key: Path | None,
 
 
 def _remote_lookup(target: str, entities: list[str], refs: list[str] | None, service: str | None,
-                   tls: Any = None):
+                   tls: Any = None, requests: list[str] | None = None):
+    from granero.cli.request_args import remote_shape
     from granero.serving.client import Client
 
     with Client(target, tls=tls) as client:
-        views = client.request_views(features=refs, feature_service=service)
-        rows = parse_entities(entities, {k: d for v in views for k, d in v.join_keys.items()})
-        dtypes = {f"{v.name}__{c.name}": c.dtype for v in views for c in v.features}
-        return rows, client.get_online_features(rows, features=refs, feature_service=service), dtypes
+        keys, fields, dtypes = remote_shape(client.request_views(features=refs,
+                                                                 feature_service=service))
+        rows, values = _rows_and_requests(entities, keys, requests or [], fields)
+        return rows, client.get_online_features(rows, features=refs, feature_service=service,
+                                                request_data=values), dtypes
 
 
 # -- parsing --entity -----------------------------------------------------------------------------
@@ -223,16 +241,11 @@ def parse_entities(texts: list[str], dtypes: dict[str, str]) -> list[dict[str, A
 
 
 def _parse_entity(text: str, dtypes: dict[str, str]) -> dict[str, Any]:
-    row = {}
-    for part in text.split(","):
-        key, sep, raw = (s.strip() for s in part.partition("="))
-        if not sep or not key:
-            raise InvalidRequest(f"--entity {text!r}: {part!r} must look like KEY=VALUE")
-        if key not in dtypes:
-            raise InvalidRequest(f"--entity {text!r}: {key!r} is not a join key of the requested "
-                                 f"features; they need {list(dtypes)}")
-        row[key] = parse_key_value(key, raw, dtypes[key])
-    return row
+    from granero.cli.request_args import parse_assignments
+
+    unknown = f"is not a join key of the requested features; they need {list(dtypes)}"
+    return parse_assignments("--entity", "KEY", text, text.split(","), dtypes, unknown,
+                             parse_key_value)
 
 
 def parse_key_value(key: str, raw: str, dtype: str) -> Any:
