@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
+    from granero.access.facade import AccessCheck
     from granero.definitions.aggregation import Aggregation
     from granero.definitions.refs import ViewFeatures
     from granero.offline.materialize import MaterializationResult
@@ -79,6 +80,13 @@ class FeatureStore:
         self._spark: SparkSession | None = None
         self._online: Any = None
 
+    @cached_property
+    def access(self) -> AccessCheck:
+        """Advisory checks of registry, offline and in-process reads (granero.access.facade)."""
+        from granero.access.facade import AccessCheck
+
+        return AccessCheck(self.config.access)
+
     # -- registry ------------------------------------------------------------------------------
 
     def load_definitions(self) -> RepoDefinitions:
@@ -99,6 +107,7 @@ class FeatureStore:
         """
         with self.registry.locked():
             plan = self.plan()
+            self.access.require_apply(self.registry.current(), plan.definitions, plan.changes)
             if plan.breaking and not force:
                 reasons = "\n  ".join(plan.breaking)
                 raise BreakingChangeError(f"apply refused, it would break stored data:\n  {reasons}\n"
@@ -192,6 +201,7 @@ class FeatureStore:
 
         defs = self.registered()
         interval, asked_end = capped_window(start, end, now)
+        self.access.require_views(defs, "materialize", [v.name for v in select_views(defs, views)])
         return [self._materialize_view(defs, view, interval, sync_online, asked_end)
                 for view in select_views(defs, views)]
 
@@ -209,6 +219,7 @@ class FeatureStore:
 
         defs, done, results = self.registered(), self.registry.materialized(), []
         finish, asked_end = mat.capped_end(end, now)
+        self.access.require_views(defs, "materialize", [v.name for v in mat.select_views(defs, views)])
         for view in mat.select_views(defs, views):
             start = mat.incremental_start(done.get(view.name, []))
             if start < finish:
@@ -337,6 +348,7 @@ class FeatureStore:
         """The registry version, the requested features by view, and their pinned manifest."""
         from granero.offline.retrieval import build_manifest
 
+        self.access.require_read(self.registered(), "read_offline", features, feature_service)
         registry, requested = self._requested_features(features, feature_service)
         manifest = build_manifest(
             registry, requested, self.offline_store, feature_service=feature_service,
@@ -403,6 +415,7 @@ class FeatureStore:
         executors (write-if-newer: re-running changes nothing), which also catches up windows
         a failed sync left pending. Rows stored per view; ``online=False`` views are skipped."""
         defs, counts = self.registered(), {}
+        self.access.require_views(defs, "materialize", [v.name for v in self._online_views(defs, views)])
         for view in self._online_views(defs, views):
             pending = self.sync_progress.pending(view.name)  # read before the table: all synced
             counts |= self._sync_views(defs, [view], None)
@@ -451,6 +464,7 @@ class FeatureStore:
 
         version, moment = self.registry.current(), now or datetime.now(UTC)
         defs = self.registered()
+        self.access.require_read(defs, "read_online", features, feature_service)
         if on_demand.selects_on_demand(defs, features, feature_service):
             return on_demand.online_result(self, version, entity_rows, features, feature_service,
                                            request_data, moment)

@@ -168,3 +168,14 @@ def test_grants_by_tags_need_every_tag():
     who = Principal("x", frozenset({"m"}))
     assert not grants(perm, who, "push", Resource("feature_view", "v", {"team": "a"}))
     assert grants(perm, who, "push", Resource("feature_view", "v", {"team": "a", "tier": "1", "z": "2"}))
+
+
+def test_an_action_is_enforced_once_a_permission_grants_it():
+    perms = [Permission(name="p", roles=["m"], actions=["read_online"], feature_services=["s0"])]
+    policy, stranger = Policy(repo(perms)), Principal("x")
+    view = policy.view("v0")
+    assert policy.enforces("read_online") and not policy.enforces("apply")
+    assert policy.allows(stranger, "apply", view) and not policy.allows(stranger, "read_online", view)
+    assert not policy.may_see(stranger, view)
+    assert policy.may_see(Principal("y", frozenset({"m"})), view)  # through the service s0
+    assert not Policy(repo(perms), deny_by_default=True).allows(stranger, "apply", view)

@@ -108,7 +108,7 @@ class AccessInterceptor(grpc.ServerInterceptor):
         policy = self.guard.policy()
         if method == "GetOnlineFeatures":
             return _narrowed(request, policy, principal)
-        if method == "DescribeFeatureView" and policy.enforcing:
+        if method == "DescribeFeatureView" and policy.enforces("read_online"):
             resource = policy.view(request.name)
             if resource is None or not policy.may_see(principal, resource):
                 raise NotFound(f"no feature view named {request.name!r}")
@@ -117,7 +117,7 @@ class AccessInterceptor(grpc.ServerInterceptor):
     def _filtered(self, method: str, response: Any, principal: Principal) -> Any:
         """ListFeatureServices without the services the caller may not see."""
         policy = self.guard.policy()
-        if method != "ListFeatureServices" or not policy.enforcing or response is None:
+        if method != "ListFeatureServices" or not policy.enforces("read_online") or response is None:
             return response
         visible = [s for s in response.services
                    if (r := policy.service(s.name)) is not None and policy.may_see(principal, r)]

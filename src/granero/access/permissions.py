@@ -1,8 +1,10 @@
 """What a principal may do: the registry's permissions evaluated, pure (no I/O, no gRPC).
 
-A ``Policy`` is built from one registry version. It is *enforcing* when the repo declares any
-permission or the config asks for deny-by-default; otherwise it allows everything (the behaviour
-of a repo without permissions). When enforcing, only what some permission grants is allowed.
+A ``Policy`` is built from one registry version. It *enforces* an action once some permission
+of the repo grants that action, or for every action with ``deny_by_default``; an action no
+permission mentions stays open (a repo without permissions behaves as before access control, and
+declaring who may read does not lock ``apply`` until someone is granted ``apply``). An enforced
+action is allowed only where a permission grants it.
 
 Reads (``read_online``, ``read_offline``) resolve the request's names themselves, so that a
 refusal never tells an unknown name from a forbidden one: both get the same PermissionDenied.
@@ -62,16 +64,25 @@ class Policy:
     def __init__(self, defs: RepoDefinitions, deny_by_default: bool = False, pii_tag: str = "pii"):
         self.defs = defs
         self.permissions = list(defs.permissions.values())
-        self.enforcing = bool(self.permissions) or deny_by_default
+        self.deny_by_default = deny_by_default
+        self.granted_actions = frozenset(a for p in self.permissions for a in p.actions)
         self.pii_tag = pii_tag
         self.views: dict[str, Any] = {**getattr(defs, "on_demand_feature_views", {}), **defs.feature_views}
         """Feature views and on-demand views: both are read, and granted, as views."""
+        self._services_of: dict[str, list[Resource]] = {}
+        for service in defs.feature_services.values():
+            for selection in service.features:
+                self._services_of.setdefault(selection.view_name, []).append(
+                    Resource("feature_service", service.name, service.tags))
         self.readable = functools.lru_cache(maxsize=READ_CACHE_SIZE)(self._readable)
         """``_readable``, remembered per (principal, action, selection): the same caller asking
         the same shape again pays a dict lookup (refusals are not remembered)."""
 
+    def enforces(self, action: str) -> bool:
+        return self.deny_by_default or action in self.granted_actions
+
     def allows(self, principal: Principal, action: str, resource: Resource, pii: bool = False) -> bool:
-        if not self.enforcing:
+        if not self.enforces(action):
             return True
         return any(grants(p, principal, action, resource, pii) for p in self.permissions)
 
@@ -87,8 +98,14 @@ class Policy:
         return is_pii(view, feature, self.pii_tag, self.views)
 
     def may_see(self, principal: Principal, resource: Resource) -> bool:
-        """Listed and described only to callers holding some action on it."""
-        return any(self.allows(principal, action, resource) for action in _ALL_ACTIONS)
+        """Listed and described only to callers granted some enforced action on it, or, for a
+        view, on a service that selects it (a model's client describes its service's views);
+        to everyone while no action is enforced."""
+        enforced = [action for action in _ALL_ACTIONS if self.enforces(action)]
+        if not enforced or any(self.allows(principal, action, resource) for action in enforced):
+            return True
+        return resource.kind == "feature_view" and any(
+            self.may_see(principal, service) for service in self._services_of.get(resource.name, ()))
 
     def require(self, principal: Principal, action: str, resources: Sequence[Resource | None],
                 what: str) -> None:
@@ -99,7 +116,7 @@ class Policy:
     def _readable(self, principal: Principal, action: str, selection: Selection) -> Selection:
         """The selection the caller may read: unchanged, or narrowed to refs without withheld
         PII. PermissionDenied (one message for unknown and forbidden names) otherwise."""
-        if not self.enforcing:
+        if not self.enforces(action):
             return selection
         if isinstance(selection, str):
             return _ServiceRead(self, principal, action, selection).selection()

@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
     list_app.command("entities")(_lister(Section.entities))
     list_app.command("views")(_lister(Section.views))
     list_app.command("services")(_lister(Section.services))
-    list_app.command("features")(_lister(Section.features))
+    list_app.command("features")(list_features)
 
 
 @handles_errors
@@ -146,6 +146,31 @@ def _lister(section: Section):
 
     list_command.__doc__ = f"List registered {section.value} (filter with --tag and --owner)."
     return list_command
+
+
+PiiFlag = Annotated[bool, typer.Option(
+    "--pii", help="Only personal data: features tagged access.pii_tag (or derived from one), "
+                  "which the server withholds from callers without a PII grant.")]
+
+
+@handles_errors
+def list_features(
+    repo: RepoOption = Path("."), tag: TagOption = None, owner: OwnerOption = None,
+    pii: PiiFlag = False, json_output: JsonOption = False,
+) -> None:
+    """List registered features (filter with --tag, --owner and --pii)."""
+    from granero.access.pii import is_pii
+
+    store, tags = open_store(repo), _parse_tags(tag)
+    features = store.list_features(tags, owner)
+    if pii:
+        views, pii_tag = store.registered().feature_views, store.config.access.pii_tag
+        features = [f for f in features if is_pii(views[f.view], f.name, pii_tag, views)]
+    rows = [_feature_row(f, not json_output) for f in features]
+    if json_output:
+        print_json(rows)
+    else:
+        _print_rows(Section.features.value, rows)
 
 
 def _rows(store, section: Section, tags: dict[str, str], owner: str | None, human: bool) -> list[dict]:

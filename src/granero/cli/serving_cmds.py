@@ -63,6 +63,10 @@ ClientKeyOption = Annotated[Path | None, typer.Option(
 ServerNameOption = Annotated[str | None, typer.Option(
     "--tls-server-name", rich_help_panel=_TLS,
     help="Name the server's certificate must carry, when not the target's host.")]
+TokenOption = Annotated[str | None, typer.Option(
+    "--token", envvar="GRANERO_TOKEN", show_default=False,
+    help="API token or JWT for a server with access control (sent as a bearer credential); "
+         "prefer the GRANERO_TOKEN variable, which stays out of the shell's history.")]
 
 _STATUS_STYLE = {"PRESENT": "green", "NULL_VALUE": "yellow", "OUTSIDE_MAX_AGE": "magenta",
                  "NOT_FOUND": "red"}
@@ -169,6 +173,7 @@ def get_online(
     tls_cert: ClientCertOption = None,
     tls_key: ClientKeyOption = None,
     tls_server_name: ServerNameOption = None,
+    token: TokenOption = None,
     request: RequestOption = None,
 ) -> None:
     """Look up the latest feature values of entities; a status says why a value is missing."""
@@ -178,7 +183,8 @@ def get_online(
     entity, request = entity or [], request or []
     if target:
         client_tls = _client_tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
-        rows, result, dtypes = _remote_lookup(target, entity, refs, service, client_tls, request)
+        rows, result, dtypes = _remote_lookup(target, entity, refs, service, client_tls, token,
+                                              request)
     else:
         rows, result, dtypes = _local_lookup(repo, entity, refs, service, request)
     if json_output:
@@ -220,11 +226,11 @@ def _client_tls(tls: bool, ca: Path | None, cert: Path | None, key: Path | None,
 
 
 def _remote_lookup(target: str, entities: list[str], refs: list[str] | None, service: str | None,
-                   tls: Any = None, requests: list[str] | None = None):
+                   tls: Any = None, token: str | None = None, requests: list[str] | None = None):
     from granero.cli.request_args import remote_shape
     from granero.serving.client import Client
 
-    with Client(target, tls=tls) as client:
+    with Client(target, tls=tls, token=token) as client:
         keys, fields, dtypes = remote_shape(client.request_views(features=refs,
                                                                  feature_service=service))
         rows, values = _rows_and_requests(entities, keys, requests or [], fields)
