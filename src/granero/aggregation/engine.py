@@ -64,7 +64,7 @@ def aggregate_as_of(entities: pa.Table, events: pa.Table, spec: AggregationSpec)
         [entities[k] for k in spec.keys], [events[k] for k in spec.keys], list(spec.keys.values())
     )
     time, time_valid = micros(entities[EVENT_TIMESTAMP])
-    order = order_events(event_codes, *micros(events[EVENT_TIMESTAMP]), _created(events), spec.hop)
+    order = order_events(event_codes, *micros(events[EVENT_TIMESTAMP]), event_created(events), spec.hop)
     columns = {c: prepare_column(events[c], d) for c, d in {(a.column, a.dtype) for a in spec.aggregates}}
     reads = {a.output: (FUNCTIONS[a.function], columns[a.column]) for a in spec.aggregates}
     tiles = build_tiles(order, reads)
@@ -80,7 +80,7 @@ def aggregate_as_of(entities: pa.Table, events: pa.Table, spec: AggregationSpec)
     return joined.select([*entities.column_names, *(a.output for a in spec.aggregates)])
 
 
-def _created(events: pa.Table) -> np.ndarray:
+def event_created(events: pa.Table) -> np.ndarray:
     """Created microseconds, NULL_CREATED where null or where the events have no such column."""
     if CREATED_TIMESTAMP not in events.column_names:
         return np.full(events.num_rows, NULL_CREATED, dtype=np.int64)

@@ -3,12 +3,15 @@
 Both directions are columnar. Events are sorted once by (key code, tile, event time, created);
 within one key code that order is also sorted by event time, which every search below relies on.
 
-``window_states`` answers many requests (key code, time t) at once, for one window, in the order
-the online path will use: the whole tiles of the window folded left to right in hop order (one
-vectorized step per tile position, shared by the requests of one (key, head tile)), then the head
-tile cut at t. ``fold_in_hop_order`` is that same fold for the tiles of one request, as stored
-online; both call the same ``merge``, in the same order, on states built by the same ``build``,
-so their results are bit-identical.
+``window_states`` answers many requests (key code, time t) at once, for one window, in the one
+fold order both paths use, NEWEST FIRST: start from the head tile cut at t (its events <= t), then
+merge the older non-empty tiles one by one going back to the tail, ``s = merge(tile, s)`` (the
+older run on the left, as ``merge`` requires); one vectorized step per tile position, shared by
+the requests of one (key, t). ``fold_newest_first`` is that fold for the tiles of one request.
+Why newest first: online keeps, per entity and non-empty tile i, the finalized *suffix* state
+``merge(tile_i, suffix of the next non-empty tile)`` (``aggregation.suffix``); the window at t is
+then exactly the suffix of its first non-empty tile >= tail(t), computed by the same merges in
+the same order as here, so the values are bit-identical.
 """
 
 from __future__ import annotations
@@ -160,11 +163,12 @@ def combine(fn: Function, left: State, left_has: np.ndarray, right: State, right
     return out
 
 
-def fold_in_hop_order(fn: Function, states: Sequence[State]) -> State | None:
-    """The window state of tiles given oldest first, merged one by one (the online lookup)."""
+def fold_newest_first(fn: Function, states: Sequence[State]) -> State | None:
+    """The window state of tiles given oldest first, merged from the newest back:
+    ``s = merge(tile, s)`` (the suffix an online member stores)."""
     window = None
-    for state in states:
-        window = state if window is None else fn.merge(window, state)
+    for state in reversed(states):
+        window = state if window is None else fn.merge(state, window)
     return window
 
 
@@ -177,30 +181,33 @@ def window_states(
     hop: int,
 ) -> dict[str, State]:
     """Per request (code >= 0, time t), each aggregate's state over ``tail(t) <= ts <= t``."""
-    code, time = request
+    (code, time), inverse = np.unique(np.stack(request), axis=1, return_inverse=True)
     head = tile_of(time, hop)
-    pairs, inverse = np.unique(np.stack([code, head]), axis=1, return_inverse=True)
-    lo = tiles.search.first_at_or_after(pairs[0], pairs[1] - window // hop)
-    tiles_whole = tiles.search.first_at_or_after(pairs[0], pairs[1]) - lo
+    lo = tiles.search.first_at_or_after(code, head - window // hop)
+    hi = tiles.search.first_at_or_after(code, head)
     start = order.search.first_at_or_after(code, head * hop)
     end = order.search.first_at_or_after(code, time + 1)
     index, segment = _expand_ranges(start, end)
     heads = _per_column(reads, lambda column: events_of(order, index, segment, len(code), column))
     out = {}
     for name, (fn, column) in reads.items():
-        whole = _fold_whole_tiles(fn, tiles.states[name], lo, tiles_whole, column.values.dtype)
-        head_state = fn.build(heads[id(column)])
-        out[name] = combine(fn, take(whole, inverse.ravel()), tiles_whole[inverse.ravel()] > 0, head_state, end > start)
+        state = _fold_older_tiles(fn, tiles.states[name], fn.build(heads[id(column)]), end > start, (lo, hi))
+        out[name] = take(state, inverse.ravel())
     return out
 
 
-def _fold_whole_tiles(fn: Function, tile_states: State, lo: np.ndarray, count: np.ndarray, kind: np.dtype) -> State:
-    """Per group, the tiles ``lo .. lo + count - 1`` merged left to right, one position per step."""
-    state = fn.empty(len(lo), kind)
-    for step in range(int(count.max(initial=0))):
-        active = np.flatnonzero(count > step)
-        right = take(tile_states, lo[active] + step)
-        put(state, active, right if step == 0 else fn.merge(take(state, active), right))
+def _fold_older_tiles(
+    fn: Function, tile_states: State, state: State, has: np.ndarray, tile_range: tuple[np.ndarray, np.ndarray]
+) -> State:
+    """Per request, ``state = merge(tile, state)`` for its tiles ``hi - 1`` down to ``lo``, one
+    tile position per vectorized step (``has``: whether ``state`` holds an event yet)."""
+    lo, hi = tile_range
+    has = has.copy()
+    for step in range(int((hi - lo).max(initial=0))):
+        active = np.flatnonzero(hi - lo > step)
+        older = take(tile_states, hi[active] - 1 - step)
+        put(state, active, combine(fn, older, np.ones(len(active), bool), take(state, active), has[active]))
+        has[active] = True
     return state
 
 
