@@ -300,3 +300,124 @@ def test_random_bytes_never_get_internal(raw_channel, server, method, body):
     assert code in (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT,
                     grpc.StatusCode.NOT_FOUND), code
     assert unexpected_errors(server) == before
+
+
+# -- request-context values (on-demand features) ---------------------------------------------------
+
+OD_VIEWS = {"trip_features": ["fare_per_trip", "score", "eta_minutes", "stop_count", "since_day"],
+            "trip_label": ["label"], "echo": ["double_fare"], "fragile": ["checked"],
+            "driver_stats": ["conv_rate", "trips", "since"]}
+OD_REFS = st.one_of(st.sampled_from([f"{v}:{f}" for v, fs in OD_VIEWS.items() for f in [*fs, "*"]]),
+                    st.builds("{}:{}".format, st.sampled_from([*OD_VIEWS, "nope"]), TEXT))
+FIELD_NAMES = st.one_of(st.sampled_from(["fare", "tag", "stops"]), TEXT)
+OD_SERVICES = st.sampled_from(["trip_service", "fragile_service", "echo_service", "nope"])
+
+
+def request_columns() -> st.SearchStrategy[pb.RequestColumn]:
+    return st.one_of(
+        st.builds(lambda v: pb.RequestColumn(values=v), VALUES),
+        st.builds(lambda vs: pb.RequestColumn(list_values=vs), st.lists(VALUES, max_size=4)),
+        st.builds(lambda v, vs: pb.RequestColumn(values=v, list_values=vs), list_values(),
+                  st.lists(VALUES, min_size=1, max_size=2)),
+    )
+
+
+@st.composite
+def on_demand_requests(draw: Any) -> pb.GetOnlineFeaturesRequest:
+    """Any request against the on-demand repo: request values per row and column-wise, typed
+    right and wrong, beside keys of every shape."""
+    request = pb.GetOnlineFeaturesRequest(layout=draw(st.sampled_from([pb.ROWS, pb.COLUMNS])))
+    if draw(st.booleans()):
+        request.features.refs.extend(draw(st.lists(OD_REFS, min_size=1, max_size=4)))
+    else:
+        request.feature_service = draw(OD_SERVICES)
+    keys = st.dictionaries(st.sampled_from(JOIN_KEYS), VALUES, max_size=3)
+    for row_keys, values in draw(st.lists(st.tuples(keys, st.dictionaries(
+            FIELD_NAMES, VALUES, max_size=3)), max_size=4)):
+        request.entities.append(pb.EntityRow(keys=row_keys, request_values=values))
+    if not request.entities or draw(st.booleans()):
+        put(request.entity_columns, draw(st.dictionaries(st.sampled_from(JOIN_KEYS),
+                                                         list_values(), max_size=3)))
+        put(request.request_columns, draw(st.dictionaries(FIELD_NAMES, request_columns(),
+                                                          max_size=3)))
+    return request
+
+
+def on_demand_selected(request: pb.GetOnlineFeaturesRequest) -> set[str]:
+    views = {ref.partition(":")[0] for ref in request.features.refs}
+    services = {"trip_service": {"trip_features"}, "fragile_service": {"fragile"},
+                "echo_service": {"echo"}}
+    return (views | services.get(request.feature_service, set())) - {"driver_stats", "nope"}
+
+
+@pytest.fixture(scope="module")
+def od_server(tmp_path_factory, redis_url) -> Any:
+    from granero.serving.config import ServingConfig
+    from granero.serving.server import build_server
+    from tests.serving.on_demand_repo import applied_store
+
+    url = redis_url.rsplit("/", 1)[0] + "/10"
+    with applied_store(tmp_path_factory.mktemp("fuzz_on_demand") / "repo", url) as store, \
+            build_server(store, ServingConfig(port=0, max_batch_size=MAX_BATCH)) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def od_stub(od_server) -> Any:
+    with grpc.insecure_channel(od_server.address) as channel:
+        yield FeatureServingStub(channel)
+
+
+@fuzz(600)
+@given(request=on_demand_requests())
+def test_any_request_context_is_answered_without_unknown_or_internal(od_stub, od_server, request):
+    """OK or INVALID_ARGUMENT; FAILED_PRECONDITION only from a transform that fails (``fragile``
+    on its chosen fares); INVALID_ARGUMENT for malformed request values of on-demand requests."""
+    before = unexpected_errors(od_server)
+    code, answer = status_of(od_stub.GetOnlineFeatures, request)
+    allowed = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT}
+    if "fragile" in on_demand_selected(request):
+        allowed.add(grpc.StatusCode.FAILED_PRECONDITION)
+    assert code in allowed, (code, answer)
+    given_values = [v for row in request.entities for v in row.request_values.values()]
+    given_values += [c.values for c in request.request_columns.values()]
+    given_values += [v for c in request.request_columns.values() for v in c.list_values]
+    if on_demand_selected(request) and any(malformed(v) for v in given_values):
+        assert code is grpc.StatusCode.INVALID_ARGUMENT, answer
+    assert unexpected_errors(od_server) == before
+
+
+FARES = st.one_of(st.none(), st.floats(allow_nan=True), st.integers(-(2**53), 2**53).map(float))
+
+
+@fuzz(150)
+@given(data=st.data(), layout=st.sampled_from([pb.ROWS, pb.COLUMNS]), as_rows=st.booleans())
+def test_valid_request_values_are_answered_for_every_entity_row(od_stub, od_server, data, layout,
+                                                                as_rows):
+    fares = data.draw(st.lists(FARES.filter(lambda f: f not in (13.0, 99.0, 7.0)),
+                               max_size=MAX_BATCH))
+    tags = data.draw(st.lists(st.one_of(st.none(), TEXT), min_size=len(fares),
+                              max_size=len(fares)))
+    drivers = data.draw(st.lists(st.one_of(st.integers(0, 5), INT64), min_size=len(fares),
+                                 max_size=len(fares)))
+    request = pb.GetOnlineFeaturesRequest(layout=layout)
+    request.features.refs.extend(["trip_label:label", "echo:double_fare", "fragile:checked"])
+    if as_rows:
+        for fare, tag, driver in zip(fares, tags, drivers, strict=True):
+            request.entities.add(keys={"driver_id": Value(int64_val=driver)}, request_values={
+                "fare": Value() if fare is None else Value(double_val=fare),
+                "tag": Value() if tag is None else Value(string_val=tag), "stops": Value()})
+    else:
+        put(request.entity_columns, {"driver_id": Value(int64_list_val={"val": drivers})})
+        columns = {"fare": fares, "tag": tags, "stops": [None] * len(fares)}
+        from granero.serving.request_context import encode_request_columns
+
+        put(request.request_columns, encode_request_columns(columns))
+    before = unexpected_errors(od_server)
+    code, answer = status_of(od_stub.GetOnlineFeatures, request)
+    assert code is grpc.StatusCode.OK, answer
+    if layout == pb.ROWS:
+        assert len(answer.rows) == len(fares)
+    else:
+        assert {len(view.statuses) for view in answer.views} <= {len(fares)}
+    assert unexpected_errors(od_server) == before
