@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -45,6 +45,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from granero.errors import ConfigError, OnlineStoreUnavailable
 from granero.online.encoding import key_prefix
 from granero.redaction import redact_url
+
+if TYPE_CHECKING:
+    from granero.online.aggregate_writes import AggregateEntity
 
 WRITE_IF_NEWER = """
 local written = 0
@@ -204,6 +207,29 @@ class RedisStore:
             for start in range(0, len(rows), self.batch_size):
                 written += self._write_chunk(prefix, rows[start : start + self.batch_size])
         return written
+
+    def write_aggregate_entities(self, view: str, entities: Sequence[AggregateEntity]) -> int:
+        """Rewrite each entity's sorted set whole, unless Redis holds a newer stamp
+        (granero.online.aggregate_writes); returns how many entities were written. Entities
+        whose expiry has passed are skipped when keys expire."""
+        from granero.online.aggregate_writes import MEMBERS_PER_CALL, write_calls
+
+        now_ms = int(time.time() * 1000)
+        live = [e._replace(expire_at_ms=e.expire_at_ms if self.settings.expire_keys else None)
+                for e in entities if not self.settings.expire_keys or e.expire_at_ms > now_ms]
+        calls = list(write_calls(self._prefix(view), live, 0 if self.settings.cluster else MEMBERS_PER_CALL))
+        with self._unavailable_on_error(f"writing view {view!r}"):
+            if not self.settings.cluster:
+                replies = self._run_packed(calls) if calls else []
+            else:
+                pipe = self.client.pipeline(transaction=False)
+                for call in calls:  # the str name: redis-py routes EVAL by its one key then
+                    pipe.execute_command("EVAL", *call[1:])
+                replies = pipe.execute(raise_on_error=False)
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+        return sum(replies)
 
     def read(
         self, lookups: Sequence[tuple[str, bytes]], windows: Sequence[WindowRead] = ()

@@ -61,7 +61,7 @@ def sync_view(
         counts = rows.dropna(subset=list(join_keys)).mapInArrow(writer, "written long")
         total = sum(row[0] for row in counts.collect())  # one row per task: no extra shuffle
     except Exception as error:  # a failed Spark job surfaces as a py4j/pyspark error
-        raise _sync_error(view.name, error) from None
+        raise sync_error(view.name, error) from None
     return int(total)
 
 
@@ -149,7 +149,7 @@ def write_table(
     return sum(writer.write(store, batch) for batch in table.select(columns).to_batches())
 
 
-def _sync_error(view: str, error: Exception) -> Exception:
+def sync_error(view: str, error: Exception) -> Exception:
     """The most telling line of a failed Spark job, as a Granero error."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     unavailable = [line for line in lines if "OnlineStoreUnavailable" in line]
