@@ -126,7 +126,77 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- else }}
 {{- $_ := set $config.serving "insecure" .Values.server.insecure }}
 {{- end }}
+{{- $_ := set $config "access" (include "granero.accessConfig" . | fromYaml) }}
 {{- toYaml $config }}
+{{- end }}
+
+{{/* feature_store.yaml access: the files are the Secrets mounted by granero.accessVolumes. */}}
+{{- define "granero.accessConfig" -}}
+{{- $access := .Values.server.access }}
+{{- $backends := list }}
+{{- if $access.tokens.secretName }}
+{{- $backends = append $backends (dict "type" "tokens" "file" "/etc/granero/access/tokens/tokens.yaml") }}
+{{- end }}
+{{- if $access.jwt.secretName }}
+{{- $jwt := dict "type" "jwt" "keys_file" "/etc/granero/access/jwt/keys" "audience" $access.jwt.audience }}
+{{- if $access.jwt.issuer }}
+{{- $_ := set $jwt "issuer" $access.jwt.issuer }}
+{{- end }}
+{{- $backends = append $backends $jwt }}
+{{- end }}
+{{- if .Values.server.tls.clientCA.secretName }}
+{{- $backends = append $backends (dict "type" "mtls" "roles" $access.mtlsRoles) }}
+{{- end }}
+{{- $config := dict "authentication" $backends "deny_by_default" $access.denyByDefault }}
+{{- if $access.auditLog.enabled }}
+{{- $_ := set $config "audit_log" "/var/log/granero/audit.jsonl" }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
+
+{{/* The server's access Secrets, mounted as directories (a rotated Secret reaches the files),
+and the audit log's emptyDir. */}}
+{{- define "granero.accessVolumes" -}}
+{{- $access := .Values.server.access }}
+{{- if $access.tokens.secretName }}
+- name: access-tokens
+  secret:
+    secretName: {{ $access.tokens.secretName }}
+    items:
+      - key: {{ $access.tokens.key }}
+        path: tokens.yaml
+{{- end }}
+{{- if $access.jwt.secretName }}
+- name: access-jwt
+  secret:
+    secretName: {{ $access.jwt.secretName }}
+    items:
+      - key: {{ $access.jwt.key }}
+        path: keys
+{{- end }}
+{{- if $access.auditLog.enabled }}
+- name: audit
+  emptyDir:
+    sizeLimit: {{ $access.auditLog.sizeLimit }}
+{{- end }}
+{{- end }}
+
+{{- define "granero.accessVolumeMounts" -}}
+{{- $access := .Values.server.access }}
+{{- if $access.tokens.secretName }}
+- name: access-tokens
+  mountPath: /etc/granero/access/tokens
+  readOnly: true
+{{- end }}
+{{- if $access.jwt.secretName }}
+- name: access-jwt
+  mountPath: /etc/granero/access/jwt
+  readOnly: true
+{{- end }}
+{{- if $access.auditLog.enabled }}
+- name: audit
+  mountPath: /var/log/granero
+{{- end }}
 {{- end }}
 
 {{- define "granero.tlsSecretName" -}}
@@ -209,6 +279,9 @@ so a violation fails `helm template` / `helm install` with a message naming the 
 {{- end }}
 {{- if and (not $server.tls.enabled) $server.tls.clientCA.secretName }}
 {{- fail "server.tls.clientCA needs TLS: set server.tls.enabled=true" }}
+{{- end }}
+{{- if and $server.access.jwt.secretName (not $server.access.jwt.audience) }}
+{{- fail "server.access.jwt.secretName is set: set server.access.jwt.audience (the aud the server accepts)" }}
 {{- end }}
 {{- if has (int $server.healthPort) (list (int $server.port) (int $server.metricsPort)) }}
 {{- fail "server.healthPort must differ from server.port and server.metricsPort" }}

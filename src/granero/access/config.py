@@ -28,7 +28,8 @@ class AccessConfig(BaseModel):
     anonymous: bool | None = None
     """Admit callers who present nothing, as ``anonymous``; default: only without backends."""
     deny_by_default: bool = False
-    """Refuse what no permission grants even when the repo declares no permission."""
+    """The server refuses reads no permission grants, even when the repo declares none (the
+    Python API's advisory checks enforce only the actions some permission grants)."""
     pii_tag: str = "pii"
     """The field tag (value ``true``) marking personal data."""
     audit_log: str | None = None

@@ -45,7 +45,9 @@ class AccessCheck:
         return local_principal(self.config)
 
     def policy(self, defs: RepoDefinitions) -> Policy:
-        return Policy(defs, self.config.deny_by_default, self.config.pii_tag)
+        """Actions the repo's permissions grant are enforced; ``deny_by_default`` is the server's
+        (jobs and CLIs sharing its config, such as the chart's apply hook, are not locked out)."""
+        return Policy(defs, deny_by_default=False, pii_tag=self.config.pii_tag)
 
     def require_read(self, defs: RepoDefinitions, action: str, features: list[str] | None,
                      feature_service: str | None) -> None:
