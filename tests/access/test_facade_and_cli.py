@@ -125,3 +125,19 @@ def test_get_online_with_a_token_over_grpc(access_server, access_store, tokens):
     result = invoke(*args, GRANERO_TOKEN=tokens["ranker-app"])
     assert result.exit_code == 0, result.output
     assert "driver_stats__email" not in result.stdout and "0.9" in result.stdout
+
+
+def test_token_new_prints_a_token_whose_entry_authenticates_it(tmp_path):
+    from granero.access.principal import Credentials
+    from granero.access.tokens import TokenAuthenticator, TokensConfig
+
+    result = invoke("token", "new", "fraud-model", "--role", "fraud", "--json")
+    assert result.exit_code == 0, result.output
+    made = json.loads(result.stdout)
+    (tmp_path / "tokens.yaml").write_text(json.dumps({"tokens": [made["entry"]]}))
+    assert made["token"] not in (tmp_path / "tokens.yaml").read_text()
+    authenticator = TokenAuthenticator(TokensConfig(file=str(tmp_path / "tokens.yaml")))
+    assert authenticator.authenticate(Credentials(made["token"])) == Principal(
+        "fraud-model", frozenset({"fraud"}), "token")
+    human = invoke("token", "new", "x")
+    assert human.exit_code == 0 and "grn_" in human.stdout and "sha256:" in human.stdout

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from granero.cli import offline_cmds, online_cmds, registry_cmds, serving_cmds
+from granero.cli import access_cmds, offline_cmds, online_cmds, registry_cmds, serving_cmds
 
 app = typer.Typer(
     name="granero",
@@ -30,7 +30,7 @@ def main(
         os.environ[VERBOSE_ENV] = "1"
 
 
-for module in (registry_cmds, offline_cmds, online_cmds, serving_cmds):
+for module in (registry_cmds, offline_cmds, online_cmds, serving_cmds, access_cmds):
     module.register(app)
 
 
