@@ -462,11 +462,11 @@ class FeatureStore:
         from granero.online import on_demand
         from granero.online.lookup import lookup
 
-        version, moment = self.registry.current(), now or datetime.now(UTC)
+        moment = now or datetime.now(UTC)
         defs = self.registered()
         self.access.require_read(defs, "read_online", features, feature_service)
         if on_demand.selects_on_demand(defs, features, feature_service):
-            return on_demand.online_result(self, version, entity_rows, features, feature_service,
+            return on_demand.online_result(self, defs, entity_rows, features, feature_service,
                                            request_data, moment)
         views = resolve_features(defs, features=features, feature_service=feature_service)
         return lookup(self.online_store, views, entity_rows, moment)

@@ -12,6 +12,7 @@ or mistyped values raise InvalidRequest naming the entity row, the field and the
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from granero.errors import InvalidRequest
 from granero.types import arrow_type, list_element
+
+ARROW_TYPES = functools.lru_cache(maxsize=64)(arrow_type)
+"""``arrow_type``, built once per dtype (a request pays for it per field otherwise)."""
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -52,7 +56,7 @@ def _field_array(name: str, dtype: str, columns: RequestColumns, count: int, vie
     import pyarrow as pa
 
     if name not in columns and count == 0:
-        return pa.array([], type=arrow_type(dtype))
+        return pa.array([], type=ARROW_TYPES(dtype))
     if name not in columns:
         raise InvalidRequest(f"missing request value {name!r} ({dtype}) of on-demand view "
                              f"{view!r}: send it with every entity row")
@@ -65,7 +69,7 @@ def _field_array(name: str, dtype: str, columns: RequestColumns, count: int, vie
             _check_value(row, name, dtype, value, view)
         if "float" in dtype:  # ints checked exact: Arrow takes them as floats only past 2**24
             column = [_as_floats(value) for value in column]
-    return pa.array(column, type=arrow_type(dtype))
+    return pa.array(column, type=ARROW_TYPES(dtype))
 
 
 def _as_floats(value: Any) -> Any:

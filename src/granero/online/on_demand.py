@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from granero.definitions.refs import resolve_features
 from granero.errors import GraneroError, InvalidRequest, TransformCodeChanged
 from granero.on_demand.request import split_request
-from granero.on_demand.request_values import RequestColumns, request_arrays
+from granero.on_demand.request_values import ARROW_TYPES, RequestColumns, request_arrays
 from granero.online.encoding import from_micros
 from granero.online.lookup import ViewColumns, ViewReader
 
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from granero.feature_store import FeatureStore
     from granero.online.lookup import OnlineResult
     from granero.online.store import OnlineStore
-    from granero.registry import RegistryVersion
 
 Transforms = Mapping[str, "OnDemandFeatureView | GraneroError"]
 """On-demand view name -> the registered view carrying its loaded transform, or why it cannot
@@ -53,29 +52,48 @@ run (its code differs from the applied code, or the repo's files do not load).""
 
 _ZEROS = {"int32": 0, "int64": 0, "float32": 0.0, "float64": 0.0, "bool": False, "timestamp": 0}
 """What a ``ViewColumns`` column of a fixed-width dtype holds where it has no value."""
-_NOT_FOUND, _OUTSIDE = 1, 2
+_NOT_FOUND = 1
+PLAN_CACHE_SIZE = 1024
 
 
 # -- the transforms, per registry version -----------------------------------------------------------
 
 
 class TransformCatalog:
-    """The repo's on-demand transforms checked against a registry version, loaded once per
-    version (importing the repo's files costs milliseconds to seconds: never per request)."""
+    """The repo's on-demand transforms checked against the registered definitions, loaded once
+    per registry version (importing the repo's files costs milliseconds to seconds: never per
+    request). A version's definitions are one object for as long as it is current (the
+    registry caches it), so that object is the key."""
 
     def __init__(self, load: Callable[[], RepoDefinitions]) -> None:
         self._load = load
         self._lock = threading.Lock()
-        self._current: tuple[int, Transforms] | None = None
+        self._current: tuple[RepoDefinitions, Transforms, dict[tuple, LookupPlan]] | None = None
 
-    def transforms(self, version: RegistryVersion) -> Transforms:
+    def transforms(self, registered: RepoDefinitions) -> Transforms:
+        return self._entry(registered)[1]
+
+    def plan(self, registered: RepoDefinitions, features: Sequence[str] | None,
+             feature_service: str | None) -> LookupPlan:
+        """``plan_lookup`` of a selection, kept per registry version (as the server keeps its
+        plans): a lookup then pays for reading and the transform only."""
+        _, transforms, plans = self._entry(registered)
+        key = (tuple(features) if features is not None else None, feature_service)
+        plan = plans.get(key)
+        if plan is None:
+            plan = plan_lookup(registered, transforms, features, feature_service)
+            if len(plans) < PLAN_CACHE_SIZE:
+                plans[key] = plan
+        return plan
+
+    def _entry(self, registered: RepoDefinitions) -> tuple[Any, Transforms, dict[tuple, LookupPlan]]:
         current = self._current
-        if current is not None and current[0] == version.version:
-            return current[1]
+        if current is not None and current[0] is registered:
+            return current
         with self._lock:
-            if self._current is None or self._current[0] != version.version:
-                self._current = (version.version, checked_transforms(version.definitions, self._load))
-            return self._current[1]
+            if self._current is None or self._current[0] is not registered:
+                self._current = (registered, checked_transforms(registered, self._load), {})
+            return self._current
 
 
 def checked_transforms(registered: RepoDefinitions, load: Callable[[], RepoDefinitions]) -> Transforms:
@@ -159,16 +177,14 @@ def _input_array(values: list[Any], missing: list[int], dtype: str, count: int) 
     import numpy as np
     import pyarrow as pa
 
-    from granero.types import arrow_type
-
     if not missing:
-        return pa.array(values, type=arrow_type(dtype))
+        return pa.array(values, type=ARROW_TYPES(dtype))
     mask = np.zeros(count, dtype=bool)
     mask[missing] = True
     if dtype not in _ZEROS:  # None already stands where there is no value
         values = [None if gap else value for value, gap in zip(values, mask.tolist(), strict=True)]
-        return pa.array(values, type=arrow_type(dtype))
-    return pa.array(values, type=arrow_type(dtype), mask=mask)
+        return pa.array(values, type=ARROW_TYPES(dtype))
+    return pa.array(values, type=ARROW_TYPES(dtype), mask=mask)
 
 
 def _output_column(array: pa.Array, dtype: str) -> tuple[list[Any], list[int]]:
@@ -370,13 +386,13 @@ def _empty_read(reader: ViewReader, count: int) -> ViewColumns:
     return ViewColumns([], [], [[] for _ in reader.wanted], [[] for _ in reader.wanted])
 
 
-def online_result(store: FeatureStore, version: RegistryVersion, entity_rows: Sequence[Mapping[str, Any]],
-                  features: Sequence[str] | None, feature_service: str | None,
-                  request_data: RequestData | None, now: datetime) -> OnlineResult:
+def online_result(store: FeatureStore, registered: RepoDefinitions,
+                  entity_rows: Sequence[Mapping[str, Any]], features: Sequence[str] | None,
+                  feature_service: str | None, request_data: RequestData | None, now: datetime
+                  ) -> OnlineResult:
     """``FeatureStore.get_online_features`` of a selection with on-demand features: the repo's
     transforms loaded once per registry version (``FeatureStore.transforms``), checked, run."""
     from granero.online.encoding import to_micros
 
-    plan = plan_lookup(version.definitions, store.transforms.transforms(version), features,
-                       feature_service)
+    plan = store.transforms.plan(registered, features, feature_service)
     return lookup_on_demand(store.online_store, plan, entity_rows, request_data, to_micros(now))

@@ -251,7 +251,7 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
     def _planner_for(self, version: RegistryVersion) -> Callable[[Selection, bool], RequestPlan]:
         planner = self._planner
         if planner is None or planner[0] != version.version:
-            transforms = self.store.transforms.transforms(version)  # the repo's code, checked
+            transforms = self.store.transforms.transforms(version.definitions)  # checked code
             self.transform_health.update(version.definitions, transforms)
             cached = functools.lru_cache(maxsize=PLAN_CACHE_SIZE)(
                 functools.partial(plan_request, version.definitions, transforms=transforms))
