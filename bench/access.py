@@ -77,10 +77,64 @@ def tls(folder: Path, *, mutual: bool = False) -> tuple[dict[str, Any], ClientSi
     return {"serving": {"tls": files}}, ClientSide(tls=client)
 
 
+def authorized(folder: Path, *, bearer: str = "token", audit: bool = False,
+               transport: Callable[[Path], tuple[dict[str, Any], ClientSide]] = plain,
+               ) -> tuple[dict[str, Any], ClientSide]:
+    """The access layer on: a bearer ``token`` (hashed tokens file) or ``jwt`` (JWKS file), a
+    registry of the row's own whose one Permission grants the caller's role the view (so the
+    interceptor authenticates, evaluates the permission and narrows nothing), the audit log
+    when ``audit``; over ``transport``."""
+    sections, client = transport(folder)
+    access: dict[str, Any] = {"authentication": [_authentication(folder, bearer, client)]}
+    if audit:
+        access["audit_log"] = str(folder / "audit.jsonl")
+    sections |= {"access": access, "registry": {"path": _registry_with_permission(folder)}}
+    return sections, client
+
+
+def _authentication(folder: Path, bearer: str, client: ClientSide) -> dict[str, Any]:
+    from granero.access.tokens import new_token, token_digest
+
+    if bearer == "jwt":
+        from tests.access.conftest import AUDIENCE, ISSUER, Issuer
+
+        issuer = Issuer()
+        (folder / "jwks.json").write_text(json.dumps({"keys": [issuer.jwk()]}))
+        client.metadata = (("authorization", f"Bearer {issuer.token('bench', roles=['bench'], expires_in=3600)}"),)
+        return {"type": "jwt", "keys_file": str(folder / "jwks.json"), "audience": AUDIENCE,
+                "issuer": ISSUER}
+    token = new_token()
+    entry = {"name": "bench", "sha256": token_digest(token), "roles": ["bench"]}
+    (folder / "tokens.yaml").write_text(yaml.safe_dump({"tokens": [entry]}))
+    client.metadata = (("authorization", f"Bearer {token}"),)
+    return {"type": "tokens", "file": str(folder / "tokens.yaml")}
+
+
+def _registry_with_permission(folder: Path) -> str:
+    """A copy of the bench repo's registry (``measure`` puts the repo beside the row folders)
+    whose current version adds the permission."""
+    import shutil
+
+    from granero.definitions import Permission
+    from granero.registry import FileRegistry
+
+    registry = folder / "registry"
+    shutil.copytree(folder.parent / "repo" / "data" / "registry", registry)
+    current = FileRegistry(registry).current()
+    grant = Permission(name="bench", roles=["bench"], actions=["read_online"], feature_views=["stats"])
+    definitions = current.definitions.model_copy(update={"permissions": {"bench": grant}})
+    FileRegistry(registry).write_version(current.project, definitions)
+    return str(registry)
+
+
 ROWS: list[Row] = [
     Row("plain text", plain),
     Row("TLS", tls),
     Row("mutual TLS", lambda folder: tls(folder, mutual=True)),
+    Row("token auth + permission", authorized),
+    Row("JWT auth + permission", lambda folder: authorized(folder, bearer="jwt")),
+    Row("token auth + permission + audit log", lambda folder: authorized(folder, audit=True)),
+    Row("TLS + token auth + permission", lambda folder: authorized(folder, transport=tls)),
 ]
 """Measured in this order within each run; the first is the baseline of the ratios."""
 
@@ -243,12 +297,72 @@ def table(rows: list[Row], entities: list[int]) -> str:
     return "\n".join(lines)
 
 
+class _CallContext:
+    """What the interceptor reads of a call: its metadata and (no) client certificate."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+    def auth_context(self) -> dict:
+        return {}
+
+    def abort(self, code: Any, details: str) -> None:
+        raise SystemExit(f"refused: {code} {details}")
+
+
+def access_layer_table(repo: Path, entities: list[int], calls: int) -> str:
+    """The interceptor's own CPU per call, in process and without the network or the lookup:
+    authenticate, authorize the selection, the audit record (and line), around a no-op
+    handler. Exact where the server rows' ratios are noisy on a loaded machine."""
+    lines = ["| access layer, in process | entities | CPU µs per call |", "|---|---:|---:|"]
+    for index, (name, bearer, audit) in enumerate([("token + permission", "token", False),
+                                                   ("JWT + permission", "jwt", False),
+                                                   ("token + permission + audit log", "token", True)]):
+        folder = repo.parent / f"layer{index}"
+        folder.mkdir()
+        sections, client = authorized(folder, bearer=bearer, audit=audit)
+        for count in entities:
+            lines.append(f"| {name} | {count} | {_layer_cost(sections, client, count, calls):.1f} |")
+    return "\n".join(lines)
+
+
+def _layer_cost(sections: dict[str, Any], client: ClientSide, entities: int, calls: int) -> float:
+    from granero.access.config import AccessConfig
+    from granero.access.guard import AccessGuard
+    from granero.access.interceptor import AccessInterceptor
+    from granero.registry import FileRegistry
+    from granero.serving.snapshot import RegistryFollower
+    from granero.serving.v1 import serving_pb2 as pb
+    from granero.serving.v1 import value_pb2
+
+    registry = RegistryFollower(FileRegistry(sections["registry"]["path"]), 5.0)  # as served
+    guard = AccessGuard(AccessConfig.model_validate(sections["access"]), registry.current)
+    behaviour = AccessInterceptor(guard, 1000)._guarded("GetOnlineFeatures", lambda request, context: None)
+    ids = value_pb2.Int64List(val=list(range(1, entities + 1)))
+    request = pb.GetOnlineFeaturesRequest(features=pb.FeatureList(refs=REFS), layout=pb.COLUMNS,
+                                          entity_columns={"driver_id": value_pb2.Value(int64_list_val=ids)})
+    context = _CallContext(client.metadata)
+    for _ in range(200):
+        behaviour(request, context)
+    started = time.process_time()
+    for _ in range(calls):
+        behaviour(request, context)
+    cost = (time.process_time() - started) / calls * 1e6
+    guard.close()
+    return cost
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=4000, help="per row and entity count")
     parser.add_argument("--entities", default="1,100")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--json", help="also write every cell's raw numbers to this file")
+    parser.add_argument("--layer-calls", type=int, default=20000,
+                        help="calls per cell of the in-process access-layer table")
     options = parser.parse_args()
     options.entities = [int(n) for n in options.entities.split(",")]
     with tempfile.TemporaryDirectory() as folder:
@@ -256,11 +370,14 @@ def main() -> None:
         try:
             repo = make_repo(Path(folder) / "repo", url)
             write_rows(repo)
+            layer = access_layer_table(repo, options.entities, options.layer_calls)
             measure(ROWS, repo, options)
         finally:
             redis.terminate()
             redis.wait(10)
     print(table(ROWS, options.entities))
+    print()
+    print(layer)
     if options.json:
         Path(options.json).write_text(json.dumps({r.name: r.results for r in ROWS}, indent=1))
 

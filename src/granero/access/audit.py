@@ -13,7 +13,7 @@ import json
 import logging
 import logging.handlers
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -42,7 +42,7 @@ class AuditLog:
         self._handler.setFormatter(logging.Formatter("%(message)s"))
 
     def write(self, record: AuditRecord) -> None:
-        line = {"ts": round(time.time(), 6), **asdict(record)}
+        line = {"ts": round(time.time(), 6), **vars(record)}  # shallow: asdict deep-copies
         self._handler.handle(logging.makeLogRecord({"msg": json.dumps(line, separators=(",", ":")),
                                                     "levelno": logging.INFO}))
 
