@@ -51,6 +51,11 @@ step "6/7 build a point-in-time-correct training set (in process: small enough t
 "$BIN/granero" historical --entities $REPO/data/trips.parquet --service trip_eta_model \
   --out $REPO/data/training_set --overwrite
 "$BIN/python" -c "import pandas as pd; df = pd.read_parquet('$REPO/data/training_set'); print(df.shape); print(df.head(5).to_string())"
+# on-demand features (dispatch.py): computed per trip from its request columns (pickup and driver
+# coordinates in trips.parquet) and the driver's point-in-time acc_rate, by the serving function
+"$BIN/granero" historical --entities $REPO/data/trips.parquet --service dispatch_model \
+  --out $REPO/data/dispatch_training_set --overwrite
+"$BIN/python" -c "import pandas as pd; df = pd.read_parquet('$REPO/data/dispatch_training_set'); print(df.iloc[:5, -4:].to_string())"
 
 step "7/7 verify: online values equal the offline point-in-time values (every entity, in process)"
 "$BIN/granero" verify

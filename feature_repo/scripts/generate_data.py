@@ -72,6 +72,16 @@ def trips(rng: np.random.Generator, end: datetime, days: int, drivers: int, cust
     })
 
 
+def pickup_points(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Each trip's request values for the on-demand ``pickup`` view (``dispatch.py``): where the
+    rider waits and where the driver was, in degrees around one city (its own random stream)."""
+    n = len(frame)
+    pickup_lat, pickup_lon = 40.42 + rng.normal(0, 0.04, n), -3.70 + rng.normal(0, 0.05, n)
+    return frame.assign(pickup_lat=pickup_lat.round(5), pickup_lon=pickup_lon.round(5),
+                        driver_lat=(pickup_lat + rng.normal(0, 0.02, n)).round(5),
+                        driver_lon=(pickup_lon + rng.normal(0, 0.025, n)).round(5))
+
+
 LONGEST_WINDOW_DAYS = 7
 """Trip events reach this much further back than the training rows, so every 7d window is full."""
 
@@ -111,7 +121,7 @@ def generate(out: Path, seed: int, end: datetime, days: int, drivers: int, custo
     write(driver_stats(rng, end, days, drivers), sources / "driver_stats")
     write(customer_profile(rng, end, days, customers), sources / "customer_profile")
     write(route_stats(rng, end, days), sources / "route_stats")
-    trips(rng, end, days, drivers, customers, n_trips).to_parquet(
+    trips(rng, end, days, drivers, customers, n_trips).pipe(pickup_points, np.random.default_rng([seed, 2])).to_parquet(
         out / "trips.parquet", index=False, coerce_timestamps="us", allow_truncated_timestamps=True
     )
     # its own stream, so adding it left the other sources' values as they were

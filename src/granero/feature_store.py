@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from granero.definitions.aggregation import Aggregation
     from granero.definitions.refs import ViewFeatures
     from granero.offline.materialize import MaterializationResult
+    from granero.offline.on_demand_training import TrainingStep
     from granero.offline.retrieval import Engine, TrainingManifest
     from granero.offline.tables import OfflineStore
     from granero.online.lookup import OnlineResult
@@ -158,12 +159,13 @@ class FeatureStore:
         return found
 
     def describe(self, name: str) -> Definition:
-        """The registered entity, feature view or feature service called ``name``."""
+        """The registered entity, feature view, on-demand feature view or feature service called
+        ``name``."""
         defs = self.registered()
-        for section in (defs.entities, defs.feature_views, defs.feature_services):
+        for section in (defs.entities, defs.feature_views, defs.on_demand_feature_views, defs.feature_services):
             if name in section:
                 return section[name]
-        raise NotFound(f"no entity, feature view or feature service named {name!r}")
+        raise NotFound(f"no entity, feature view, on-demand feature view or feature service named {name!r}")
 
     # -- backends ------------------------------------------------------------------------------
 
@@ -234,8 +236,10 @@ class FeatureStore:
         asked_end: datetime | None,
     ) -> MaterializationResult:
         from granero.offline.materialize import materialize_view
+        from granero.offline.write_transform import attach_write_transform
 
-        result = materialize_view(self.spark, self.offline_store, defs, view, interval, self.repo_path)
+        code = attach_write_transform(view, self.load_definitions)  # the function, checked; no-op without one
+        result = materialize_view(self.spark, self.offline_store, defs, code, interval, self.repo_path)
         if view.online:  # pending before recorded: a crash between the two loses no window
             self.sync_progress.add(view.name, interval)
         self.registry.record_materialized(view.name, interval)
@@ -277,15 +281,15 @@ class FeatureStore:
         """
         from granero.offline.retrieval import historical_features
 
-        registry, requested, manifest = self._training_request(
+        registry, requested, manifest, step = self._training_request(
             features, feature_service, full_feature_names, table_versions
         )
         frame = historical_features(
             self.spark, self.offline_store, registry, entity_df, requested, manifest
         )
         if manifest_path is not None:
-            manifest.write(manifest_path)
-        return frame
+            step.manifest(manifest).write(manifest_path)
+        return step.finish_spark(frame, manifest)
 
     def get_historical_features_pandas(
         self,
@@ -311,15 +315,15 @@ class FeatureStore:
         """
         from granero.offline.retrieval import pandas_training_set
 
-        registry, requested, manifest = self._training_request(
+        registry, requested, manifest, step = self._training_request(
             features, feature_service, full_feature_names, table_versions
         )
         frame = pandas_training_set(
             lambda: self.spark, self.offline_store, registry, entity_df, requested, manifest,
-            self.config.retrieval, engine,
+            self.config.retrieval, engine, step.extend_arrow if step.active else None,
         )
         if manifest_path is not None:
-            manifest.write(manifest_path)
+            step.manifest(manifest).write(manifest_path)
         return frame
 
     def training_engine(
@@ -334,7 +338,7 @@ class FeatureStore:
         this request with ``engine="auto"`` (nothing is retrieved)."""
         from granero.offline.retrieval import choose_engine
 
-        _, requested, manifest = self._training_request(features, feature_service, True, table_versions)
+        _, requested, manifest, _ = self._training_request(features, feature_service, True, table_versions)
         store, config = self.offline_store, self.config.retrieval
         return choose_engine("auto", entity_df, store, requested, manifest, config).engine
 
@@ -344,17 +348,18 @@ class FeatureStore:
         feature_service: str | None,
         full_feature_names: bool,
         table_versions: dict[str, int] | None,
-    ) -> tuple[RegistryVersion, list[ViewFeatures], TrainingManifest]:
-        """The registry version, the requested features by view, and their pinned manifest."""
+    ) -> tuple[RegistryVersion, list[ViewFeatures], TrainingManifest, TrainingStep]:
+        """The registry version, the features to join by view, their pinned manifest, and the
+        step that computes on-demand features after the join (inactive when none is asked)."""
         from granero.offline.retrieval import build_manifest
 
         self.access.require_read(self.registered(), "read_offline", features, feature_service)
-        registry, requested = self._requested_features(features, feature_service)
+        registry, requested, step = self._requested_features(features, feature_service, full_feature_names)
         manifest = build_manifest(
             registry, requested, self.offline_store, feature_service=feature_service,
-            full_feature_names=full_feature_names, table_versions=table_versions,
+            full_feature_names=step.lookup_full_names, table_versions=table_versions,
         )
-        return registry, requested, manifest
+        return registry, requested, manifest, step
 
     def training_manifest(
         self,
@@ -369,17 +374,20 @@ class FeatureStore:
         Pass ``manifest.table_versions`` back to ``get_historical_features`` to rebuild the
         same training set later (Delta keeps the versions).
         """
-        return self._training_request(features, feature_service, full_feature_names, table_versions)[2]
+        _, _, manifest, step = self._training_request(features, feature_service, full_feature_names, table_versions)
+        return step.manifest(manifest)
 
     def _requested_features(
-        self, features: list[str] | None, feature_service: str | None
-    ) -> tuple[RegistryVersion, list[ViewFeatures]]:
-        from granero.definitions.refs import resolve_features
+        self, features: list[str] | None, feature_service: str | None, full_feature_names: bool
+    ) -> tuple[RegistryVersion, list[ViewFeatures], TrainingStep]:
+        from granero.offline.on_demand_training import training_request
 
         self.registered()  # fails clearly before the first apply
         registry = self.registry.current()
-        requested = resolve_features(registry.definitions, features, feature_service)
-        return registry, requested
+        requested, step = training_request(
+            registry.definitions, self.load_definitions, features, feature_service, full_feature_names
+        )
+        return registry, requested, step
 
     def latest_rows(self, view_name: str, interval: Interval | None = None) -> DataFrame:
         """Per entity key, the offline row with the greatest (event_timestamp, created_timestamp),

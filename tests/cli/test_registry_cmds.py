@@ -51,7 +51,8 @@ def test_describe_and_exit_codes(tmp_path):
     described = json.loads(invoke("describe", "driver_stats", "-r", str(repo), "--json").stdout)
     assert described["kind"] == "feature_view" and described["ttl"] == "1d"  # as written, not ISO 8601
     missing = invoke("describe", "nope", "-r", str(repo))
-    assert missing.exit_code == 8 and "no entity, feature view or feature service named 'nope'" in missing.stderr
+    assert missing.exit_code == 8
+    assert "no entity, feature view, on-demand feature view or feature service named 'nope'" in missing.stderr
     (repo / "views.py").write_text(VIEWS.replace('name="trips", dtype="int64"', 'name="trips", dtype="string"'))
     refused = invoke("apply", "-r", str(repo))
     assert refused.exit_code == 4 and "changes dtype from int64 to string" in refused.stderr

@@ -14,6 +14,7 @@ from granero.definitions.entity import Entity
 from granero.definitions.expressions import check_spark_expression
 from granero.definitions.field import Field
 from granero.definitions.source import Source
+from granero.definitions.write_transform import WriteTransform, check_write_transform
 from granero.types import parse_dtype
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class FeatureView(Definition):
     partition_columns: list[str] = []
     aggregations: list[Aggregation] = []
     hop: Duration | None = None
+    write_transform: WriteTransform | None = None
+    """A Python transform computing some features at materialization (``definitions.write_transform``)."""
 
     @field_validator("entities")
     @classmethod
@@ -100,6 +103,7 @@ class FeatureView(Definition):
         unknown = sorted(set(self.transformations) - {f.name for f in self.features})
         if unknown:
             raise ValueError(f"transformations for undeclared features {unknown}; declare them in features")
+        check_write_transform(self.write_transform, self.feature_names, list(self.transformations))
         return self
 
     @model_validator(mode="after")

@@ -28,7 +28,7 @@ from pydantic import Field as PydanticField
 from granero.definitions.base import Definition, Model
 from granero.definitions.feature_view import FeatureView
 from granero.definitions.field import Field
-from granero.definitions.transform_code import TransformCode, transform_code
+from granero.definitions.transform_code import TransformCode, with_code
 from granero.types import parse_dtype
 
 if TYPE_CHECKING:
@@ -135,16 +135,7 @@ class OnDemandFeatureView(Definition):
     @classmethod
     def _identify(cls, data: Any) -> Any:
         """``code`` is computed from ``transform``: given alone it is the registry's form."""
-        if not isinstance(data, dict) or data.get("transform") is None:
-            if isinstance(data, dict) and data.get("code") is None:
-                raise ValueError("transform: an on-demand view needs a transform function")
-            return data
-        if data.get("code") is not None:
-            raise ValueError("code: it is computed from the transform; do not pass it")
-        try:
-            return {**data, "code": transform_code(data["transform"])}
-        except ValueError as error:
-            raise ValueError(f"transform: {error}") from None
+        return with_code(data, "transform")
 
     @field_validator("inputs")
     @classmethod

@@ -114,3 +114,18 @@ def _global_names(code: CodeType) -> list[str]:
         if isinstance(constant, CodeType):
             names += _global_names(constant)
     return names
+
+
+def with_code(data: object, key: str) -> object:
+    """Pydantic ``before`` data with ``code`` computed from the function under ``key``; the
+    registry's form (``code`` without a function) passes as it is."""
+    if not isinstance(data, dict) or data.get(key) is None:
+        if isinstance(data, dict) and data.get("code") is None:
+            raise ValueError(f"{key}: a Python function is needed")
+        return data
+    if data.get("code") is not None:
+        raise ValueError(f"code: it is computed from the {key}; do not pass it")
+    try:
+        return {**data, "code": transform_code(data[key])}
+    except ValueError as error:
+        raise ValueError(f"{key}: {error}") from None

@@ -36,6 +36,7 @@ from granero.offline.schema import (
 from granero.offline.sources import check_source_columns, describe_source, mapped, read_source
 from granero.offline.spark_casts import converted, refusals
 from granero.offline.spark_errors import spark_errors
+from granero.offline.write_transform import with_write_transform
 from granero.registry import Interval
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ def materialize_view(
     repo_path: Path,
 ) -> MaterializationResult:
     """Replace the view's rows in [start, end) by what its source holds now; atomic per backend."""
-    source = read_source(spark, view, repo_path)
+    source = with_write_transform(read_source(spark, view, repo_path), view)
     check_source_columns(source, defs, view, repo_path)
     check_expressions(source, view)
     check_casts(source, defs, view, repo_path)

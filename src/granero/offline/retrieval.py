@@ -89,7 +89,11 @@ class TrainingManifest:
 
 def output_columns(requested: list[ViewFeatures], full_feature_names: bool) -> list[str]:
     """Output feature columns in order; bare names must not collide."""
-    columns = [c for vf in requested for c in vf.column_names(full_feature_names)]
+    return distinct_columns([c for vf in requested for c in vf.column_names(full_feature_names)])
+
+
+def distinct_columns(columns: list[str]) -> list[str]:
+    """``columns``, refused when a bare feature name appears twice (RetrievalError)."""
     clashes = sorted({c for c in columns if columns.count(c) > 1})
     if clashes:
         raise RetrievalError(

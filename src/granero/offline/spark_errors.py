@@ -9,6 +9,7 @@ precise line instead of a JVM stack trace.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 
 from granero.errors import GraneroError
@@ -35,4 +36,22 @@ def spark_errors(error_class: type[GraneroError], context: str) -> Iterator[None
     except GraneroError:
         raise
     except (PySparkException, Py4JError) as error:
+        raised_in_worker = worker_error(str(error))
+        if raised_in_worker is not None:  # e.g. an on-demand transform's TransformError
+            raise raised_in_worker from error
         raise error_class(f"{context}: {describe(error)}") from error
+
+
+_WORKER_RAISED = re.compile(r"^granero\.errors\.(\w+): (.+)$", re.MULTILINE)
+
+
+def worker_error(text: str) -> GraneroError | None:
+    """The Granero error a Python worker raised, as reported in a Spark error's text (None when
+    there is none): the same class and message as in process."""
+    from granero import errors
+
+    match = _WORKER_RAISED.search(text)
+    found = getattr(errors, match[1], None) if match else None
+    if isinstance(found, type) and issubclass(found, GraneroError):
+        return found(match[2].strip())  # type: ignore[index]
+    return None
