@@ -72,6 +72,15 @@ DEFINITIONS = {
             entities=[route], source=source("route_stats"), ttl="1d",
             features=[Field(name="conv_rate", dtype="float64"), Field(name="eta", dtype="float32")],
         )
+        from granero.definitions.aggregation import Aggregation
+        driver_trips = FeatureView(  # an aggregate view: what is served is its aggregations
+            entities=[driver], source=source("driver_trips"), hop="1m",
+            features=[Field(name="fare", dtype="float64"), Field(name="tier", dtype="string")],
+            aggregations=[Aggregation(column="driver_id", function="count", window="1h", name="trips_1h"),
+                          Aggregation(column="fare", function="mean", window="1h"),
+                          Aggregation(column="fare", function="max", window="1d"),
+                          Aggregation(column="tier", function="last", window="1d")],
+        )
     ''',
     "services.py": '''
         from views import driver_stats, route_stats
@@ -132,9 +141,33 @@ def write_rows(store: FeatureStore, view_name: str, rows: list[dict[str, Any]]) 
     return writer.write(online, pa.RecordBatch.from_pydict(columns))
 
 
+TRIP_EVENTS = [
+    {"driver_id": 1, "event_timestamp": FRESH, "fare": 7.5, "tier": "gold"},
+    {"driver_id": 1, "event_timestamp": FRESH - timedelta(minutes=90), "fare": 2.5, "tier": None},
+    {"driver_id": 2, "event_timestamp": STALE, "fare": None, "tier": "silver"},
+]
+"""driver_trips: driver 1 has a trip in the hour and one before, 2 one 2 hours ago, 3 none."""
+
+
+def write_trip_events(store: FeatureStore, events: list[dict[str, Any]]) -> int:
+    """driver_trips' members of ``events`` (every entity's rewritten whole)."""
+    import pyarrow as pa
+
+    from tests.online.aggregate_members import write_events
+
+    defs = store.registered()
+    stamp = pa.timestamp("us", tz="UTC")
+    table = pa.table({"driver_id": pa.array([e["driver_id"] for e in events], pa.int64()),
+                      "event_timestamp": pa.array([e["event_timestamp"] for e in events], stamp),
+                      "fare": pa.array([e["fare"] for e in events], pa.float64()),
+                      "tier": pa.array([e["tier"] for e in events], pa.string())})
+    return write_events(store.online_store, defs, defs.feature_views["driver_trips"], table)
+
+
 def write_all_rows(store: FeatureStore) -> None:
     for view_name, rows in ROWS.items():
         assert write_rows(store, view_name, rows) == len(rows)
+    assert write_trip_events(store, TRIP_EVENTS) > 0
 
 
 @pytest.fixture(scope="session")

@@ -97,7 +97,8 @@ def malformed(value: Value) -> bool:
 # -- names ----------------------------------------------------------------------------------------
 
 VIEWS = {"all_types": [feature_name(d) for d in DTYPES], "driver_stats": ["conv_rate", "trips"],
-         "route_stats": ["conv_rate", "eta"]}
+         "route_stats": ["conv_rate", "eta"],
+         "driver_trips": ["trips_1h", "fare_mean_1h", "fare_max_1d", "tier_last_1d"]}
 VALID_REFS = [f"{view}:{f}" for view, features in VIEWS.items() for f in [*features, "*"]]
 JOIN_KEYS = ["driver_id", "zone", "vehicle"]
 TEXT = st.text(max_size=16)

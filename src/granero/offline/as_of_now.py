@@ -51,7 +51,8 @@ def values_as_of(
     now: datetime,
 ) -> pa.Table:
     """``entities`` (join key columns) plus ``<view>__<feature>`` columns: each entity's training
-    values at ``now``, nulls where it has no row within the ttl."""
+    values at ``now``, nulls where it has no row within the ttl (an aggregate view: each of its
+    aggregates at ``now``, by ``aggregation.engine.aggregate_as_of``)."""
     import pyarrow as pa
 
     keys = defs.join_keys(view)
@@ -60,8 +61,20 @@ def values_as_of(
     days = day_range(asked[EVENT_TIMESTAMP], view.ttl)
     columns = [*keys, EVENT_TIMESTAMP, CREATED_TIMESTAMP, *view.feature_names]
     table = read_view_arrow(store, defs, view, None, columns, days)
+    if view.is_aggregate:  # ttl is the span of events a window reads
+        return _aggregates_as_of(defs, view, asked, table)
     outputs = {f: f"{view.name}__{f}" for f in view.feature_names}
     return as_of_join_arrow(asked, table, AsOfSpec(keys, view.ttl, outputs))
+
+
+def _aggregates_as_of(defs: RepoDefinitions, view: FeatureView, asked: pa.Table, events: pa.Table) -> pa.Table:
+    """``asked`` plus ``<view>__<aggregate>`` columns: the training aggregates at each row's time."""
+    from granero.aggregation.engine import aggregate_as_of
+    from granero.aggregation.spec import aggregation_spec
+
+    joined = aggregate_as_of(asked, events, aggregation_spec(defs, view))
+    names = {name: f"{view.name}__{name}" for name in view.output_names}
+    return joined.rename_columns([names.get(c, c) for c in joined.column_names])
 
 
 def latest_rows_arrow(

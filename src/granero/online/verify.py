@@ -122,7 +122,7 @@ def offline_values(
 
     keys = [_as_micros(F.col(f"`{k}`"), d).alias(k) for k, d in join_keys.items()]
     features = [
-        _as_micros(F.col(f"`{view.name}__{f.name}`"), f.dtype).alias(f.name) for f in view.features
+        _as_micros(F.col(f"`{view.name}__{f.name}`"), f.dtype).alias(f.name) for f in view.output_fields
     ]
     rows = frame.select(*keys, *features).collect()
     width = len(join_keys)
@@ -148,7 +148,7 @@ def _mismatch(view: FeatureView, checked: Checked, online: OnlineResult, i: int,
     value, status = online.values[j][i], COLUMN_STATUSES[online.statuses[j][i]]
     if status is Status.PRESENT and value is None:
         status = Status.NULL_VALUE
-    return Mismatch(checked.entities[i], view.features[j].name, checked.offline[j][i], value,
+    return Mismatch(checked.entities[i], view.output_names[j], checked.offline[j][i], value,
                     status.value)
 
 
@@ -168,7 +168,7 @@ def arrow_checked(view: FeatureView, entities: pa.Table, joined: pa.Table, total
     ``<view>__<feature>`` columns (``offline.as_of_now.values_as_of``)."""
     offline = [
         [_micros_of(v) for v in joined[f"{view.name}__{f}"].to_pylist()]
-        for f in view.feature_names
+        for f in view.output_names
     ]
     return Checked(entities.to_pylist(), offline, total, "local")
 
@@ -185,7 +185,7 @@ def spark_checked(
     """``Checked`` through Spark: ``sample`` random entities of the view's ``latest`` rows (all
     when it has no more), their values from ``historical`` (``get_historical_features``)."""
     entities = sample_entities(latest, join_keys, sample)
-    blank = [None] * len(view.features)
+    blank = [None] * len(view.output_fields)
     if not entities:
         return Checked([], [[] for _ in blank], 0, "spark")
     training = historical(entity_frame(spark, join_keys, entities, now), [f"{view.name}:*"])
