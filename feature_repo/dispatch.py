@@ -42,7 +42,10 @@ def haversine_km(lat1, lon1, lat2, lon2):
     tags={"domain": "supply"},
 )
 def pickup(columns):
-    """Vectorized: one call for a request of any number of drivers, or a whole training set."""
+    """How far the driver is from the rider, and how likely that makes the driver to accept.
+
+    Vectorized: one call for a request of any number of drivers, or for a whole training set.
+    """
     distance = haversine_km(columns["driver_lat"], columns["driver_lon"], columns["pickup_lat"], columns["pickup_lon"])
     discount = pc.divide(TYPICAL_PICKUP_KM, pc.add(distance, TYPICAL_PICKUP_KM))
     return {"pickup_distance_km": distance, "expected_acceptance": pc.multiply(columns["acc_rate"], discount)}

@@ -108,10 +108,14 @@ def test_decorator_form_and_row_mode(tmp_path):
     @on_demand_feature_view(inputs=[driver_stats[["trips"]]], features=[Field(name="double", dtype="int64")],
                             mode="row", owner="me")
     def doubled(row):
+        """Twice the trips.
+
+        Row by row."""
         return {"double": None if row["trips"] is None else row["trips"] * 2}
     '''
     view = load_repo(on_demand_repo(tmp_path, on_demand=source)).on_demand_feature_views["doubled"]
     assert view.mode == "row" and view.owner == "me" and view.code.ref == "on_demand:doubled"
+    assert view.description == "Twice the trips."
 
 
 def test_a_view_and_an_on_demand_view_may_not_share_a_name(tmp_path):

@@ -184,13 +184,12 @@ class OnDemandFeatureView(Definition):
 def on_demand_feature_view(
     *, inputs: list, features: list[Field], mode: Mode = "vectorized", **metadata: Any
 ) -> Callable[[Callable], OnDemandFeatureView]:
-    """Decorator form: the decorated function becomes the transform of a view of its name."""
+    """Decorator form: the decorated function becomes the transform of a view of its name (its
+    docstring's first line the description, unless given)."""
 
     def declare(function: Callable) -> OnDemandFeatureView:
-        name = metadata.pop("name", "") or function.__name__
-        return OnDemandFeatureView(
-            name=name, inputs=inputs, features=features, mode=mode, transform=function, **metadata
-        )
+        given = {"name": function.__name__, "description": _first_line(function.__doc__), **metadata}
+        return OnDemandFeatureView(inputs=inputs, features=features, mode=mode, transform=function, **given)
 
     return declare
 
@@ -265,3 +264,7 @@ def check_on_demand(repo: RepoDefinitions, view: OnDemandFeatureView) -> None:
     shadowed = [f.name for f in view.features if f.name in inputs]
     if shadowed:
         raise view.fail("features", f"outputs {shadowed} have the names of inputs; rename them")
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().split("\n", 1)[0]
