@@ -444,12 +444,30 @@ class FeatureStore:
         from granero.offline.as_of_now import latest_rows_arrow
         from granero.online.sync import sync_view, write_table
 
+        if view.is_aggregate:
+            return self._sync_aggregate_view(defs, view, interval)
         limit, keys = self.config.retrieval.local_max_rows, defs.join_keys(view)
         latest = latest_rows_arrow(self.offline_store, defs, view, interval, limit)
         if latest is not None:
             return write_table(self.online_store, view, keys, latest)
         settings, project = self.online_store.settings, self.config.project
         return sync_view(self.latest_rows(view.name, interval), settings, project, view, keys)
+
+    def _sync_aggregate_view(self, defs: RepoDefinitions, view: FeatureView, interval: Interval | None) -> int:
+        """Recompute every entity with an event in ``interval`` (all when None) from its offline
+        events (granero.online.aggregate_sync); in process for small local tables. Entities stored."""
+        from granero.aggregation.spec import aggregation_spec
+        from granero.offline.tables import read_view_table
+        from granero.online import aggregate_sync
+
+        store, limit = self.online_store, self.config.retrieval.local_max_rows
+        stored = aggregate_sync.sync_local(store, self.offline_store, defs, view, interval, limit)
+        if stored is not None:
+            return stored
+        table = read_view_table(self.offline_store, defs, view)
+        return aggregate_sync.sync_aggregate_view(
+            table, store.settings, store.project, view.name, aggregation_spec(defs, view), interval
+        )
 
     def get_online_features(
         self,

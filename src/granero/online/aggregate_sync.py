@@ -149,7 +149,9 @@ def sync_aggregate_view(
     writer = AggregateWriter(settings, project, view, spec)
     try:
         bucketed = events.withColumn("_bucket", F.pmod(F.hash(*keys), F.lit(buckets)))
-        counts = bucketed.groupBy("_bucket").applyInArrow(writer, "written long")
+        counts = bucketed.groupBy("_bucket").applyInArrow(
+            lambda bucket: writer(bucket), "written long"  # a function: Spark counts a callable's self
+        )
         return int(sum(row[0] for row in counts.collect()))
     except Exception as error:  # a failed Spark job surfaces as a py4j/pyspark error
         raise sync_error(view, error) from None
