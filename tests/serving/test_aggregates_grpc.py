@@ -184,6 +184,7 @@ def test_served_at_t_equals_training_at_t(served, seed):
     with grpc.insecure_channel(handle.address) as channel:
         stub = FeatureServingStub(channel)
         for view_name, (events, entities) in cases.items():
+            store.online_store.delete_view(view_name)  # another seed's newer stamps would win
             write_events(store.online_store, defs, defs.feature_views[view_name], events)
             names = defs.feature_views[view_name].output_names
             for t in times(events):
@@ -204,6 +205,7 @@ def test_a_service_mixes_plain_and_aggregate_views(served):
     store, handle = served
     defs = store.registered()
     events = driver_events(random.Random(7))
+    store.online_store.delete_view("driver_trips")
     write_events(store.online_store, defs, defs.feature_views["driver_trips"], events)
     t = max(events["event_timestamp"].cast(pa.int64()).to_pylist())
     write_rows(store, "driver_stats", [{"driver_id": 3, "event_timestamp": from_micros(t), "rating": 4.5}])
