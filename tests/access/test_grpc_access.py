@@ -223,3 +223,19 @@ def test_deny_by_default_refuses_a_repo_without_permissions(access_url, secrets_
             assert code == grpc.StatusCode.PERMISSION_DENIED
         with serve(store, access_config(secrets_dir)) as handle:
             assert call(handle, "GetOnlineFeatures", read("ranker"), tokens["ranker-app"])[0] == grpc.StatusCode.OK
+
+
+def test_refusals_are_counted_by_method_and_code_with_no_name_in_any_label(access_server, tokens):
+    def refused(code: str) -> float:
+        return sum(sample.value for metric in access_server.servicer.metrics.requests.collect()
+                   for sample in metric.samples if sample.name.endswith("_total")
+                   and sample.labels.get("code") == code and sample.labels.get("method") == "GetOnlineFeatures")
+
+    before = refused("PERMISSION_DENIED"), refused("UNAUTHENTICATED")
+    call(access_server, "GetOnlineFeatures", read("vault"), tokens["ranker-app"])
+    call(access_server, "GetOnlineFeatures", read("vault"), "grn_forged")
+    assert (refused("PERMISSION_DENIED"), refused("UNAUTHENTICATED")) == (before[0] + 1, before[1] + 1)
+    from prometheus_client import generate_latest
+
+    exposed = generate_latest(access_server.servicer.metrics.registry).decode()
+    assert all(word not in exposed for word in ("vault", "ranker-app", "ada@example.org", "email"))

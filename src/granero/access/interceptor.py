@@ -55,9 +55,12 @@ def credentials_of(context: grpc.ServicerContext) -> Credentials:
 
 
 class AccessInterceptor(grpc.ServerInterceptor):
-    def __init__(self, guard: AccessGuard, max_error_bytes: int) -> None:
+    def __init__(self, guard: AccessGuard, max_error_bytes: int, metrics: Any = None) -> None:
+        """``metrics`` (the servicer's ServingMetrics) counts refused calls by method and code,
+        as the servicer counts the calls it answers: no principal, name or value in a label."""
         self.guard = guard
         self.max_error_bytes = max_error_bytes
+        self.metrics = metrics
 
     def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
@@ -129,6 +132,8 @@ class AccessInterceptor(grpc.ServerInterceptor):
                 context: grpc.ServicerContext) -> None:
         record.outcome = "unauthenticated" if isinstance(error, Unauthenticated) else "denied"
         record.code = error.grpc_code
+        if self.metrics is not None:
+            self.metrics.observe_request(record.method, error.grpc_code, time.perf_counter() - started)
         self._write(record, started)
         context.abort(grpc.StatusCode[error.grpc_code], shorten(str(error), self.max_error_bytes))
 

@@ -108,7 +108,7 @@ def build_server(
     credentials, certificates = server_credentials(config.tls) if config.tls else (None, None)
     servicer = servicer or FeatureServingServicer(store, config)
     guard = AccessGuard(access or store.config.access, servicer.registry.current)
-    interceptor = AccessInterceptor(guard, config.limits.max_error_bytes)
+    interceptor = AccessInterceptor(guard, config.limits.max_error_bytes, servicer.metrics)
     pool = futures.ThreadPoolExecutor(config.max_workers, thread_name_prefix="granero-rpc")
     server = grpc.server(pool, options=_options(config), interceptors=[interceptor])
     add_to_server(servicer, server)
