@@ -24,8 +24,10 @@ step "2/7 plan and apply the definitions"
 "$BIN/granero" plan
 "$BIN/granero" apply
 "$BIN/granero" list views
+# trips.py's aggregate view: each served feature says what it computes, e.g. count(driver_id) over 1h
+"$BIN/granero" list features --owner marketplace@rides.example
 
-step "3/7 materialize every view into Delta and sync the latest values to Redis"
+step "3/7 materialize every view into Delta and sync the latest values (and aggregate tiles) to Redis"
 "$BIN/granero" materialize-incremental
 
 step "4/7 serve over gRPC on 127.0.0.1:$PORT"
@@ -50,7 +52,14 @@ step "5/7 online lookup over gRPC (feature service trip_eta_model)"
 step "6/7 build a point-in-time-correct training set (in process: small enough to need no Spark job)"
 "$BIN/granero" historical --entities $REPO/data/trips.parquet --service trip_eta_model \
   --out $REPO/data/training_set --overwrite
-"$BIN/python" -c "import pandas as pd; df = pd.read_parquet('$REPO/data/training_set'); print(df.shape); print(df.head(5).to_string())"
+"$BIN/python" - "$REPO/data/training_set" <<'PY'
+import sys, pandas as pd
+df = pd.read_parquet(sys.argv[1])
+windowed = [c for c in df.columns if c.startswith("driver_trips__")]  # trips.py: aggregates at each row's time
+print(df.shape)
+print(df.drop(columns=windowed).head(5).to_string())
+print(df[["driver_id", "event_timestamp", *windowed]].head(5).to_string())
+PY
 # on-demand features (dispatch.py): computed per trip from its request columns (pickup and driver
 # coordinates in trips.parquet) and the driver's point-in-time acc_rate, by the serving function
 "$BIN/granero" historical --entities $REPO/data/trips.parquet --service dispatch_model \

@@ -22,7 +22,7 @@ def _granero() -> None:
 offline_cmds.register(app)
 runner = CliRunner()
 START, END = "2026-01-05T00:00:00Z", "2026-01-08T00:00:01Z"
-VIEWS = {"driver_hourly_stats", "customer_profile", "route_stats"}
+VIEWS = {"driver_hourly_stats", "customer_profile", "route_stats", "driver_trips"}
 
 
 def invoke(*args: str):

@@ -19,9 +19,11 @@ from tests.conftest import DATA_END, ROOT
 pytestmark = [pytest.mark.spark, pytest.mark.redis, pytest.mark.slow]
 
 
-def snapshot(url: str) -> dict[bytes, bytes]:
+def snapshot(url: str) -> dict[bytes, object]:
+    """Every key of the example project: a plain view's value, an aggregate view's members."""
     client = redis.Redis.from_url(url)
-    return {key: client.get(key) for key in client.scan_iter(match=b"rides:*")}
+    return {key: client.get(key) if client.type(key) == b"string" else client.zrange(key, 0, -1, withscores=True)
+            for key in client.scan_iter(match=b"rides:*")}
 
 
 def test_sync_wrote_every_entity_and_rerunning_changes_nothing(
@@ -33,10 +35,11 @@ def test_sync_wrote_every_entity_and_rerunning_changes_nothing(
             "customer_profile": 10,
             "driver_hourly_stats": 10,
             "route_stats": 36,
+            "driver_trips": 10,
         }
         with pytest.raises(NotFound, match="no feature view named 'nope'"):
             store.sync_online(["nope"])
-    assert len(before) == 56 and snapshot(example_url) == before
+    assert len(before) == 66 and snapshot(example_url) == before
     job = runpy.run_path(
         str(ROOT / "spark_jobs" / "sync_online.py")
     )  # the spark-submit entry point

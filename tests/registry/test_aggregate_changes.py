@@ -1,4 +1,4 @@
-"""plan/apply on aggregate views: what breaks stored values and what only adds to them.
+"""plan/apply on aggregate views: what changes the values a name serves and what only adds.
 
 The class of change is tested, not one example: for random aggregate views, every kind of edit
 (window, function, column, hop, an event column's dtype, adding and removing aggregations, plain
@@ -102,7 +102,8 @@ def test_adding_an_aggregation_is_additive_unless_the_default_hop_moves(start, a
         assert found == [
             f"feature view 'trips': hop changes from {format_duration(old.resolved_hop)} to "
             f"{format_duration(new.resolved_hop)}; "
-            f"the stored values of aggregates {old.output_names} were tiled by the old hop"
+            f"aggregates {old.output_names} would serve other values than models were trained on (window "
+            "tails round to the hop) and none online until the view is synced again"
         ]
     changes = diff_definitions(defs(old), defs(new))
     assert ("feature_view", "trips", "changed") in {(c.kind, c.name, c.op) for c in changes}
@@ -129,8 +130,9 @@ def test_declared_hop_change_names_every_aggregate():
     aggregations = [{"column": "fare", "function": "sum", "window": "1d", "name": "fare_1d"},
                     {"column": "driver_id", "function": "count", "window": "7d", "name": "trips_7d"}]
     found = reasons(view(aggregations, "1h"), view(aggregations, "5m"))
-    assert found == ["feature view 'trips': hop changes from 1h to 5m; the stored values of aggregates "
-                     "['fare_1d', 'trips_7d'] were tiled by the old hop"]
+    assert found == ["feature view 'trips': hop changes from 1h to 5m; aggregates ['fare_1d', 'trips_7d'] "
+                     "would serve other values than models were trained on (window tails round to the hop) "
+                     "and none online until the view is synced again"]
     assert reasons(view(aggregations, None), view(aggregations, "1h")) == []  # the default is 1h already
 
 
@@ -162,8 +164,8 @@ def test_apply_refuses_a_changed_window_unless_forced_and_adds_freely(tmp_path):
     wider = AGGREGATE_VIEW.replace('window="1h", name="trips_1h"', 'window="2h", name="trips_1h"')
     (repo / "views.py").write_text(wider)
     assert store.plan().breaking == [
-        "feature view 'driver_trips': aggregate 'trips_1h' changes window from 1h to 2h; its stored "
-        "values were computed by the old definition"
+        "feature view 'driver_trips': aggregate 'trips_1h' changes window from 1h to 2h; the name would "
+        "serve other values than models were trained on (a new name adds it instead)"
     ]
     with pytest.raises(BreakingChangeError, match="aggregate 'trips_1h' changes window from 1h to 2h"):
         store.apply()

@@ -120,12 +120,14 @@ def _dtype_changes(old: FeatureView, new: FeatureView) -> list[str]:
 
 
 def _hop_change(old: FeatureView, new: FeatureView) -> list[str]:
-    """The hop, declared or default (a new window can change the default), cuts the tiles."""
+    """The hop, declared or default (a new window can change the default), rounds every window's
+    tail: each aggregate's values change, and the online ones (another schema) read as missing."""
     if not old.is_aggregate or old.resolved_hop == new.resolved_hop:
         return []
     return [
         f"hop changes from {format_duration(old.resolved_hop)} to {format_duration(new.resolved_hop)}; "
-        f"the stored values of aggregates {old.output_names} were tiled by the old hop"
+        f"aggregates {old.output_names} would serve other values than models were trained on (window "
+        "tails round to the hop) and none online until the view is synced again"
     ]
 
 
@@ -133,7 +135,8 @@ _AGGREGATE_FIELDS = ("column", "function", "window")
 
 
 def _aggregate_changes(old: FeatureView, new: FeatureView) -> list[str]:
-    """An aggregate kept under its name but computed differently: its stored values are wrong."""
+    """An aggregate kept under its name but computed differently: the name would serve values that
+    differ from the ones its consumers were trained on."""
     after = {a.name: a for a in new.aggregations}
     reasons = []
     for aggregation in (a for a in old.aggregations if a.name in after):
@@ -144,8 +147,8 @@ def _aggregate_changes(old: FeatureView, new: FeatureView) -> list[str]:
         ]
         if changed:
             reasons.append(
-                f"aggregate {aggregation.name!r} changes {' and '.join(changed)}; its stored values were "
-                "computed by the old definition"
+                f"aggregate {aggregation.name!r} changes {' and '.join(changed)}; the name would serve other "
+                "values than models were trained on (a new name adds it instead)"
             )
     return reasons
 
