@@ -20,7 +20,6 @@ from granero.definitions import compile_definitions
 from granero.definitions.aggregation import Aggregation
 from granero.feature_store import FeatureStore
 from granero.online.encoding import encode_entity_key, key_prefix
-from tests.online.aggregate_members import write_events
 
 pytestmark = [pytest.mark.spark, pytest.mark.redis, pytest.mark.slow]
 
@@ -82,22 +81,9 @@ def repo(tmp_path_factory, spark, redis_url) -> FeatureStore:
     write_source(root / "source", "part-0", EVENTS)
     store = FeatureStore(root)
     store.registry.write_version("agg", define(root / "source"))
-    store.materialize(T0 - timedelta(days=1), END, sync_online=False)
-    sync(store)
+    store.materialize(T0 - timedelta(days=1), END)  # synced online
     yield store
     store.close()
-
-
-def sync(store: FeatureStore) -> None:
-    """The view's members from its offline table (stands in for the sync of aggregate views)."""
-    from granero.offline.as_of_now import EVERY_DAY
-    from granero.offline.tables import read_view_arrow
-
-    defs = store.registered()
-    view = defs.feature_views["trips"]
-    columns = ["driver_id", "event_timestamp", "created_timestamp", *view.feature_names]
-    write_events(store.online_store, defs, view, read_view_arrow(store.offline_store, defs, view, None, columns,
-                                                                 EVERY_DAY))
 
 
 def request_times(rows: list[dict]) -> list[datetime]:
@@ -146,5 +132,24 @@ def test_verify_covers_aggregates_and_finds_a_corrupted_entity(repo):
     [view] = repo.verify(now=now).views
     assert view.mismatches > 0 and {m.entity["driver_id"] for m in view.examples} == {victim}
     assert {m.status for m in view.examples} <= {"PRESENT", "NULL_VALUE"}  # the empty window's values
-    sync(repo)
+    repo.sync_online(["trips"])
     assert repo.verify(now=now).ok
+
+
+def test_late_events_rematerialized_count_once_online_and_offline(repo):
+    """Events arriving late (event times inside the stored windows) and the same window
+    materialized twice: online equals training over all events; nothing counts twice."""
+    recent = events(random.Random(6), 60, END - timedelta(hours=1), END)
+    late = [{**row, "created": END + timedelta(hours=1)} for row in recent]
+    write_source(repo.repo_path / "source", "part-1", late)
+    for _ in range(2):
+        repo.materialize(END - timedelta(hours=2), END)
+    times = request_times(EVENTS + late)
+    assert_online_equals_training(repo, times, "local")
+    newest = times[0]
+    served = repo.get_online_features([{"driver_id": d} for d in range(DRIVERS)], ["trips:driver_id_count_1h"],
+                                      now=newest).to_dict()["trips__driver_id_count_1h"]
+    oracle = [sum(1 for row in EVENTS + late if row["driver_id"] == d
+                  and newest - WINDOWS[1] - (newest - WINDOWS[1] - T0) % HOP <= row["ts"] <= newest)
+              for d in range(DRIVERS)]
+    assert served == oracle
