@@ -24,8 +24,9 @@ step "2/7 plan and apply the definitions"
 "$BIN/granero" plan
 "$BIN/granero" apply
 "$BIN/granero" list views
-# trips.py's aggregate view: each served feature says what it computes, e.g. count(driver_id) over 1h
-"$BIN/granero" list features --owner marketplace@rides.example
+# trips.py's aggregate view: what each served feature computes, its hop and event columns (the
+# definition's JSON that follows is cut here)
+"$BIN/granero" describe driver_trips | sed '/^{/,$d'
 
 step "3/7 materialize every view into Delta and sync the latest values (and aggregate tiles) to Redis"
 "$BIN/granero" materialize-incremental
