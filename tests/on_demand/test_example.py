@@ -34,3 +34,23 @@ def test_dispatch_model_training_rows_carry_the_pickup_features(example_repo, sp
         assert row["pickup__pickup_distance_km"] == pytest.approx(km, rel=1e-12, abs=1e-12)
         acceptance = row["driver_hourly_stats__acc_rate"] * 4.0 / (4.0 + km)
         assert row["pickup__expected_acceptance"] == pytest.approx(acceptance, rel=1e-12, nan_ok=True)
+
+
+def test_granero_historical_writes_the_dispatch_training_set_and_its_manifest(example_repo, spark, tmp_path):
+    import json
+
+    from tests.offline.test_offline_cmds import invoke
+
+    with FeatureStore(example_repo) as store:
+        store.apply()
+        store.materialize_incremental(DATA_END, ["driver_hourly_stats"], sync_online=False)
+        registered = store.registered().on_demand_feature_views["pickup"].code.source_hash
+    out = tmp_path / "dispatch"
+    built = invoke("historical", "--entities", example_repo / "data" / "trips.parquet",
+                   "--service", "dispatch_model", "--out", out, "--repo", example_repo)
+    assert built.exit_code == 0, built.output
+    frame = pd.read_parquet(out)
+    assert len(frame) == 100 and frame["pickup__pickup_distance_km"].notna().all()
+    manifest = json.loads((tmp_path / "dispatch.manifest.json").read_text())
+    assert manifest["on_demand"] == {"pickup": registered}
+    assert manifest["columns"][-2:] == ["pickup__pickup_distance_km", "pickup__expected_acceptance"]

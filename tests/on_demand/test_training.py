@@ -114,6 +114,9 @@ def test_a_missing_request_column_is_named(trained):
             store.get_historical_features_pandas(given, ["every_dtype:o_int"], engine=engine)
     with pytest.raises(RetrievalError, match="needs request field 'r_str'"):
         store.get_historical_features(given, ["every_dtype:o_int"])
+    as_spark = store.spark.createDataFrame(given.astype({"r_int": "float64"}))
+    with pytest.raises(RetrievalError, match="needs request field 'r_str'"):  # Spark rows, pandas out
+        store.get_historical_features_pandas(as_spark, ["every_dtype:o_int"])
 
 
 @pytest.mark.parametrize(("r_int", "words"), [

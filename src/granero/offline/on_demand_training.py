@@ -107,12 +107,11 @@ class TrainingStep:
 
         if not self.active:
             return joined
-        if _is_pandas(entities):
-            self.check_entity_columns([str(c) for c in entities.columns])
-        request = self._request_columns(entities if _is_pandas(entities) else joined)
-        computed = self.outputs(joined, request)
         internal = set(self.split.output_columns(True)) | {r.replace(":", "__", 1) for r in self.split.hidden}
         kept = [c for c in joined.column_names if c not in internal]  # entity columns, if any
+        pandas = _is_pandas(entities)
+        self.check_entity_columns([str(c) for c in entities.columns] if pandas else kept)
+        computed = self.outputs(joined, self._request_columns(entities if pandas else joined))
         columns = [joined[c] for c in kept] + [_column(joined, computed, c) for c in self.split.output_columns(True)]
         return pa.table(columns, names=kept + self.final_columns())
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from granero.definitions.field import Field
@@ -39,6 +40,15 @@ class Runnable:
     inputs: tuple[str, ...]
     outputs: tuple[Field, ...]
 
+    @cached_property
+    def targets(self) -> tuple[pa.DataType, ...]:
+        """The outputs' Arrow types, computed once (the request path pays per call otherwise)."""
+        return tuple(arrow_type(f.dtype) for f in self.outputs)
+
+
+_RUNNABLES: dict[int, tuple[OnDemandFeatureView, Runnable]] = {}
+"""Per view object (kept alive here, so its id is not reused), its Runnable: built once."""
+
 
 def run_transform(view: OnDemandFeatureView, inputs: Mapping[str, Any]) -> dict[str, pa.Array]:
     """The view's outputs for one batch of ``inputs`` (input name -> Arrow array)."""
@@ -46,10 +56,17 @@ def run_transform(view: OnDemandFeatureView, inputs: Mapping[str, Any]) -> dict[
 
 
 def runnable(view: OnDemandFeatureView) -> Runnable:
-    return Runnable(
+    cached = _RUNNABLES.get(id(view))
+    if cached is not None and cached[0] is view:
+        return cached[1]
+    made = Runnable(
         f"on-demand feature view {view.name!r}", view.transform, view.mode,
         view.code.ref if view.code else "?", tuple(_input_names(view)), tuple(view.features),
     )
+    if len(_RUNNABLES) >= 4096:  # views loaded again and again (tests, reloads): start over
+        _RUNNABLES.clear()
+    _RUNNABLES[id(view)] = (view, made)
+    return made
 
 
 def run(transform: Runnable, inputs: Mapping[str, Any]) -> dict[str, pa.Array]:
@@ -60,7 +77,10 @@ def run(transform: Runnable, inputs: Mapping[str, Any]) -> dict[str, pa.Array]:
         return {f.name: _empty(f.dtype) for f in transform.outputs}
     call = _call_rows if transform.mode == "row" else _call
     produced = call(transform, function, columns)
-    return {f.name: _output(transform, produced, f.name, f.dtype, length) for f in transform.outputs}
+    return {
+        f.name: _output(transform, produced, f, target, length)
+        for f, target in zip(transform.outputs, transform.targets, strict=True)
+    }
 
 
 def loaded_transform(transform: Runnable) -> Callable:
@@ -127,9 +147,13 @@ def _call_rows(transform: Runnable, function: Callable, columns: dict[str, pa.Ar
     return gathered
 
 
-def _output(transform: Runnable, produced: Mapping, name: str, dtype: str, length: int) -> pa.Array:
+def _output(transform: Runnable, produced: Mapping, field: Field, target: pa.DataType, length: int) -> pa.Array:
+    name, dtype = field.name, field.dtype
     if name not in produced:
         raise _failed(transform, f"returned no output {name!r} (it returned {sorted(produced)})")
+    value = produced[name]
+    if getattr(value, "type", None) == target and not hasattr(value, "num_chunks") and len(value) == length:
+        return value  # the common case, an Arrow array as declared: nothing to check or convert
     try:
         column = as_arrow(produced[name])
         if len(column) != length:
@@ -139,7 +163,7 @@ def _output(transform: Runnable, produced: Mapping, name: str, dtype: str, lengt
     except Exception as error:  # pyarrow's own conversion errors (mixed types in a list...)
         raise _failed(transform, f"output {name!r} (declared {dtype}): {type(error).__name__}: {error}") from None
     try:
-        return lossless_cast(column, arrow_type(dtype))
+        return lossless_cast(column, target)
     except ValueError as error:
         raise _failed(transform, f"output {name!r} (declared {dtype}): {error}", output=name) from None
 
