@@ -14,9 +14,11 @@ moves data so that the in-process engine's ``aggregate_as_of`` runs, unchanged, 
 3. Each entity row comes back once, its columns untouched, followed by the aggregate columns.
    Row order is not preserved (the as-of join's contract too).
 
-Memory: one bucket's events sit in one Python worker at a time. ``N`` defaults to the session's
-shuffle partitions; raise it (``spark.sql.shuffle.partitions``) when a bucket's events outgrow a
-worker. One very hot key stays in one bucket.
+Cost and memory: a bucket's call pays the fold's fixed cost (one vectorized step per tile of the
+largest window) once, however many keys it holds, so retrieval uses one bucket per core
+(``spark.default.parallelism``): 8 buckets on 2 cores took ~20% longer than 2. One bucket's
+events sit in one Python worker at a time: raise ``spark.default.parallelism`` when a bucket's
+events outgrow a worker. One very hot key stays in one bucket.
 """
 
 from __future__ import annotations

@@ -179,7 +179,7 @@ def _join_view(
     aggregates = _aggregates(registry, vf, spec)
     if aggregates is None:
         return as_of_join(frame, seen, spec)
-    buckets = int(table.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    buckets = table.sparkSession.sparkContext.defaultParallelism  # a bucket per core: see aggregate_join
     return aggregate_join(frame, seen.select(*event_columns(aggregates)), aggregates, buckets)
 
 
