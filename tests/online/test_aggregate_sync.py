@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.redis, pytest.mark.slow]
 
 T0 = datetime(2026, 1, 7, tzinfo=UTC)
 END = T0 + timedelta(hours=3)
-MIDDLE = T0 + timedelta(minutes=95)
+MIDDLE = END - timedelta(minutes=25)  # the span (1h5m) reaches before it: backfills matter
 DRIVERS = 12
 
 

@@ -184,7 +184,7 @@ def test_entities_with_thousands_of_tiles_in_many_calls(replay_store, online_url
 
 
 def test_a_cluster_stores_every_entity_on_its_node(cluster_ports, project):  # noqa: F811
-    settings = RedisSettings(f"redis://127.0.0.1:{cluster_ports[0]}/0", cluster=True)
+    settings = RedisSettings(f"redis://127.0.0.1:{cluster_ports[0]}/0", cluster=True, expire_keys=False)
     store = RedisStore(settings, project)
     rows = random_rows(4, drivers=200, count=1500)
     try:

@@ -41,7 +41,7 @@ class Suffixes:
     """One entry per (entity, non-empty tile), sorted by entity, then tile."""
 
     row: np.ndarray
-    """Per entry, a row of the events table holding the entity's keys (its newest event)."""
+    """Per entry, a row of the events table holding the entity's keys."""
     tile: np.ndarray
     newest: np.ndarray
     """Per entry, the entity's newest event time (microseconds): the write stamp."""
@@ -63,39 +63,37 @@ def suffix_values(events: pa.Table, spec: AggregationSpec) -> Suffixes:
     _, code = key_codes([events[k].slice(0, 0) for k in spec.keys], [events[k] for k in spec.keys],
                         list(spec.keys.values()))
     ts, valid = micros(events[EVENT_TIMESTAMP])
-    created = event_created(events)
-    code = np.where(valid, code, -1)
-    newest_row = _newest_rows(code, ts)
-    span = max(a.window for a in spec.aggregates) + spec.hop
-    in_span = (code >= 0) & (ts >= floor_to_hop(ts[newest_row[np.maximum(code, 0)]] - span, spec.hop))
-    order = order_events(np.where(in_span, code, -1), ts, valid, created, spec.hop)
+    keep = _within_span(np.where(valid, code, -1), ts, max(a.window for a in spec.aggregates) + spec.hop, spec.hop)
+    kept, code, ts = events.take(keep), code[keep], ts[keep]
+    order = order_events(code, ts, np.ones(len(keep), bool), event_created(kept), spec.hop)
     pairs = value_pairs(spec)
-    columns = {(c, d): prepare_column(events[c], d) for c, _, d in pairs}
+    columns = {key: prepare_column(kept[key[0]], key[1]) for key in dict.fromkeys((c, d) for c, _, d in pairs)}
     reads = {f"{c}:{f}": (FUNCTIONS[f], columns[c, d]) for c, f, d in pairs}
     tiles = build_tiles(order, reads)
     values = [
         fn.finalize(_suffix_states(fn, tiles.states[name], tiles.code), d, column.source)
         for (name, (fn, column)), (_, _, d) in zip(reads.items(), pairs, strict=True)
     ]
-    row = newest_row[tiles.code]
-    return Suffixes(row, tiles.tile, ts[row], _greatest_created(order, tiles.code, created), values)
+    newest = _per_code(np.maximum, code, ts, np.iinfo(np.int64).min)
+    first = np.zeros(len(newest), dtype=np.int64)
+    codes, rows = np.unique(code, return_index=True)
+    first[codes] = rows
+    created = _per_code(np.maximum, order.code, order.created, NULL_CREATED)
+    return Suffixes(keep[first[tiles.code]], tiles.tile, newest[tiles.code], created[tiles.code], values)
 
 
-def _newest_rows(code: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    """Per code 0..max, the row of its newest event (-1 for a code without events)."""
+def _within_span(code: np.ndarray, ts: np.ndarray, span: int, hop: int) -> np.ndarray:
+    """Rows with a key whose time is at or after floor_to_hop(newest of their key - span)."""
     keep = np.flatnonzero(code >= 0)
-    by_time = keep[np.lexsort((ts[keep], code[keep]))]
-    last = np.r_[code[by_time][1:] != code[by_time][:-1], True][: len(by_time)]
-    newest = np.full(int(code.max(initial=-1)) + 1, -1, dtype=np.int64)
-    newest[code[by_time[last]]] = by_time[last]
-    return newest
+    newest = _per_code(np.maximum, code[keep], ts[keep], np.iinfo(np.int64).min)
+    return keep[ts[keep] >= floor_to_hop(newest[code[keep]] - span, hop)]
 
 
-def _greatest_created(order, entry_code: np.ndarray, created: np.ndarray) -> np.ndarray:
-    """Per entry, the greatest created time among its entity's ordered events."""
-    greatest = np.full(int(order.code.max(initial=-1)) + 1, NULL_CREATED, dtype=np.int64)
-    np.maximum.at(greatest, order.code, order.created)
-    return greatest[entry_code]
+def _per_code(ufunc: np.ufunc, code: np.ndarray, values: np.ndarray, fill: int) -> np.ndarray:
+    """``ufunc`` of the values of each code 0..max (``fill`` for a code without any)."""
+    out = np.full(int(code.max(initial=-1)) + 1, fill, dtype=np.int64)
+    ufunc.at(out, code, values)
+    return out
 
 
 def _suffix_states(fn: Function, tile_states: State, code: np.ndarray) -> State:
