@@ -58,14 +58,16 @@ def resolve_features(
 
 def _ref_pairs(defs: RepoDefinitions, refs: list[str]) -> list[tuple[str, str]]:
     pairs = []
+    outputs: dict[str, list[str]] = {}  # per view, once: an aggregate view builds its fields
     for ref in refs:
         view_name, feature = parse_ref(ref)
         view = defs.feature_views.get(view_name)
         if view is None:
             raise UnknownName(f"unknown feature view {view_name!r} in {ref!r}; known: {sorted(defs.feature_views)}")
+        names = outputs.get(view_name) or outputs.setdefault(view_name, view.output_names)
         if feature == "*":
-            pairs += [(view_name, f) for f in view.output_names]
-        elif feature not in view.output_names:
+            pairs += [(view_name, f) for f in names]
+        elif feature not in names:
             raise UnknownName(
                 event_columns_refusal(view, [feature])
                 or f"feature view {view_name!r} has no feature {feature!r}; it has {view.output_names}"

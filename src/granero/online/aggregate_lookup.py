@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from granero.aggregation.engine import AggregationSpec
+from granero.aggregation.engine import Aggregate, AggregationSpec
 from granero.aggregation.window import tail, to_micros
 from granero.errors import GraneroError
 from granero.online.aggregate_encoding import (
@@ -50,6 +51,23 @@ if TYPE_CHECKING:
 _ABSENT = ViewRead(Status.NOT_FOUND, None, None)
 
 
+@lru_cache(maxsize=1024)
+def _reader(
+    name: str, join_keys: tuple[tuple[str, str], ...], aggregates: tuple[Aggregate, ...], hop: int,
+    asked: tuple[str, ...],
+) -> AggregateReader:
+    layout = layout_of(AggregationSpec(dict(join_keys), hop, aggregates))
+    by_name = {a.output: a for a in aggregates}
+    wanted_aggregates = [by_name[output] for output in asked]
+    windows = tuple(sorted({a.window for a in wanted_aggregates}))
+    wanted = tuple(layout.pair_index(a.column, a.function) for a in wanted_aggregates)
+    empty = empty_values(layout)
+    return AggregateReader(
+        name, join_keys, layout.codec, wanted, layout.span, layout, windows,
+        tuple(windows.index(a.window) for a in wanted_aggregates), tuple(empty[i] for i in wanted),
+    )
+
+
 @dataclass(frozen=True)
 class AggregateReader(ViewReader):
     """How to look up one aggregate view's requested outputs. ``codec`` and ``wanted`` are the
@@ -65,20 +83,13 @@ class AggregateReader(ViewReader):
 
     @classmethod
     def of(cls, view: ViewFeatures) -> AggregateReader:
+        """Built once per request shape and definition (``lookup`` asks on every call)."""
         definition = view.view
         dtypes = {**view.join_keys, **{f.name: f.dtype for f in definition.features}}
-        spec = AggregationSpec.of(view.join_keys, definition.aggregations, dtypes, definition.resolved_hop)
-        layout = layout_of(spec)
-        by_name = {a.output: a for a in spec.aggregates}
-        asked = [by_name[name] for name in view.features]
-        windows = tuple(sorted({a.window for a in asked}))
-        wanted = tuple(layout.pair_index(a.column, a.function) for a in asked)
-        empty = empty_values(layout)
-        return cls(
-            definition.name, tuple(view.join_keys.items()), layout.codec, wanted,
-            to_micros(definition.ttl), layout, windows, tuple(windows.index(a.window) for a in asked),
-            tuple(empty[i] for i in wanted),
-        )
+        aggregates = tuple(Aggregate(a.name, a.column, a.function, to_micros(a.window), dtypes[a.column])
+                           for a in definition.aggregations)
+        hop = to_micros(definition.resolved_hop)
+        return _reader(definition.name, tuple(view.join_keys.items()), aggregates, hop, view.features)
 
     def window_tiles(self, now_micros: int) -> tuple[int, ...]:
         """Per window, the tile index of its tail at ``now``: the members to read start there."""

@@ -1,0 +1,189 @@
+"""Online lookup of 12 aggregates beside a 12-feature plain view: 1 and 100 entities, over gRPC
+and in process, printed side by side (issue 12's goal: the aggregates within 1.5x).
+
+    .venv/bin/python -m bench.aggregations_lookup [--requests 1000] [--entities 10000]
+
+Sets up everything itself in a temporary folder: a private redis-server and a repo with
+
+- ``stats``: a plain view of 12 float64 features, one row per entity;
+- ``trips``: an aggregate view of 12 aggregates (count, sum, mean, max of fare over 1h, 1d, 7d;
+  hop 1m, the default for these windows), 40 events per entity over the last 8 days written by
+  the sync's own writer (``AggregateWriter``): each entity holds ~40 members; a lookup reads one
+  member per distinct window (3) per entity, with the request's time.
+
+The server runs in a process of its own (``granero serve``'s code); the client sends the entity
+ids as a key column and asks for the COLUMNS layout (the generated stub, no client library). In
+process: ``FeatureStore.get_online_features`` (entity rows in, OnlineResult out). Requests of
+the two views alternate in rounds of 50, so a loaded machine slows both alike; each cell is the
+median (p50) and p99 of ``--requests`` sequential requests after 100 warm-up ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench.redis_server import private_redis
+
+PLAIN = [f"stats:f{i:02d}" for i in range(12)]
+AGGREGATES = [f"trips:fare_{f}_{w}" for w in ("1h", "1d", "7d") for f in ("count", "sum", "mean", "max")]
+EVENTS_PER_ENTITY = 40
+ROUND = 50
+
+
+def make_repo(root: Path, redis_url: str) -> Path:
+    root.mkdir()
+    (root / "feature_store.yaml").write_text(
+        f"project: bench\nonline_store: {{type: redis, url: '{redis_url}', expire_keys: false}}\n")
+    (root / "defs.py").write_text(textwrap.dedent("""
+        from granero import Entity, FeatureView, Field, FileSource
+        from granero.definitions.aggregation import Aggregation
+        driver = Entity(join_keys={"driver_id": "int64"})
+        stats = FeatureView(entities=[driver], ttl="1d", source=FileSource(path="data/x", timestamp_field="ts"),
+                            features=[Field(name=f"f{i:02d}", dtype="float64") for i in range(12)])
+        trips = FeatureView(entities=[driver], source=FileSource(path="data/y", timestamp_field="ts"),
+                            features=[Field(name="fare", dtype="float64")],
+                            aggregations=[Aggregation(column="fare", function=f, window=w)
+                                          for w in ("1h", "1d", "7d") for f in ("count", "sum", "mean", "max")])
+    """))
+    return root
+
+
+def write_data(repo: Path, entities: int) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from granero.aggregation.spec import aggregation_spec
+    from granero.feature_store import FeatureStore
+    from granero.online.aggregate_sync import AggregateWriter
+    from granero.online.encoding import to_micros
+    from granero.online.sync import PartitionWriter
+
+    stamp = pa.timestamp("us", tz="UTC")
+    now = datetime.now(UTC)
+    rng = np.random.default_rng(7)
+    with FeatureStore(repo) as store:
+        store.apply()
+        defs, online = store.registered(), store.online_store
+        stats = defs.feature_views["stats"]
+        columns = {"driver_id": pa.array(range(entities), pa.int64()),
+                   "event_timestamp": pa.array([now - timedelta(minutes=5)] * entities, stamp),
+                   "created_timestamp": pa.nulls(entities, stamp)}
+        columns |= {f.name: pa.array(rng.random(entities)) for f in stats.features}
+        PartitionWriter(online.settings, "bench", "stats", ("int64",),
+                        tuple((f.name, f.dtype) for f in stats.features), stats.ttl
+                        ).write(online, pa.RecordBatch.from_pydict(columns))
+        count = entities * EVENTS_PER_ENTITY
+        ages = rng.integers(0, 8 * 86_400_000_000, count)
+        events = pa.table({"driver_id": pa.array(np.repeat(np.arange(entities), EVENTS_PER_ENTITY), pa.int64()),
+                           "event_timestamp": pa.array(to_micros(now) - ages, pa.int64()).cast(stamp),
+                           "fare": pa.array(rng.gamma(2.0, 10.0, count))})
+        trips = defs.feature_views["trips"]
+        AggregateWriter(online.settings, "bench", "trips", aggregation_spec(defs, trips)).write(online, events)
+
+
+def serve(repo: str) -> None:
+    """The server process: prints its address once ready, runs until SIGTERM."""
+    from granero.feature_store import FeatureStore
+    from granero.serving.server import serve as run_server
+
+    with FeatureStore(repo) as store:
+        config = store.config.serving.model_copy(update={"port": 0})
+        run_server(store, config, on_ready=lambda handle: print(handle.address, flush=True))
+
+
+def grpc_caller(address: str, refs: list[str], size: int, entities: int):
+    import grpc
+
+    from granero.serving.v1 import serving_pb2 as pb
+    from granero.serving.v1 import serving_pb2_grpc, value_pb2
+
+    stub = serving_pb2_grpc.FeatureServingStub(grpc.insecure_channel(address))
+    features, rng = pb.FeatureList(refs=refs), random.Random(size)
+
+    def call() -> None:
+        ids = value_pb2.Value(int64_list_val=value_pb2.Int64List(val=rng.sample(range(entities), size)))
+        reply = stub.GetOnlineFeatures(pb.GetOnlineFeaturesRequest(
+            features=features, entity_columns={"driver_id": ids}, layout=pb.COLUMNS), timeout=10)
+        if len(reply.columns) != len(refs) or len(reply.views[0].statuses) != size:
+            raise SystemExit(f"unexpected reply: {reply}")
+
+    return call
+
+
+def local_caller(store, refs: list[str], size: int, entities: int):
+    rng = random.Random(size)
+
+    def call() -> None:
+        result = store.get_online_features([{"driver_id": d} for d in rng.sample(range(entities), size)], refs)
+        if len(result.values) != len(refs) or len(result.values[0]) != size:
+            raise SystemExit("unexpected result")
+
+    return call
+
+
+def race(plain, aggregate, requests: int) -> tuple[list[float], list[float]]:
+    """Both callers, alternating rounds of ROUND requests after 100 warm-up calls each."""
+    for _ in range(100):
+        plain(), aggregate()
+    times: tuple[list[float], list[float]] = ([], [])
+    while len(times[1]) < requests:
+        for call, out in ((plain, times[0]), (aggregate, times[1])):
+            for _ in range(ROUND):
+                started = time.perf_counter()
+                call()
+                out.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--entities", type=int, default=10_000)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.serve:
+        return serve(options.serve)
+    from granero.feature_store import FeatureStore
+
+    with tempfile.TemporaryDirectory() as folder, private_redis(Path(folder) / "redis") as port:
+        repo = make_repo(Path(folder) / "repo", f"redis://127.0.0.1:{port}/0")
+        write_data(repo, options.entities)
+        server = subprocess.Popen([sys.executable, "-m", "bench.aggregations_lookup", "--serve", str(repo)],
+                                  stdout=subprocess.PIPE, text=True)
+        rows = []
+        try:
+            address = server.stdout.readline().strip()
+            with FeatureStore(repo) as store:
+                for path, caller, target in (("gRPC", grpc_caller, address), ("in process", local_caller, store)):
+                    for size in (1, 100):
+                        plain, aggregate = race(caller(target, PLAIN, size, options.entities),
+                                                caller(target, AGGREGATES, size, options.entities), options.requests)
+                        rows.append((path, size, plain, aggregate))
+        finally:
+            server.terminate()
+            server.wait(30)
+    print(f"online lookup, {options.entities:,} entities, {options.requests} requests per cell after 100 warm-up "
+          f"(p50 / p99 ms; ratio of p50s)")
+    print("| path | entities | plain view, 12 features | aggregate view, 12 aggregates | ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for path, size, plain, aggregate in rows:
+        ratio = quantile(aggregate, 0.5) / quantile(plain, 0.5)
+        print(f"| {path} | {size} | {quantile(plain, 0.5):.3f} / {quantile(plain, 0.99):.3f} | "
+              f"{quantile(aggregate, 0.5):.3f} / {quantile(aggregate, 0.99):.3f} | {ratio:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
