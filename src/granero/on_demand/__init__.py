@@ -3,10 +3,15 @@
 Pure (Arrow and numpy only; no Spark, Redis or gRPC): serving calls it per request batch,
 training per Arrow batch (in process, or inside a Spark ``mapInArrow``), with the same function.
 
+    request.split_request    a request's lookups (hidden inputs included) and on-demand outputs
     runner.run_transform     inputs (name -> Arrow array) -> outputs, checked
     conform.lossless_cast    a returned column to its declared dtype, never lossily
     identity                 loaded code vs the code recorded by apply
     probe                    the load-time run on a batch of the input dtypes (with nulls)
+    request_values           request values from the wire or the API, typed (serving)
+
+Training's Spark side (``mapInArrow``) lives in ``offline.on_demand_training``, write-time
+transforms' in ``offline.write_transform``: both call ``runner`` on each Arrow batch.
 """
 
 from granero.on_demand.identity import check_code_identity, library_drift, loaded_views
