@@ -10,6 +10,9 @@ materialization stops at now such a row only comes from a skewed clock or a hand
 OUTSIDE_MAX_AGE (``now - event_timestamp > ttl``; value None), NULL_VALUE (the row holds null),
 PRESENT. Entity rows are numbered from 0 in error messages; keys a view does not need are ignored.
 
+An aggregate view's reader (``online.aggregate_lookup``) reads one member per entity and window
+in the same round trip (``window_tiles``; ``_fetch`` splits the store's answer per view).
+
 Two shapes of the same answer: ``read_views`` per entity row (the gRPC server's ROWS layout), and
 ``read_columns`` column-wise, join key columns in and a list per feature out (``lookup`` and the
 COLUMNS layout); past a handful of rows it decodes each view with numpy in one pass.
