@@ -145,12 +145,13 @@ class FeatureStore:
         return _matching(self.registered().feature_services.values(), tags, owner)
 
     def list_features(self, tags: dict[str, str] | None = None, owner: str | None = None) -> list[FeatureInfo]:
-        """Every feature of every view; tags match the feature's or its view's tags."""
-        found = []
-        for view in self.registered().feature_views.values():
+        """Every feature of every view, on-demand views' outputs included; tags match the
+        feature's or its view's tags."""
+        found, defs = [], self.registered()
+        for view in [*defs.feature_views.values(), *defs.on_demand_feature_views.values()]:
             if owner and view.owner != owner:
                 continue
-            aggregations = {a.name: a for a in view.aggregations}
+            aggregations = {a.name: a for a in view.aggregations} if isinstance(view, FeatureView) else {}
             for feature in view.output_fields:
                 if _has_tags({**view.tags, **feature.tags}, tags):
                     found.append(FeatureInfo(view.name, feature.name, feature.dtype, feature.description,
