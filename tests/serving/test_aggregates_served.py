@@ -61,3 +61,21 @@ def test_get_online_shows_aggregates_in_process_and_over_grpc(serving_repo, stor
         assert empty["features"]["driver_trips__trips_1h"]["status"] == "PRESENT"
         assert empty["features"]["driver_trips__trips_1h"]["value"] == 0
         assert empty["features"]["driver_trips__tier_last_1d"]["status"] == "NULL_VALUE"
+
+
+def test_served_statuses_are_counted_like_any_feature(client, server):
+    """granero_serving_feature_values counts an aggregate's PRESENT and NULL_VALUE (never
+    NOT_FOUND for an entity without events), in both layouts."""
+    metric = server.servicer.metrics.feature_values
+
+    def counts() -> dict[str, float]:
+        return {s: metric.labels(s)._value.get() for s in ("PRESENT", "NULL_VALUE", "NOT_FOUND")}
+
+    for ask in (lambda: client.get_online_features(DRIVERS, REFS),
+                lambda: client.get_online_features(DRIVERS * 6, REFS)):  # 18 rows: column-wise
+        before = counts()
+        result = ask()
+        after = counts()
+        flat = [status for row in result.rows for status in (v.status for v in row)]
+        assert {s: after[s] - before[s] for s in after} == {
+            "PRESENT": flat.count(P), "NULL_VALUE": flat.count(N), "NOT_FOUND": 0}
