@@ -49,6 +49,9 @@ step "5/7 online lookup over gRPC (feature service trip_eta_model)"
 "$BIN/granero" get-online --target "127.0.0.1:$PORT" --service trip_eta_model \
   --entity driver_id=1001,customer_id=2001,pickup_zone=1,dropoff_zone=2 \
   --entity driver_id=9999,customer_id=2002,pickup_zone=3,dropoff_zone=4
+# on-demand features (dispatch.py) over gRPC: the request carries the pickup and driver positions
+"$BIN/granero" get-online --target "127.0.0.1:$PORT" --service dispatch_model --entity driver_id=1001 \
+  --request pickup_lat=52.52,pickup_lon=13.405,driver_lat=52.50,driver_lon=13.45
 
 step "6/7 build a point-in-time-correct training set (in process: small enough to need no Spark job)"
 "$BIN/granero" historical --entities $REPO/data/trips.parquet --service trip_eta_model \
