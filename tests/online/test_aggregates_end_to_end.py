@@ -125,6 +125,10 @@ def test_verify_covers_aggregates_and_finds_a_corrupted_entity(repo):
         report = repo.verify(now=t)
         assert report.ok, report.to_dict()
         assert [(v.view, v.checked) for v in report.views] == [("trips", DRIVERS)]
+    retrieval = repo.config.retrieval.model_copy(update={"local_max_rows": 0})  # Spark answers
+    with FeatureStore(repo.repo_path, config=repo.config.model_copy(update={"retrieval": retrieval})) as spark:
+        report = spark.verify(now=END)
+    assert report.ok and [(v.checked, v.engine) for v in report.views] == [(DRIVERS, "spark")]
     newest = max(EVENTS, key=lambda row: row["ts"])
     victim, now = newest["driver_id"], newest["ts"]  # its counts over every window are >= 1 at now
     client = redis.Redis.from_url(repo.online_store.settings.url)
