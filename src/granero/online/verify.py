@@ -6,6 +6,10 @@ after Redis expiry, OUTSIDE_MAX_AGE), because both sides withhold the value. Flo
 exactly, as both sides come from the same stored value; NaN matches NaN. Timestamps are compared
 as epoch microseconds, so no side's local time zone can creep in.
 
+An aggregate view is compared on what it serves (``output_fields``): the online value at ``now``
+against the training value at ``now`` (``aggregate_as_of``), exactly: both fold the same tile
+states in the same order, so floats agree bit for bit.
+
 Every entity of a view is checked when it has at most ``sample`` of them (one skewed key among
 many is then always found); a larger view is checked on a random ``sample``, and the report says
 how many were checked of how many. A local table within ``retrieval.local_max_rows`` is read in
