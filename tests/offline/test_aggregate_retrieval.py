@@ -142,7 +142,10 @@ def aggregate_store(request, spark, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", list(VIEWS))
-def test_both_engines_equal_the_oracle_and_each_other(aggregate_store, name):
+def test_both_engines_equal_the_oracle_and_each_other(spark, aggregate_store, name):
+    """Also through a Spark DataFrame whose int64 key is an int column (cast before hashing)."""
+    from pyspark.sql import functions as F
+
     events, entities = history(name)
     hop, windows, _ = VIEWS[name]
     asked = aggregates(windows)
@@ -155,7 +158,8 @@ def test_both_engines_equal_the_oracle_and_each_other(aggregate_store, name):
     assert local.attrs["granero_engine"] == "local" and spark_made.attrs["granero_engine"] == "spark"
     assert_identical(local, spark_made)
     pd.testing.assert_frame_equal(local[list(given.columns)], given)
-    spark_rows = aggregate_store.get_historical_features(given, refs, full_feature_names=False).toArrow()
+    narrow = spark.createDataFrame(given).withColumn("a", F.col("a").cast("int"))  # keys cast before hashing
+    spark_rows = aggregate_store.get_historical_features(narrow, refs, full_feature_names=False).toArrow()
     spark_rows = spark_rows.sort_by("label")
     kept = [e for e in events if e["i32"] != FILTERED_I32]
     direct = aggregate_as_of(_entities_arrow(entities), events_table(kept), AggregationSpec(KEYS, hop, asked))
