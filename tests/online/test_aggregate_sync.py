@@ -163,3 +163,12 @@ def test_spark_sync_writes_the_bytes_of_the_in_process_sync(full, tmp_path, url)
     assert repo.store.sync_online(["trips"]) == {"trips": DRIVERS}
     assert repo.dump() == full.dump()
     repo.store.close()
+
+
+def test_a_window_left_pending_is_synced_by_granero_sync(full, tmp_path, url):
+    repo = Repo(tmp_path / "pending", url)
+    repo.store.materialize(T0 - timedelta(days=1), END, sync_online=False, now=END)
+    assert repo.dump() == {} and repo.store.sync_progress.pending("trips")
+    assert repo.store.sync_online(["trips"]) == {"trips": DRIVERS}
+    assert repo.dump() == full.dump() and not repo.store.sync_progress.pending("trips")
+    repo.store.close()
