@@ -25,6 +25,7 @@ from granero.definitions.aggregation import Aggregation
 from granero.feature_store import FeatureStore
 from granero.online.aggregate_sync import AggregateWriter
 from granero.online.redis import RedisSettings
+from tests.online.test_cluster import cluster_ports  # noqa: F401 (the module's cluster fixture)
 
 pytestmark = [pytest.mark.spark, pytest.mark.redis, pytest.mark.slow]
 
@@ -64,14 +65,15 @@ EVENTS = random_events(11)
 class Repo:
     """A repo of its own (project, offline tables) on the shared Redis database."""
 
-    def __init__(self, root: Path, url: str, *, local_max_rows: int | None = None) -> None:
+    def __init__(self, root: Path, url: str, *, local_max_rows: int | None = None, nodes: list[int] = ()) -> None:
         root.mkdir(parents=True)
         retrieval = "" if local_max_rows is None else f"retrieval: {{local_max_rows: {local_max_rows}}}\n"
         (root / "feature_store.yaml").write_text(
             f"project: {root.name}\nregistry: {{path: registry}}\noffline_store: {{type: delta, path: offline}}\n"
-            f"online_store: {{type: redis, url: '{url}', expire_keys: false}}\n{retrieval}"
+            f"online_store: {{type: redis, url: '{url}', expire_keys: false, cluster: {str(bool(nodes)).lower()}}}\n"
+            f"{retrieval}"
             "spark: {master: 'local[2]', conf: {spark.sql.shuffle.partitions: '2'}}\n")
-        self.root, self.url = root, url
+        self.root, self.url, self.nodes = root, url, nodes
         self.write_source("part-0", EVENTS)
         self.store = FeatureStore(root)
         self.store.registry.write_version(root.name, define(root / "source"))
@@ -87,9 +89,10 @@ class Repo:
 
     def dump(self) -> dict[bytes, list]:
         """Every key of the view (without the project prefix): members with scores, expiry."""
-        client, prefix = redis.Redis.from_url(self.url), f"{self.root.name}:trips:".encode()
+        prefix = f"{self.root.name}:trips:".encode()
+        clients = [redis.Redis(port=p) for p in self.nodes] or [redis.Redis.from_url(self.url)]
         return {key[len(prefix):]: (client.zrange(key, 0, -1, withscores=True), client.pexpiretime(key))
-                for key in sorted(client.scan_iter(match=prefix + b"*"))}
+                for client in clients for key in sorted(client.scan_iter(match=prefix + b"*"))}
 
 
 def expected_dump(repo: Repo, rows: list[dict]) -> dict[bytes, list]:
@@ -171,4 +174,13 @@ def test_a_window_left_pending_is_synced_by_granero_sync(full, tmp_path, url):
     assert repo.dump() == {} and repo.store.sync_progress.pending("trips")
     assert repo.store.sync_online(["trips"]) == {"trips": DRIVERS}
     assert repo.dump() == full.dump() and not repo.store.sync_progress.pending("trips")
+    repo.store.close()
+
+
+def test_spark_sync_into_a_cluster_writes_the_bytes_of_the_in_process_sync(full, tmp_path, cluster_ports):  # noqa: F811
+    url = f"redis://127.0.0.1:{cluster_ports[0]}/0"
+    repo = Repo(tmp_path / "cluster", url, local_max_rows=0, nodes=cluster_ports)
+    assert repo.materialize(T0 - timedelta(days=1), END) == DRIVERS
+    assert repo.dump() == full.dump()
+    assert min(redis.Redis(port=p).dbsize() for p in cluster_ports) > 0  # spread over the nodes
     repo.store.close()
