@@ -144,7 +144,7 @@ DRIVER_1 = {"driver_id": Value(int64_val=1)}
 INVALID_REQUESTS = {
     "unknown view": (refs("nope:x"), rows(DRIVER_1),
                      "unknown feature view 'nope' in 'nope:x'; "
-                     "known: ['all_types', 'driver_stats', 'route_stats']"),
+                     "known: ['all_types', 'driver_stats', 'driver_trips', 'route_stats']"),
     "unknown feature": (refs("driver_stats:nope"), rows(DRIVER_1),
                         "feature view 'driver_stats' has no feature 'nope'; "
                         "it has ['conv_rate', 'trips']"),
@@ -189,7 +189,7 @@ def test_describing_an_unknown_view_is_not_found(channel):
         FeatureServingStub(channel).DescribeFeatureView(pb.DescribeFeatureViewRequest(name="x"))
     assert error.value.code() is grpc.StatusCode.NOT_FOUND
     assert error.value.details() == (
-        "no feature view named 'x'; known: ['all_types', 'driver_stats', 'route_stats']")
+        "no feature view named 'x'; known: ['all_types', 'driver_stats', 'driver_trips', 'route_stats']")
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
