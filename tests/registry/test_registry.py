@@ -145,3 +145,18 @@ def test_add_interval_keeps_gaps_and_takes_naive_as_utc():
     assert add_interval([later], first) == [first, later]
     with pytest.raises(ValueError, match="must be after start"):
         Interval(start=datetime(2026, 1, 2), end=datetime(2026, 1, 1))
+
+
+def test_a_reader_sees_every_new_version_at_once(tmp_path):
+    """head() is cached by the HEAD file's identity: each apply, however fast after the last, is
+    seen by a registry object that read the previous one (the serving path reads HEAD per call)."""
+    from granero.definitions import RepoDefinitions
+
+    reader, writer = FileRegistry(tmp_path / "registry"), FileRegistry(tmp_path / "registry")
+    assert reader.head() is None
+    for _ in range(20):
+        written = writer.write_version("p", RepoDefinitions())
+        assert reader.head() == writer.head()
+        assert reader.current().version == written.version
+    (tmp_path / "registry" / "HEAD").unlink()
+    assert reader.head() is None

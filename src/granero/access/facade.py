@@ -38,6 +38,7 @@ def local_principal(config: AccessConfig) -> Principal:
 class AccessCheck:
     def __init__(self, config: AccessConfig) -> None:
         self.config = config
+        self._policy: Policy | None = None
 
     @cached_property
     def principal(self) -> Principal:
@@ -46,8 +47,12 @@ class AccessCheck:
 
     def policy(self, defs: RepoDefinitions) -> Policy:
         """Actions the repo's permissions grant are enforced; ``deny_by_default`` is the server's
-        (jobs and CLIs sharing its config, such as the chart's apply hook, are not locked out)."""
-        return Policy(defs, deny_by_default=False, pii_tag=self.config.pii_tag)
+        (jobs and CLIs sharing its config, such as the chart's apply hook, are not locked out).
+        Built once per definitions object (one per registry version): lookups call this per request."""
+        cached = self._policy
+        if cached is None or cached.defs is not defs:
+            cached = self._policy = Policy(defs, deny_by_default=False, pii_tag=self.config.pii_tag)
+        return cached
 
     def require_read(self, defs: RepoDefinitions, action: str, features: list[str] | None,
                      feature_service: str | None) -> None:

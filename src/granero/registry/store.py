@@ -53,6 +53,7 @@ class FileRegistry:
         self.path = Path(path)
         self._cached: RegistryVersion | None = None
         self._cached_name = ""
+        self._head: tuple[tuple[int, ...], str | None] = ((), None)
         if "://" in str(path):
             raise RegistryError(f"registry path {path}: only local or mounted shared paths are supported")
 
@@ -68,11 +69,20 @@ class FileRegistry:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def head(self) -> str | None:
-        """The file name of the current version (one small read), or None before the first apply."""
+        """The file name of the current version, or None before the first apply.
+
+        Read again only when the HEAD file's identity changes (it is replaced by an atomic
+        rename, so a new version is a new inode and ctime): a lookup per request costs one
+        ``stat``, not an open and a read."""
+        file = self.path / "HEAD"
         try:
-            return (self.path / "HEAD").read_text().strip()
+            stat = file.stat()
+            identity = (stat.st_ino, stat.st_dev, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+            if identity != self._head[0]:
+                self._head = (identity, file.read_text().strip())
         except FileNotFoundError:
-            return None
+            self._head = ((), None)
+        return self._head[1]
 
     def current(self) -> RegistryVersion | None:
         """The current version, or None before the first apply.
