@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import time
@@ -190,6 +191,7 @@ def measure(args: argparse.Namespace, out: Path) -> dict:
     for rows, events in sizes(args.scale):
         folder = out / f"{rows}x{events}"
         paths = generate(folder / "data", rows, events, args.seed)
+        shutil.rmtree(folder / "store", ignore_errors=True)  # every run from an empty registry and table
         store = FeatureStore(write_repo(folder, paths["events"], args.hop))
         store.apply()
         began = time.perf_counter()
