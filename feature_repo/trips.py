@@ -3,8 +3,7 @@ last hour, day and week), identical in training sets and online (docs/aggregatio
 
 from entities import driver
 
-from granero import FeatureView, Field, FileSource
-from granero.definitions import Aggregation
+from granero import Aggregation, FeatureView, Field, FileSource
 
 trip_events = FileSource(
     path="data/sources/trip_events",

@@ -10,7 +10,7 @@ import granero
 
 def test_public_names():
     assert sorted(granero.__all__) == sorted([
-        "Client", "Entity", "FeatureSelection", "FeatureService", "FeatureStore", "FeatureView", "Field",
+        "Aggregation", "Client", "Entity", "FeatureSelection", "FeatureService", "FeatureStore", "FeatureView", "Field",
         "FileSource", "GraneroError", "OnDemandFeatureView", "Permission", "RequestSource", "TableSource",
         "__version__", "on_demand_feature_view",
     ])

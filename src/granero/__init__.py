@@ -5,6 +5,7 @@ are used.
 """
 
 from granero.definitions import (
+    Aggregation,
     Entity,
     FeatureSelection,
     FeatureService,
@@ -22,6 +23,7 @@ from granero.errors import GraneroError
 __version__ = "0.1.0"
 
 __all__ = [
+    "Aggregation",
     "Client",
     "Entity",
     "FeatureSelection",
