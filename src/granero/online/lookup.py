@@ -415,7 +415,7 @@ class ViewReader:
         """The read as the library's FeatureValues (one datetime per read, shared)."""
         if read.event_micros is None:
             return [_NOT_FOUND] * len(self.wanted)
-        event = from_micros(read.event_micros)
+        event = from_micros(read.event_micros) if read.event_micros else None  # 0: none, as on the wire
         if read.values is None:
             return [FeatureValue(None, read.status, event)] * len(self.wanted)
         return [
