@@ -6,7 +6,9 @@ request means and fail with the same precise message.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from granero.definitions.feature_service import event_columns_refusal
 from granero.definitions.feature_view import FeatureView
@@ -43,7 +45,7 @@ def resolve_features(
     """Group the requested features by view, checking every name against the registry."""
     if (features is None) == (feature_service is None):
         raise InvalidRequest("give either feature references or a feature service, not both or neither")
-    pairs = _service_pairs(defs, feature_service) if feature_service else _ref_pairs(defs, features or [])
+    pairs = service_pairs(defs, feature_service) if feature_service else _ref_pairs(defs, features or [])
     if not pairs:
         raise InvalidRequest("no features requested")
     grouped: dict[str, list[str]] = {}
@@ -77,12 +79,16 @@ def _ref_pairs(defs: RepoDefinitions, refs: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def _service_pairs(defs: RepoDefinitions, name: str) -> list[tuple[str, str]]:
+def service_pairs(defs: RepoDefinitions, name: str, views: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
+    """(view, feature) of each feature the service selects, a whole selection naming every
+    output of its view; ``views`` looks views up by name (default: the feature views; on-demand
+    requests pass the on-demand views too)."""
     service = defs.feature_services.get(name)
     if service is None:
         raise UnknownName(f"unknown feature service {name!r}; known: {sorted(defs.feature_services)}")
+    views = defs.feature_views if views is None else views
     pairs = []
     for selection in service.features:
-        view = defs.feature_views[selection.view_name]
+        view = views[selection.view_name]
         pairs += [(view.name, f) for f in (selection.features or view.output_names)]
     return pairs

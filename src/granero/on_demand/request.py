@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from granero.definitions.on_demand import OnDemandFeatureView
-from granero.definitions.refs import parse_ref
+from granero.definitions.refs import parse_ref, service_pairs
 from granero.definitions.repo_definitions import RepoDefinitions
 from granero.errors import InvalidRequest, UnknownName
 
@@ -52,7 +52,10 @@ def split_request(
     """The request's lookups and on-demand outputs (``on_demand`` empty when it names none)."""
     if (features is None) == (feature_service is None):
         raise InvalidRequest("give either feature references or a feature service, not both or neither")
-    pairs = _service_pairs(defs, feature_service) if feature_service else _ref_pairs(defs, features or [])
+    if feature_service:
+        pairs = service_pairs(defs, feature_service, {**defs.feature_views, **defs.on_demand_feature_views})
+    else:
+        pairs = _ref_pairs(defs, features or [])
     if not pairs:
         raise InvalidRequest("no features requested")
     on_demand = defs.on_demand_feature_views
@@ -84,17 +87,6 @@ def _ref_pairs(defs: RepoDefinitions, refs: list[str]) -> list[tuple[str, str]]:
             )
         else:
             pairs.append((view_name, feature))
-    return pairs
-
-
-def _service_pairs(defs: RepoDefinitions, name: str) -> list[tuple[str, str]]:
-    service = defs.feature_services.get(name)
-    if service is None:
-        raise UnknownName(f"unknown feature service {name!r}; known: {sorted(defs.feature_services)}")
-    pairs = []
-    for selection in service.features:
-        view = defs.on_demand_feature_views.get(selection.view_name) or defs.feature_views[selection.view_name]
-        pairs += [(view.name, f) for f in (selection.features or view.output_names)]
     return pairs
 
 
