@@ -1,0 +1,231 @@
+"""Landed rows: offline rows that arrive outside a batch source (pushes, stream micro-batches).
+
+They wait here, durable, until a materialization of their window unions them with the source rows
+(so re-materializing a window never loses them). Layout, beside the offline tables
+(``landing_location``: ``<offline path>_landing``, a sibling, so no view name can collide)::
+
+    <location>/<view>/<sequence, 20 digits>-<batch key>.parquet   one file per write
+    <location>/<view>/_batches/<batch key>      the data file name a batch id was given
+    <location>/<view>/_sequence                 the last sequence number handed out
+    <location>/<view>/_lock                     serialises the view's writers
+
+Rows are in offline-table form (join keys, ``event_timestamp``, ``created_timestamp``, features,
+typed like the table; no ``event_date``); the caller validated and typed them. Guarantees:
+
+- a write is atomic (temp file + rename, fsynced): readers see a whole file or none;
+- a write is idempotent by ``batch_id``: the same id again writes nothing, even after a crash
+  between recording the id and writing the data (the id is recorded first, and a record whose
+  data file is missing is written again, under a new sequence number);
+- file names sort in landing order (sequence numbers are handed out under the lock, and the
+  rename happens under it too), so ``landed_since`` can resume from the last name it returned.
+
+Each file's Parquet metadata holds its smallest and largest event time, so readers skip files
+outside a window without reading their data. Writes need no Spark (the serving path pushes);
+``read_landed`` is the Spark reader for materialization. Local file systems only, like the
+Parquet tables' swaps (the lock and renames need POSIX semantics).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from granero.atomic_files import atomic_write
+from granero.errors import ConfigError, InvalidRequest
+from granero.offline.schema import EVENT_TIMESTAMP
+from granero.registry import Interval
+from granero.registry.intervals import add_interval
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+_BATCHES = "_batches"
+_SEQUENCE = "_sequence"
+_LOCK = "_lock"
+_SUFFIX = ".parquet"
+_FIRST_EVENT = b"granero.landing.first_event_us"
+_LAST_EVENT = b"granero.landing.last_event_us"
+_BATCH_ID = b"granero.landing.batch_id"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def landing_location(offline_path: str) -> str:
+    """The landing folder of an offline store at ``offline_path``: its sibling ``<path>_landing``."""
+    return f"{offline_path.rstrip('/')}_landing"
+
+
+def write_landed(location: str, view: str, rows: pa.Table, batch_id: str) -> None:
+    """Land ``rows`` (offline-table form) for ``view`` as one file; nothing if ``batch_id`` landed
+    already, or if there are no rows."""
+    if not batch_id:
+        raise InvalidRequest(f"landing rows of view {view!r}: batch_id must not be empty")
+    if rows.num_rows == 0:
+        return
+    data = _parquet_bytes(rows, view, batch_id)
+    folder = _view_folder(location, view)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = batch_key(batch_id)
+    with _locked(folder):
+        if _landed_file(folder, key) is not None:
+            return
+        name = f"{_next_sequence(folder):020d}-{key}{_SUFFIX}"
+        atomic_write(folder / _BATCHES / key, name.encode())  # the id first: a retry finds it
+        atomic_write(folder / name, data)
+
+
+def batch_key(batch_id: str) -> str:
+    """A file-name-safe, fixed-length key for any batch id."""
+    return hashlib.sha256(batch_id.encode()).hexdigest()[:32]
+
+
+def read_landed_arrow(location: str, view: str, interval: Interval | None) -> pa.Table | None:
+    """The view's landed rows with event time in ``interval`` (all when None), read in process;
+    None when there are none. Files written before a feature was added read it as null."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(path) for path in _files_of(location, view, interval)]
+    if not tables:
+        return None
+    rows = pa.concat_tables(tables, promote_options="default")
+    if interval is not None:
+        event = rows[EVENT_TIMESTAMP]
+        inside = pc.and_(pc.greater_equal(event, interval.start), pc.less(event, interval.end))
+        rows = rows.filter(inside)
+    return rows if rows.num_rows else None
+
+
+def read_landed(
+    spark: SparkSession, location: str, view: str, interval: Interval | None
+) -> DataFrame | None:
+    """``read_landed_arrow`` as a lazy Spark DataFrame (schemas merged), for materialization;
+    None when no landed file touches ``interval``."""
+    from pyspark.sql import functions as F
+
+    files = [str(path) for path in _files_of(location, view, interval)]
+    if not files:
+        return None
+    rows = spark.read.option("mergeSchema", "true").parquet(*files)
+    if interval is None:
+        return rows
+    event = F.col(EVENT_TIMESTAMP)
+    return rows.where((event >= F.lit(interval.start)) & (event < F.lit(interval.end)))
+
+
+def landed_since(location: str, view: str, marker: str | None) -> tuple[list[Interval], str | None]:
+    """The event-time windows touched by files landed after ``marker`` (merged, sorted), and the
+    marker to pass next time (``marker`` itself when nothing landed since; None: from the start)."""
+    windows: list[Interval] = []
+    newer = [path for path in _data_files(location, view) if marker is None or path.name > marker]
+    for path in newer:
+        windows = add_interval(windows, file_window(path))
+    return windows, (newer[-1].name if newer else marker)
+
+
+def file_window(path: Path) -> Interval:
+    """[first event, last event + 1 us) of a landed file, from its metadata alone."""
+    first, last = _event_range(path)
+    return Interval(start=_EPOCH + first * _MICROSECOND, end=_EPOCH + (last + 1) * _MICROSECOND)
+
+
+def _files_of(location: str, view: str, interval: Interval | None) -> list[Path]:
+    """The view's data files that may hold rows of ``interval`` (by their metadata)."""
+    files = _data_files(location, view)
+    if interval is None:
+        return files
+    return [path for path in files if _overlaps(file_window(path), interval)]
+
+
+def _overlaps(window: Interval, interval: Interval) -> bool:
+    return window.start < interval.end and interval.start < window.end
+
+
+def _data_files(location: str, view: str) -> list[Path]:
+    """The view's landed data files, in landing order."""
+    folder = _view_folder(location, view)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name.endswith(_SUFFIX) and p.name[0].isdigit())
+
+
+def _event_range(path: Path) -> tuple[int, int]:
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    return int(metadata[_FIRST_EVENT]), int(metadata[_LAST_EVENT])
+
+
+def _parquet_bytes(rows: pa.Table, view: str, batch_id: str) -> bytes:
+    """The file's bytes: rows with timestamps in microseconds, and their event time range."""
+    import pyarrow.parquet as pq
+
+    first, last = _event_micros(rows, view)
+    metadata = {**(rows.schema.metadata or {}), _FIRST_EVENT: str(first).encode(),
+                _LAST_EVENT: str(last).encode(), _BATCH_ID: batch_id.encode()}
+    buffer = io.BytesIO()
+    pq.write_table(rows.replace_schema_metadata(metadata), buffer, coerce_timestamps="us")
+    return buffer.getvalue()
+
+
+def _event_micros(rows: pa.Table, view: str) -> tuple[int, int]:
+    """The smallest and largest ``event_timestamp`` in microseconds; refused if absent or null."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if EVENT_TIMESTAMP not in rows.column_names:
+        raise InvalidRequest(f"landing rows of view {view!r}: no {EVENT_TIMESTAMP!r} column")
+    event = rows[EVENT_TIMESTAMP]
+    if not pa.types.is_timestamp(event.type) or event.null_count:
+        raise InvalidRequest(
+            f"landing rows of view {view!r}: {EVENT_TIMESTAMP!r} must be a timestamp on every row"
+        )
+    micros = event.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    bounds = pc.min_max(micros)
+    return bounds["min"].as_py(), bounds["max"].as_py()
+
+
+def _view_folder(location: str, view: str) -> Path:
+    path = location.removeprefix("file://")
+    if "://" in path:
+        raise ConfigError(
+            f"landing folder {location}: landed rows need a local or mounted file system "
+            "(atomic renames and a lock); use a local offline_store path"
+        )
+    return Path(path) / view
+
+
+def _landed_file(folder: Path, key: str) -> str | None:
+    """The data file of an already landed batch, or None (never landed, or its write died
+    between recording the id and renaming the data)."""
+    record = folder / _BATCHES / key
+    if not record.is_file():
+        return None
+    name = record.read_text()
+    return name if (folder / name).is_file() else None
+
+
+def _next_sequence(folder: Path) -> int:
+    """The next sequence number of the view; call under the lock."""
+    counter = folder / _SEQUENCE
+    current = int(counter.read_text()) if counter.is_file() else 0
+    atomic_write(counter, str(current + 1).encode())
+    return current + 1
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    with open(folder / _LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
