@@ -213,23 +213,33 @@ class FeatureStore:
         sync_online: bool = True, now: datetime | None = None,
     ) -> list[MaterializationResult]:
         """Materialize each view from the end of its last recorded interval (or 1970) up to
-        ``end``, capped at ``now``.
+        ``end``, capped at ``now``, and re-materialize the windows where rows arrived late
+        (``granero.incremental``: a Delta source's commits, ``allowed_lateness``, landed rows).
 
-        A view already materialized up to there is absent from the result, unless windows an
-        earlier failed sync left pending were synced now (its result then has start == end).
+        Each result says why its window was written. A view with nothing to write is absent
+        from the result, unless windows an earlier failed sync left pending were synced now (its
+        result then has start == end). A view's source mark is recorded only after all its
+        windows committed, so a failed run is planned again in full by the next one.
         """
+        from granero.incremental import IncrementalPlanner
         from granero.offline import materialize as mat
+        from granero.registry.source_progress import SourceProgress
 
         defs, done, results = self.registered(), self.registry.materialized(), []
         finish, asked_end = mat.capped_end(end, now)
         self.access.require_views(defs, "materialize", [v.name for v in mat.select_views(defs, views)])
+        planner = IncrementalPlanner(lambda: self.spark, self.repo_path, self.config.offline_store.path)
+        marks = SourceProgress(self.registry)
         for view in mat.select_views(defs, views):
-            start = mat.incremental_start(done.get(view.name, []))
-            if start < finish:
-                interval = mat.window(start, finish)
-                results.append(self._materialize_view(defs, view, interval, sync_online, asked_end))
-            elif sync_online and view.online and self.sync_progress.pending(view.name):
+            plan = planner.plan(view, done.get(view.name, []), finish, marks.mark(view.name))
+            for rerun in plan.reruns:
+                asked = asked_end if rerun.window.end == finish else None
+                result = self._materialize_view(defs, view, rerun.window, sync_online, asked)
+                results.append(replace(result, reason=rerun.reason))
+            if not plan.reruns and sync_online and view.online and self.sync_progress.pending(view.name):
+                start = mat.incremental_start(done.get(view.name, []))
                 results.append(self._catch_up(defs, view, mat.MaterializationResult(view.name, start, start, 0, None)))
+            marks.record(view.name, plan.mark)
         return results
 
     def _materialize_view(

@@ -67,6 +67,8 @@ class MaterializationResult:
     """Rows the sync stored online (None: not synced); see ``synced``."""
     synced: tuple[Interval, ...] = ()
     """The windows synced online: this one and any an earlier failed sync left pending."""
+    reason: str | None = None
+    """Why an incremental run wrote this window (new event times, late rows...); None otherwise."""
 
 
 def parse_time(text: str) -> datetime:
