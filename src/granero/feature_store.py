@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from granero.online.on_demand import TransformCatalog
     from granero.online.redis import RedisStore
     from granero.online.verify import VerifyReport, ViewVerification
+    from granero.push import PushResult, PushTarget
     from granero.registry import Interval
 
 
@@ -417,6 +418,36 @@ class FeatureStore:
         if interval is not None:
             table = table.where(window_predicate(interval))
         return latest_rows(table, list(defs.join_keys(view)))
+
+    # -- push ------------------------------------------------------------------------------------
+
+    def push(self, view: str, rows: Any, *, to: str = "online_and_offline",
+             batch_id: str | None = None) -> PushResult:
+        """Write ``rows`` (a pyarrow Table, pandas DataFrame, list of row dicts or dict of
+        columns: join keys, event_timestamp, optional created_timestamp, every feature) to
+        ``view``: validated whole first (InvalidRequest naming column and row; nothing written),
+        landed offline (the next materialization of their window merges them; ``to="online"``
+        skips this), then written online write-if-newer (``to="offline"`` skips this). The same
+        ``batch_id`` (default: a hash of the rows) lands once (granero.push)."""
+        from granero.push import push_rows
+        from granero.push.validation import pushed_view
+
+        defs = self.registered()
+        feature_view = pushed_view(defs, view)
+        self.access.require_views(defs, "push", [view])
+        target = self.push_target(online=to != "offline" and feature_view.online)
+        return push_rows(defs, feature_view, rows, target, to=to, batch_id=batch_id,
+                         max_rows=self.config.serving.limits.max_push_rows)
+
+    def push_target(self, *, online: bool = True) -> PushTarget:
+        """Where pushes write: the landing folder beside the offline tables, the online store
+        (built only when ``online``), the offline store for aggregate views' events."""
+        from granero.offline.landing import landing_location
+        from granero.push import PushTarget
+
+        return PushTarget(landing_location(self.config.offline_store.path),
+                          self.online_store if online else None, self.offline_store,
+                          self.config.retrieval.local_max_rows)
 
     # -- online: sync, lookups and verification ---------------------------------------------------
 

@@ -8,6 +8,7 @@ Per FeatureServing method:
   read. An unknown name and a forbidden one get the same PERMISSION_DENIED.
 - ListFeatureServices: answered, then stripped of the services the caller may not see.
 - DescribeFeatureView: a view the caller may not see is NOT_FOUND, worded as for an unknown one.
+- PushFeatures: ``push`` on the named view (unknown and forbidden alike PERMISSION_DENIED).
 - GetServerInfo and the reflection service: any authenticated caller.
 
 No credentials that verify: UNAUTHENTICATED. Requests whose bytes do not parse pass to the
@@ -34,7 +35,7 @@ from granero.serving.tls import peer_certificate
 from granero.serving.v1 import serving_pb2 as pb
 
 ACTIONS = {"GetOnlineFeatures": "read_online", "ListFeatureServices": "list",
-           "DescribeFeatureView": "describe", "GetServerInfo": "info"}
+           "DescribeFeatureView": "describe", "GetServerInfo": "info", "PushFeatures": "push"}
 OPEN_SERVICES = (f"/{health.SERVICE_NAME}/",)
 """Probes (the kubelet's) carry no credentials; health tells whether the server serves, no more."""
 
@@ -111,6 +112,9 @@ class AccessInterceptor(grpc.ServerInterceptor):
         policy = self.guard.policy()
         if method == "GetOnlineFeatures":
             return _narrowed(request, policy, principal)
+        if method == "PushFeatures" and policy.enforces("push"):
+            name = request.feature_view
+            policy.require(principal, "push", [policy.view(name)], f"feature view {name!r}")
         if method == "DescribeFeatureView" and policy.enforces("read_online"):
             resource = policy.view(request.name)
             if resource is None or not policy.may_see(principal, resource):
@@ -167,6 +171,8 @@ def _record(method: str, request: Any) -> AuditRecord:
         elif which == "features":
             record.views = sorted({ref.partition(":")[0] for ref in request.features.refs})
         record.entities = len(request.entities) or _longest_list(request.entity_columns.values())
+    if method == "PushFeatures" and type(request) is not MalformedMessage:
+        record.views = [request.feature_view]
     return record
 
 

@@ -31,6 +31,7 @@ from granero.errors import (
     UnknownName,
 )
 from granero.online.lookup import OnlineResult
+from granero.push.writer import PushResult
 from granero.serving.columnar import decode_columns_response, encode_key_columns
 from granero.serving.convert import encode_entity_rows
 from granero.serving.info import (
@@ -114,6 +115,19 @@ class Client:
         else:
             request.feature_service = feature_service  # type: ignore[assignment]
         return decode_columns_response(self._call("GetOnlineFeatures", request))
+
+    def push(self, view: str, rows: Any, *, to: str = "online_and_offline",
+             batch_id: str | None = None) -> PushResult:
+        """``FeatureStore.push`` on the server (PushFeatures): the same rows, checks and result.
+        Give a ``batch_id`` to retry a push safely with rows that may differ in order."""
+        from granero.push.rows import as_table
+        from granero.serving.push import push_request
+
+        table = as_table(rows, view)
+        columns = {name: table[name].to_pylist() for name in table.column_names}
+        response = self._call("PushFeatures", push_request(view, columns, to, batch_id))
+        return PushResult(view, response.rows, response.online_rows, response.batch_id,
+                          landed=to != "online" and response.rows > 0)
 
     def list_feature_services(self) -> list[FeatureServiceInfo]:
         response = self._call("ListFeatureServices", pb.ListFeatureServicesRequest())

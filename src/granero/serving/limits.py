@@ -28,6 +28,8 @@ class ServingLimits(BaseModel):
 
     max_batch_size: int = Field(default=1000, ge=1)
     """Entity rows per GetOnlineFeatures request."""
+    max_push_rows: int = Field(default=10_000, ge=1)
+    """Rows per push (PushFeatures and ``FeatureStore.push``)."""
     max_refs: int = Field(default=1000, ge=1)
     """Feature references per request (a ``view:*`` counts once)."""
     max_name_length: int = Field(default=256, ge=8)

@@ -30,7 +30,11 @@ from granero.errors import InvalidRequest
 from granero.online.lookup import ViewColumns, column_length, rows_to_columns
 from granero.online.on_demand import LookupPlan, Transforms, refused_views
 from granero.serving.columnar import encode_columns
-from granero.serving.request_context import decode_request_columns, decode_request_rows
+from granero.serving.request_context import (
+    check_column_sizes,
+    decode_request_columns,
+    decode_request_rows,
+)
 from granero.serving.rows import encode_rows
 from granero.serving.v1 import serving_pb2 as pb
 
@@ -75,18 +79,8 @@ def request_values(request: pb.GetOnlineFeaturesRequest, limits: ServingLimits) 
                              "not in request_columns")
     if request.entities:
         return decode_request_rows(request.entities)
-    for name, column in request.request_columns.items():
-        limits.check_name("request_columns key", name)
-        size = max(len(column.list_values), _packed_length(column.values))
-        if size > limits.max_batch_size:
-            raise InvalidRequest(f"request_columns[{name!r}] holds {size} values, over "
-                                 f"max_batch_size {limits.max_batch_size}")
+    check_column_sizes(request.request_columns, "request_columns", limits, "max_batch_size")
     return decode_request_columns(request.request_columns)
-
-
-def _packed_length(value: Any) -> int:
-    kind = value.WhichOneof("kind")
-    return len(getattr(value, kind).val) if kind and kind.endswith("_list_val") else 0
 
 
 def _key_columns(entities: list[dict[str, Any]] | dict, readers: Sequence[ViewReader],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from granero.errors import InvalidRequest
 from granero.on_demand.request_values import MISSING
@@ -19,6 +19,9 @@ from granero.online.encoding import to_micros
 from granero.serving.convert import decode_value
 from granero.serving.v1.serving_pb2 import EntityRow, GetOnlineFeaturesRequest, RequestColumn
 from granero.serving.v1.value_pb2 import Value
+
+if TYPE_CHECKING:
+    from granero.serving.limits import ServingLimits
 
 # -- server: decoding -----------------------------------------------------------------------------
 
@@ -38,12 +41,28 @@ def decode_request_rows(rows: Sequence[EntityRow]) -> dict[str, list[Any]]:
     return columns
 
 
-def decode_request_columns(columns: Mapping[str, RequestColumn]) -> dict[str, list[Any]]:
-    """``request_columns`` as Python lists: a packed list Value, or a Value per entity row."""
+def check_column_sizes(columns: Mapping[str, RequestColumn], label: str, limits: ServingLimits,
+                       setting: str) -> None:
+    """Each column's name and value count within ``limits`` (``setting`` names the count's
+    limit), read before anything is decoded."""
+    limit = getattr(limits, setting)
+    for name, column in columns.items():
+        limits.check_name(f"{label} key", name)
+        kind = column.values.WhichOneof("kind")
+        packed = len(getattr(column.values, kind).val) if kind and kind.endswith("_list_val") else 0
+        size = max(len(column.list_values), packed)
+        if size > limit:
+            raise InvalidRequest(f"{label}[{name!r}] holds {size} values, over {setting} {limit}")
+
+
+def decode_request_columns(columns: Mapping[str, RequestColumn],
+                           label: str = "request_columns") -> dict[str, list[Any]]:
+    """``request_columns`` (or the message field ``label``, e.g. a push's ``columns``) as Python
+    lists: a packed list Value, or a Value per entity row."""
     decoded = {}
     for name, column in columns.items():
         kind = column.values.WhichOneof("kind")
-        field = f"request_columns[{name!r}]"
+        field = f"{label}[{name!r}]"
         if kind is not None and column.list_values:
             raise InvalidRequest(f"{field}: give values or list_values, not both")
         if kind is None:

@@ -191,6 +191,25 @@ class FeatureServingServicer(serving_pb2_grpc.FeatureServingServicer):
     ) -> pb.GetServerInfoResponse:
         return server_info_message(self.registry.current(), __version__)
 
+    @rpc
+    def PushFeatures(
+        self, request: pb.PushFeaturesRequest, context: grpc.ServicerContext
+    ) -> pb.PushFeaturesResponse:
+        """``granero.push`` on the decoded columns (the interceptor checked the ``push`` action)."""
+        from granero.push import push_rows
+        from granero.push.validation import pushed_view
+        from granero.serving.push import decoded_columns, target_name
+
+        columns = decoded_columns(request, self.limits)
+        to = target_name(request.to)
+        defs = self.registry.current().definitions
+        view = pushed_view(defs, request.feature_view)
+        self.check_deadline(context)
+        result = push_rows(defs, view, columns, self.store.push_target(), to=to,
+                           batch_id=request.batch_id or None, max_rows=self.limits.max_push_rows)
+        return pb.PushFeaturesResponse(rows=result.rows, online_rows=result.online_rows,
+                                       batch_id=result.batch_id)
+
     # -- steps -----------------------------------------------------------------------------------
 
     def plan(self, request: pb.GetOnlineFeaturesRequest,
