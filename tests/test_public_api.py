@@ -11,8 +11,8 @@ import granero
 def test_public_names():
     assert sorted(granero.__all__) == sorted([
         "Aggregation", "Client", "Entity", "FeatureSelection", "FeatureService", "FeatureStore", "FeatureView", "Field",
-        "FileSource", "GraneroError", "OnDemandFeatureView", "Permission", "RequestSource", "TableSource",
-        "__version__", "on_demand_feature_view",
+        "FileSource", "GraneroError", "KafkaSource", "OnDemandFeatureView", "Permission", "RequestSource",
+        "TableSource", "__version__", "on_demand_feature_view",
     ])
     for name in granero.__all__:
         assert getattr(granero, name) is not None

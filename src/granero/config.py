@@ -26,6 +26,7 @@ from granero.online.embedded import EmbeddedRedisConfig
 from granero.online.redis import RedisConfig
 from granero.registry.config import RegistryConfig
 from granero.serving.config import ServingConfig
+from granero.streaming.config import StreamingConfig
 
 CONFIG_FILE = "feature_store.yaml"
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -46,6 +47,7 @@ class RepoConfig(BaseModel):
     serving: ServingConfig = ServingConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
     access: AccessConfig = AccessConfig()
+    streaming: StreamingConfig = StreamingConfig()
 
     @field_validator("project")
     @classmethod
@@ -118,6 +120,9 @@ def _with_resolved_paths(config: RepoConfig, repo_path: Path) -> RepoConfig:
         data_dir = resolve_path(repo_path, config.online_store.data_dir)
         updates["online_store"] = config.online_store.model_copy(update={"data_dir": data_dir})
     updates["access"] = config.access.resolved(repo_path)
+    updates["streaming"] = config.streaming.model_copy(update={
+        field: resolve_path(repo_path, getattr(config.streaming, field))
+        for field in ("checkpoint_location", "dead_letter_location")})
     if config.serving.tls is not None:
         tls = {field: resolve_path(repo_path, path)
                for field, path in config.serving.tls.model_dump().items() if path}

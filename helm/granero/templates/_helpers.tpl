@@ -127,6 +127,10 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- $_ := set $config.serving "insecure" .Values.server.insecure }}
 {{- end }}
 {{- $_ := set $config "access" (include "granero.accessConfig" . | fromYaml) }}
+{{- with .Values.stream }}{{- if .enabled }}
+{{- $_ := set $config "streaming" (dict "checkpoint_location" .checkpointLocation
+      "dead_letter_location" .deadLetterLocation "trigger_interval" .triggerInterval) }}
+{{- end }}{{- end }}
 {{- toYaml $config }}
 {{- end }}
 

@@ -10,6 +10,7 @@ from granero.definitions.on_demand import OnDemandFeatureView, RequestSource, on
 from granero.definitions.permission import Permission
 from granero.definitions.repo_definitions import RepoDefinitions, compile_definitions
 from granero.definitions.source import FileSource, Source, TableSource
+from granero.definitions.stream_source import KafkaSource, StreamSource
 
 __all__ = [
     "Aggregation",
@@ -20,11 +21,13 @@ __all__ = [
     "FeatureView",
     "Field",
     "FileSource",
+    "KafkaSource",
     "OnDemandFeatureView",
     "Permission",
     "RepoDefinitions",
     "RequestSource",
     "Source",
+    "StreamSource",
     "TableSource",
     "compile_definitions",
     "on_demand_feature_view",

@@ -14,6 +14,7 @@ from granero.definitions.entity import Entity
 from granero.definitions.expressions import check_spark_expression
 from granero.definitions.field import Field
 from granero.definitions.source import Source
+from granero.definitions.stream_source import StreamSource, check_stream_source
 from granero.definitions.write_transform import WriteTransform, check_write_transform
 from granero.types import parse_dtype
 
@@ -53,6 +54,8 @@ class FeatureView(Definition):
     partition_columns: list[str] = []
     aggregations: list[Aggregation] = []
     hop: Duration | None = None
+    stream_source: StreamSource | None = None
+    """Where fresh rows arrive continuously (``granero stream``); ``source`` stays the batch source."""
     write_transform: WriteTransform | None = None
     """A Python transform computing some features at materialization (``definitions.write_transform``)."""
 
@@ -92,6 +95,11 @@ class FeatureView(Definition):
             except ValueError as error:
                 raise ValueError(f"transformation for {feature!r}: {error}") from None
         return value
+
+    @field_validator("stream_source")
+    @classmethod
+    def _streamable(cls, value: StreamSource | None) -> StreamSource | None:
+        return check_stream_source(value)
 
     @field_validator("filter")
     @classmethod
