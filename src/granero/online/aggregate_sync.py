@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from granero.aggregation.change_points import change_points
 from granero.aggregation.engine import AggregationSpec
 from granero.aggregation.suffix import Suffixes, suffix_values
 from granero.aggregation.tiles import NULL_CREATED
+from granero.freshness.online_writes import newest_event_micros, record_online_write
 from granero.offline.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP
-from granero.online.aggregate_encoding import encode_members, layout_of
+from granero.online.aggregate_encoding import encode_members, layout_of, member_scores, slot_values
 from granero.online.aggregate_writes import AggregateEntity
 from granero.online.encoding import NULL_CREATED as STORED_NULL_CREATED
 from granero.online.encoding import encode_entity_keys
@@ -60,25 +62,32 @@ class AggregateWriter:
         """Recompute and write every entity of ``events`` (all of its offline events); returns
         how many entities were stored."""
         entities = self.entities(events)
-        return sum(
+        written = sum(
             store.write_aggregate_entities(self.view, entities[i : i + ENTITIES_PER_WRITE])
             for i in range(0, len(entities), ENTITIES_PER_WRITE)
         )
+        newest = newest_event_micros(events[EVENT_TIMESTAMP])
+        if written and newest is not None:  # the newest event's entity expires last: live if any is
+            record_online_write(store, self.view, newest)
+        return written
 
     def entities(self, events: pa.Table) -> list[AggregateEntity]:
-        """The new state of every entity of ``events``, oldest tile first (pure)."""
+        """The new state of every entity of ``events``, oldest change point first (pure)."""
         suffixes = suffix_values(events, self.spec)
         if len(suffixes.tile) == 0:
             return []
         layout = layout_of(self.spec)
-        created = np.where(suffixes.created == NULL_CREATED, STORED_NULL_CREATED, suffixes.created)
-        members = encode_members(layout, suffixes.tile, (suffixes.newest, created), suffixes.values)
-        starts = np.flatnonzero(np.r_[True, suffixes.row[1:] != suffixes.row[:-1]])
-        keys = self._keys(events, suffixes.row[starts])
-        ends, tiles = np.r_[starts[1:], len(members)], suffixes.tile.tolist()
-        expiry = self._expire_at_ms(suffixes, starts).tolist()
+        points = change_points(suffixes, self.spec.hop, layout.windows)
+        created = np.where(suffixes.created == NULL_CREATED, STORED_NULL_CREATED, suffixes.created)[points.entry]
+        values = slot_values(layout, suffixes.values, points.source)
+        members = encode_members(layout, points.tile, (suffixes.newest[points.entry], created), values)
+        starts = np.flatnonzero(points.first)
+        keys = self._keys(events, suffixes.row[points.entry[starts]])
+        ends = np.r_[starts[1:], len(members)]
+        scores = member_scores(points.first.tolist(), points.tile.tolist())
+        expiry = self._expire_at_ms(suffixes, points.entry[starts]).tolist()
         return [
-            AggregateEntity(key, members[s:e], tiles[s:e], at)
+            AggregateEntity(key, members[s:e], scores[s:e], at)
             for key, s, e, at in zip(keys, starts.tolist(), ends.tolist(), expiry, strict=True)
         ]
 
@@ -88,12 +97,12 @@ class AggregateWriter:
         picked = events.select(list(self.spec.keys)).take(pa.array(rows))
         return encode_entity_keys(list(self.spec.keys.values()), [c.combine_chunks() for c in picked.columns])
 
-    def _expire_at_ms(self, suffixes: Suffixes, starts: np.ndarray) -> np.ndarray:
-        """Per entity: the end of its newest tile + largest window + hop, when every window at
-        any later time is empty (rounded up to a millisecond)."""
+    def _expire_at_ms(self, suffixes: Suffixes, entries: np.ndarray) -> np.ndarray:
+        """Per entity (one of its suffix ``entries``): the end of its newest tile + largest window
+        + hop, when every window at any later time is empty (rounded up to a millisecond)."""
         hop = self.spec.hop
         span = max(a.window for a in self.spec.aggregates) + hop
-        end = (suffixes.newest[starts] // hop + 1) * hop + span
+        end = (suffixes.newest[entries] // hop + 1) * hop + span
         return -(-end // 1000)
 
     def __call__(self, events: pa.Table) -> pa.Table:

@@ -6,8 +6,10 @@ column-wise (granero.online.encoding) and writes them write-if-newer in pipeline
 equal version overwrites with the same bytes, an older row never lands, a retried task just
 writes again, and input holding several rows per entity still ends with the newest one stored.
 
-Executors import only pyarrow, numpy, redis and granero.online.{encoding,redis}; pyspark is
-imported on the driver, inside sync_view.
+A batch that stored rows raises the view's latest online event time (granero.freshness).
+
+Executors import only pyarrow, numpy, redis, granero.online.{encoding,redis} and
+granero.freshness.online_writes; pyspark is imported on the driver, inside sync_view.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from granero.errors import MaterializationError, OnlineStoreUnavailable
+from granero.freshness.online_writes import record_online_write
 from granero.online.encoding import encode_entity_keys, expire_at_ms, micros_column, value_codec
 from granero.online.redis import RedisSettings, RedisStore
 
@@ -100,8 +103,11 @@ class PartitionWriter:
         keys = encode_entity_keys(self.key_dtypes, columns[:n_keys])
         event, created = columns[n_keys], columns[n_keys + 1]
         values = value_codec(self.features).encode_columns(event, created, columns[n_keys + 2 :])
-        expiry = expire_at_ms(micros_column(event), self.ttl).tolist()
-        return store.write_batch(self.view, keys, values, expiry)
+        micros = micros_column(event)
+        written = store.write_batch(self.view, keys, values, expire_at_ms(micros, self.ttl).tolist())
+        if written:  # the batch's newest row expires last: live if any is, so Redis holds it or newer
+            record_online_write(store, self.view, int(micros.max()))
+        return written
 
 
 def write_rows(

@@ -5,6 +5,7 @@ Layout under the registry path::
     versions/000001-<hash>.json   one immutable file per applied version
     HEAD                          the file name of the current version
     materialized.json             per view, the event-time intervals already materialized
+    last_materialized.json        per view, its last materialized interval and when (runs)
     online_pending.json           per view, materialized windows not yet synced online (sync_progress)
     .lock                         serialises writers (flock)
 
@@ -28,6 +29,7 @@ from granero.atomic_files import atomic_write
 from granero.definitions import RepoDefinitions
 from granero.errors import RegistryError
 from granero.registry.intervals import Interval, add_interval, interval_map_json, read_interval_map
+from granero.registry.runs import record_run
 
 
 class RegistryVersion(BaseModel):
@@ -140,3 +142,4 @@ class FileRegistry:
             state = self.materialized()
             state[view] = add_interval(state.get(view, []), interval)
             atomic_write(self.path / "materialized.json", interval_map_json(state))
+            record_run(self.path, view, interval)  # when it ran (granero status)
