@@ -6,10 +6,14 @@ process, as they do in tests, and exposes exactly the serving metrics on the met
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+if TYPE_CHECKING:
+    from granero.freshness.report import ViewFreshness
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -66,6 +70,13 @@ class ServingMetrics:
         if child is None:
             child = self._children[key] = metric.labels(*labels)
         return child
+
+    def watch_freshness(self, report: Callable[[datetime], list[ViewFreshness]]) -> None:
+        """Export each view's freshness (granero.freshness.collector), read from ``report`` at
+        each scrape: off the request path."""
+        from granero.freshness.collector import FreshnessCollector
+
+        self.registry.register(FreshnessCollector(report))
 
     def expose(self, host: str, port: int) -> tuple[Any, Any]:
         """Serve ``/metrics`` over HTTP; returns (server, thread), the server knows its port."""

@@ -30,6 +30,7 @@ from granero.access.config import AccessConfig
 from granero.access.guard import AccessGuard
 from granero.access.interceptor import AccessInterceptor
 from granero.errors import ConfigError
+from granero.freshness.report import store_freshness
 from granero.serving.config import ServingConfig
 from granero.serving.health import LIVENESS_SERVICE, SERVING, StoreHealth
 from granero.serving.servicer import SERVICE_NAME, FeatureServingServicer, add_to_server
@@ -122,6 +123,7 @@ def build_server(
     if certificates is not None:  # read at each scrape: follows rotations
         servicer.metrics.tls_expiry.set_function(lambda: certificates.expires_at.timestamp())
     handle.access = guard
+    servicer.metrics.watch_freshness(lambda now: store_freshness(store, now))  # read at each scrape
     if config.health_port is not None:
         handle.health_server = _health_only(health_servicer, config)
     handle.store_health = _watch_store(store, config, handle)
