@@ -93,9 +93,9 @@ def test_push_needs_the_push_permission(tmp_path: Path, push_url: str) -> None:
         with pytest.raises(PermissionDenied, match="may not push feature view 'driver_stats'"):
             store.push("driver_stats", [row(1, 1)])  # the local user holds no grant
         with build_server(store, ServingConfig(port=0, metrics_port=0), access=access) as handle:
-            with Client(handle.address, token=tokens["reader"]) as reader:
-                with pytest.raises(PermissionDenied, match="may not push"):
-                    reader.push("driver_stats", [row(1, 1)])
+            with Client(handle.address, token=tokens["reader"]) as reader, \
+                    pytest.raises(PermissionDenied, match="may not push"):
+                reader.push("driver_stats", [row(1, 1)])
             with Client(handle.address, token=tokens["pusher"]) as pusher:
                 with pytest.raises(PermissionDenied, match="may not push feature view 'driver_trips'"):
                     pusher.push("driver_trips", [{"driver_id": 1, "event_timestamp": at(1), "fare": 1.0}])

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+import granero.cli.push_cmds
 from granero.cli import access_cmds, offline_cmds, online_cmds, registry_cmds, serving_cmds
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ def main(
 
 for module in (registry_cmds, offline_cmds, online_cmds, serving_cmds, access_cmds):
     module.register(app)
+granero.cli.push_cmds.register(app)
 
 
 if __name__ == "__main__":
