@@ -1,4 +1,5 @@
-"""Members of an aggregate view's sorted set: tile prefix, stamp, values round trip, schema ids."""
+"""Members of an aggregate view's sorted set: point prefix, stamp, values round trip, schema ids,
+slots and their empty values."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from granero.online.aggregate_encoding import (
     empty_values,
     encode_members,
     layout_of,
+    member_scores,
     member_stamp,
     member_tile,
+    slot_values,
 )
 from granero.online.encoding import NULL_CREATED, batch_values
 from granero.types import arrow_type
@@ -34,7 +37,8 @@ PAIRS = (
     ("raw", "first", "bytes"),
     ("small", "max", "int32"),
 )
-LAYOUT = AggregateLayout(HOUR, 25 * HOUR, PAIRS)
+ONE_WINDOW = tuple((pair, 0) for pair in range(len(PAIRS)))
+LAYOUT = AggregateLayout(HOUR, 25 * HOUR, PAIRS, (HOUR,), ONE_WINDOW)
 _VALUES = {
     "float64": st.floats(allow_nan=False, width=64),
     "float32": st.floats(allow_nan=False, width=32),
@@ -84,13 +88,14 @@ def test_members_round_trip_every_output_dtype_and_null(tiles, data):
 
 
 def test_the_tile_prefix_keeps_members_of_equal_values_distinct():
-    """The member's prefix is the score: Redis orders by score, so negative tiles (before 1970)
-    sort right too; the prefix makes members of different tiles distinct even with equal values."""
+    """The member's prefix is its point's tile: it makes members of different points distinct
+    even with equal values (before 1970 too); the first point is scored -inf."""
     values = [arrow_column(d, [None, None]) for _, _, d in PAIRS]
     stamp = (np.zeros(2, np.int64), np.zeros(2, np.int64))
     first, second = encode_members(LAYOUT, np.array([-3, 5]), stamp, values)
     assert first != second and first[8:] == second[8:]
     assert (member_tile(first), member_tile(second)) == (-3, 5)
+    assert member_scores([True, False, False], [-3, 5, -7]) == [b"-inf", b"5", b"-7"]
 
 
 def test_stamp_created_keeps_its_value():
@@ -100,11 +105,13 @@ def test_stamp_created_keeps_its_value():
 
 
 @pytest.mark.parametrize("changed", [
-    AggregateLayout(2 * HOUR, 25 * HOUR, PAIRS),
-    AggregateLayout(HOUR, 26 * HOUR, PAIRS),
-    AggregateLayout(HOUR, 25 * HOUR, PAIRS[:-1]),
-    AggregateLayout(HOUR, 25 * HOUR, (("fare", "sum", "int64"), *PAIRS[1:])),
-    AggregateLayout(HOUR, 25 * HOUR, (("fare", "max", "float64"), *PAIRS[1:])),
+    AggregateLayout(2 * HOUR, 25 * HOUR, PAIRS, (HOUR,), ONE_WINDOW),
+    AggregateLayout(HOUR, 26 * HOUR, PAIRS, (HOUR,), ONE_WINDOW),
+    AggregateLayout(HOUR, 25 * HOUR, PAIRS[:-1], (HOUR,), ONE_WINDOW[:-1]),
+    AggregateLayout(HOUR, 25 * HOUR, (("fare", "sum", "int64"), *PAIRS[1:]), (HOUR,), ONE_WINDOW),
+    AggregateLayout(HOUR, 25 * HOUR, (("fare", "max", "float64"), *PAIRS[1:]), (HOUR,), ONE_WINDOW),
+    AggregateLayout(HOUR, 25 * HOUR, PAIRS, (2 * HOUR,), ONE_WINDOW),
+    AggregateLayout(HOUR, 25 * HOUR, PAIRS, (HOUR, 2 * HOUR), ((0, 1), *ONE_WINDOW[1:])),
 ])
 def test_a_member_of_another_definition_reads_as_absent(changed):
     values = [arrow_column(d, [None]) for _, _, d in changed.pairs]
@@ -120,24 +127,46 @@ def test_empty_values_per_function():
         ("x", "count", "int64"), ("x", "sum", "int64"), ("y", "sum", "float64"),
         ("x", "distinct_count", "int64"), ("y", "mean", "float64"), ("y", "min", "float64"),
         ("z", "last", "string"),
-    ))
+    ), (HOUR,), tuple((pair, 0) for pair in range(7)))
     assert empty_values(layout) == [0, 0, 0.0, 0, None, None, None]
     assert isinstance(empty_values(layout)[2], float)
 
 
-def test_layout_of_a_spec_keeps_one_pair_per_column_and_function():
+def test_slot_values_take_each_windows_suffix_or_its_empty_value():
+    """Per slot (pair, window): the suffix entry the point names for that window; -1 is the
+    empty window's value (0 for a count, null for a mean), never a null count."""
+    layout = AggregateLayout(HOUR, 3 * HOUR, (("x", "count", "int64"), ("y", "mean", "float64")),
+                             (HOUR, 2 * HOUR), ((0, 0), (1, 1), (0, 1)))
+    suffixes = [pa.array([5, 3], pa.int64()), pa.array([None, 2.5])]
+    source = np.array([[0, 0], [1, 0], [-1, 1], [-1, -1]])
+    counts_1h, means_2h, counts_2h = slot_values(layout, suffixes, source)
+    assert counts_1h.to_pylist() == [5, 3, 0, 0]
+    assert means_2h.to_pylist() == [None, None, 2.5, None]
+    assert counts_2h.to_pylist() == [5, 5, 3, 0]
+    assert counts_1h.type == pa.int64() and means_2h.type == pa.float64()
+
+
+def test_layout_of_a_spec_keeps_one_pair_per_column_and_function_and_one_slot_per_window():
     aggregates = [
         Aggregate("a_1h", "fare", "mean", HOUR, "float32"),
         Aggregate("a_7d", "fare", "mean", 168 * HOUR, "float32"),
         Aggregate("n_1h", "driver", "count", HOUR, "int64"),
         Aggregate("m_1h", "fare", "max", HOUR, "float32"),
+        Aggregate("again", "fare", "max", HOUR, "float32"),
     ]
     layout = layout_of(AggregationSpec({"driver": "int64"}, HOUR // 60, aggregates))
     assert layout.pairs == (
         ("fare", "mean", "float64"), ("driver", "count", "int64"), ("fare", "max", "float32"),
     )
+    assert layout.windows == (HOUR, 168 * HOUR)
+    assert layout.slots == ((0, 0), (0, 1), (1, 0), (2, 0))
+    assert [name for name, _ in layout.codec.features] == [
+        f"fare:mean:{HOUR}", f"fare:mean:{168 * HOUR}", f"driver:count:{HOUR}", f"fare:max:{HOUR}"]
     assert layout.span == 168 * HOUR + HOUR // 60
     assert layout.pair_index("fare", "max") == 2
+    assert layout.slot_index("fare", "mean", 168 * HOUR) == 1
     with pytest.raises(KeyError, match="min"):
         layout.pair_index("fare", "min")
+    with pytest.raises(ValueError):
+        layout.slot_index("fare", "max", 168 * HOUR)
     assert timedelta(microseconds=layout.hop) == timedelta(minutes=1)

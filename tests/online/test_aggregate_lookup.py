@@ -1,6 +1,6 @@
-"""Online reads of an aggregate view from members written by hand (the read side alone): the member
-a window reads at t, the empty window's values and statuses, both decoders (row by row and numpy),
-a plain and an aggregate view in one round trip, a member of another definition."""
+"""Online reads of an aggregate view from members written by hand (the read side alone): the change
+point a lookup reads at t, the empty window's values and statuses, both decoders (row by row and
+numpy), a plain and an aggregate view in one round trip, a member of another definition."""
 
 from __future__ import annotations
 
@@ -50,26 +50,32 @@ DEFS = define()
 VIEW = DEFS.feature_views["trips"]
 LAYOUT = layout_of(aggregation_spec(DEFS, VIEW))
 EVERY = [f"trips:{name}" for name in VIEW.output_names]
+ONE = {"driver_id:count:2": [2], "fare:sum:2": [3.0], "fare:mean:24": [1.5], "fare:sum:24": [5.0],
+       "tier:last:24": ["x"]}
 
 
-def put_members(client: redis.Redis, store, driver: int, tiles: list[int], pairs: dict[str, list]) -> None:
-    """ZADD one member per tile whose pair values are ``pairs`` (by ``column:function``)."""
-    values = [pa.array(pairs[f"{c}:{f}"], type=pa.from_numpy_dtype(np.int64) if d == "int64" else None)
-              for c, f, d in LAYOUT.pairs]
-    stamp = (np.full(len(tiles), tiles[-1] * HOUR), np.full(len(tiles), -(2**63)))
-    members = encode_members(LAYOUT, np.asarray(tiles), stamp, values)
+def put_members(client: redis.Redis, store, driver: int, points: list[int], slots: dict[str, list]) -> None:
+    """ZADD one member per change point (tile index; the first scored -inf) whose slot values are
+    ``slots`` (by ``column:function:window in hours``)."""
+    values = []
+    for pair, window in LAYOUT.slots:
+        column, function, dtype = LAYOUT.pairs[pair]
+        values.append(pa.array(slots[f"{column}:{function}:{LAYOUT.windows[window] // HOUR}"],
+                               type=pa.int64() if dtype == "int64" else None))
+    stamp = (np.full(len(points), points[0] * HOUR), np.full(len(points), -(2**63)))
+    members = encode_members(LAYOUT, np.asarray(points), stamp, values)
     key = store._prefix("trips") + encode_entity_key(["int64"], [driver])
-    client.zadd(key, {m: t for m, t in zip(members, tiles, strict=True)})
+    client.zadd(key, {m: float("-inf") if i == 0 else t for i, (m, t) in enumerate(zip(members, points, strict=True))})
 
 
-def test_each_window_reads_the_first_member_at_or_after_its_tail(store, online_url):
+def test_a_lookup_reads_the_last_change_point_at_or_before_its_tile(store, online_url):
     client = redis.Redis.from_url(online_url)
-    head = to_micros(T0) // HOUR  # members at head-5 (only the 1d window reaches it), head-1, head
-    put_members(client, store, 1, [head - 5, head - 1, head], {
-        "driver_id:count": [9, 4, 1], "fare:sum": [90.0, 40.0, 10.0], "fare:mean": [10.0, 10.0, 10.0],
-        "tier:last": ["gold", "gold", None],
+    head = to_micros(T0) // HOUR  # points at head (the newest event's tile), head+2 and head+24
+    put_members(client, store, 1, [head, head + 2, head + 24], {
+        "driver_id:count:2": [4, 1, 0], "fare:sum:2": [40.0, 10.0, 0.0], "fare:mean:24": [10.0, 10.0, None],
+        "fare:sum:24": [90.0, 90.0, 0.0], "tier:last:24": ["gold", None, None],
     })
-    at = T0 + timedelta(minutes=30)  # 2h window: tail = head - 2 -> member head-1
+    at = T0 + timedelta(minutes=30)
     result = lookup(store, request(DEFS, *EVERY), [{"driver_id": 1}, {"driver_id": 2}], at)
     assert result.to_dict() == {
         "trips__trips_2h": [4, 0], "trips__fare_sum_2h": [40.0, 0.0], "trips__fare_mean_1d": [10.0, None],
@@ -79,21 +85,26 @@ def test_each_window_reads_the_first_member_at_or_after_its_tail(store, online_u
     assert statuses[0] == [Status.PRESENT] * 5
     assert statuses[1] == [Status.PRESENT, Status.PRESENT, Status.NULL_VALUE, Status.PRESENT, Status.NULL_VALUE]
     assert {v.event_timestamp for row in result.rows for v in row} == {at}  # evaluated at the request time
-    expected = {  # hours after T0 -> (2h window: count, sum; 1d window: sum, last)
-        1: (4, 40.0, 90.0, "gold"),  # 2h tail = head-1, exactly a member's tile
-        2: (1, 10.0, 90.0, "gold"),  # 2h tail = head; 1d tail = head-22 -> member head-5
-        3: (0, 0.0, 90.0, "gold"),  # 2h tail = head+1: no member, the empty window
-        20: (0, 0.0, 40.0, "gold"),  # 1d tail = head-4 -> member head-1
-        24: (0, 0.0, 10.0, None),  # 1d tail = head -> the newest member holds a null last
-        25: (0, 0.0, 0.0, None),
+    expected = {  # microseconds after T0 -> (2h: count, sum; 1d: sum, last)
+        -1: (4, 40.0, 90.0, "gold"),  # before the first point (a clock behind the writer's): the first
+        0: (4, 40.0, 90.0, "gold"),
+        2 * HOUR - 1: (4, 40.0, 90.0, "gold"),  # the last microsecond before a point
+        2 * HOUR: (1, 10.0, 90.0, None),  # exactly on a point
+        24 * HOUR - 1: (1, 10.0, 90.0, None),
+        24 * HOUR: (0, 0.0, 0.0, None),  # the last point: every window empty
+        400 * HOUR: (0, 0.0, 0.0, None),
     }
-    for hours, values in expected.items():
-        for minutes in (0, 59):  # the tail holds still within a hop
-            at = T0 + timedelta(hours=hours, minutes=minutes)
-            later = lookup(store, request(DEFS, *EVERY), [{"driver_id": 1}], at)
-            got = later.to_dict()
-            assert (got["trips__trips_2h"][0], got["trips__fare_sum_2h"][0], got["trips__fare_sum_1d"][0],
-                    got["trips__tier_last_1d"][0]) == values, (hours, minutes)
+    for micros, values in expected.items():
+        later = lookup(store, request(DEFS, *EVERY), [{"driver_id": 1}], T0 + timedelta(microseconds=micros))
+        got = later.to_dict()
+        assert (got["trips__trips_2h"][0], got["trips__fare_sum_2h"][0], got["trips__fare_sum_1d"][0],
+                got["trips__tier_last_1d"][0]) == values, micros
+
+
+def _random_slots(rng, count: int) -> dict[str, list]:
+    return {"driver_id:count:2": rng.integers(0, 9, count).tolist(), "fare:sum:2": rng.normal(size=count).tolist(),
+            "fare:mean:24": [None, *rng.normal(size=count - 1).tolist()],
+            "fare:sum:24": rng.normal(size=count).tolist(), "tier:last:24": ["a", None, "bc"][:count]}
 
 
 def test_numpy_decoding_equals_row_by_row(store, online_url):
@@ -102,11 +113,8 @@ def test_numpy_decoding_equals_row_by_row(store, online_url):
     head = to_micros(T0) // HOUR
     rng = np.random.default_rng(3)
     for driver in range(0, 40, 2):  # odd drivers have no events
-        tiles = sorted(rng.choice(np.arange(head - 30, head + 1), 3, replace=False).tolist())
-        put_members(client, store, driver, tiles, {
-            "driver_id:count": rng.integers(1, 9, 3).tolist(), "fare:sum": rng.normal(size=3).tolist(),
-            "fare:mean": [None, *rng.normal(size=2).tolist()], "tier:last": ["a", None, "bc"],
-        })
+        points = sorted(rng.choice(np.arange(head - 3, head + 3), 3, replace=False).tolist())
+        put_members(client, store, driver, points, _random_slots(rng, 3))
     rows = [{"driver_id": d} for d in range(40)]
     for minutes in (0, 59, 60, 61, 180):
         at = T0 + timedelta(minutes=minutes)
@@ -122,8 +130,7 @@ def test_plain_and_aggregate_views_in_one_round_trip(replay_store, online_url):
     store = replay_store
     client = redis.Redis.from_url(online_url)
     head = to_micros(T0) // HOUR
-    put_members(client, store, 1, [head], {"driver_id:count": [2], "fare:sum": [3.0], "fare:mean": [1.5],
-                                           "tier:last": ["x"]})
+    put_members(client, store, 1, [head], ONE)
     write_rows(store, DEFS.feature_views["plain"], {"driver_id": "int64"},
                [{"driver_id": 1, "event_timestamp": T0, "rating": 4.5}])
     calls = []
@@ -138,11 +145,10 @@ def test_a_member_of_another_definition_reads_as_not_found(store, online_url):
     """Members written under another hop/window/pairs are never served as values."""
     client = redis.Redis.from_url(online_url)
     head = to_micros(T0) // HOUR
-    put_members(client, store, 1, [head], {"driver_id:count": [2], "fare:sum": [3.0], "fare:mean": [1.5],
-                                           "tier:last": ["x"]})
+    put_members(client, store, 1, [head], ONE)
     key = store._prefix("trips") + encode_entity_key(["int64"], [1])
     (member,) = client.zrange(key, 0, -1)
-    client.zadd(key, {member[:25] + b"\0\0\0\0" + member[29:]: head})  # another schema id
+    client.zadd(key, {member[:25] + b"\0\0\0\0" + member[29:]: "-inf"})  # another schema id
     client.zrem(key, member)
     for rows in ([{"driver_id": 1}], [{"driver_id": 1}] * 20):
         result = lookup(store, request(DEFS, *EVERY), rows, T0)
@@ -155,8 +161,7 @@ def test_a_key_holding_no_sorted_set_reads_as_not_found(store, online_url):
     NOT_FOUND, the others are served, the request does not fail (WRONGTYPE)."""
     client = redis.Redis.from_url(online_url)
     head = to_micros(T0) // HOUR
-    put_members(client, store, 1, [head], {"driver_id:count": [2], "fare:sum": [3.0], "fare:mean": [1.5],
-                                           "tier:last": ["x"]})
+    put_members(client, store, 1, [head], ONE)
     client.set(store._prefix("trips") + encode_entity_key(["int64"], [2]), b"\x01" + bytes(40))
     for rows in ([{"driver_id": 1}, {"driver_id": 2}], [{"driver_id": 1}, {"driver_id": 2}] * 10):
         result = lookup(store, request(DEFS, "trips:trips_2h"), rows, T0)

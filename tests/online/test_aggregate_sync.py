@@ -107,7 +107,7 @@ def expected_dump(repo: Repo, rows: list[dict]) -> dict[bytes, list]:
     defs = repo.store.registered()
     spec = aggregation_spec(defs, defs.feature_views["trips"])
     writer = AggregateWriter(RedisSettings(repo.url), repo.root.name, "trips", spec)
-    return {e.key: ([(m, float(t)) for m, t in zip(e.members, e.tiles, strict=True)], -1)
+    return {e.key: ([(m, float(score)) for m, score in zip(e.members, e.scores, strict=True)], -1)
             for e in sorted(writer.entities(events), key=lambda e: e.key)}
 
 

@@ -1,8 +1,8 @@
 """Writing aggregate views' entities to a real Redis (standalone and a 3-node Cluster): whole,
 idempotent rewrites, the write-if-newer stamp, expiry, definition changes, large entities.
 
-Values read back by the lookup's rule (first member scored >= tail(t) // hop) are compared with
-the in-process engine at t, so the bytes in Redis are the training values.
+Values read back by the lookup's rule (the last member scored <= t // hop) are compared with the
+in-process engine at t, so the bytes in Redis are the training values.
 """
 
 from __future__ import annotations
@@ -76,10 +76,10 @@ def key_of(store: RedisStore, driver: int) -> bytes:
     return f"{store.project}:trips:".encode() + encode_entity_key(["int64"], [driver])
 
 
-def read_at(client, store: RedisStore, drivers: list[int], t: int, window: int) -> list:
-    """Per driver, the member the lookup reads for a window at t (None when none)."""
-    tail_tile = (t - window) // SPEC.hop
-    return [(client.zrange(key_of(store, d), tail_tile, "+inf", byscore=True, offset=0, num=1) or [None])[0]
+def read_at(client, store: RedisStore, drivers: list[int], t: int) -> list:
+    """Per driver, the member the lookup reads at t (None when none)."""
+    tile = t // SPEC.hop
+    return [(client.zrange(key_of(store, d), tile, "-inf", desc=True, byscore=True, offset=0, num=1) or [None])[0]
             for d in drivers]
 
 
@@ -93,12 +93,12 @@ def test_values_read_back_by_the_rule_equal_the_engine(replay_store, online_url)
         times = pa.array([t] * len(drivers), pa.int64()).cast(pa.timestamp("us", tz="UTC"))
         asked = pa.table({"driver_id": pa.array(drivers, pa.int64()), "event_timestamp": times})
         expected = aggregate_as_of(asked, events(rows), SPEC)
+        members = read_at(client, replay_store, drivers, t)
+        batch = decode_members(layout, members)
         for aggregate in SPEC.aggregates:
-            members = read_at(client, replay_store, drivers, t, aggregate.window)
-            batch = decode_members(layout, members)
-            index = layout.pair_index(aggregate.column, aggregate.function)
+            index = layout.slot_index(aggregate.column, aggregate.function, aggregate.window)
             (column,) = batch_values(layout.codec, batch, (index,), batch.nulls[:, [index]])
-            empty = empty_values(layout)[index]
+            empty = empty_values(layout)[layout.pair_index(aggregate.column, aggregate.function)]
             got = [empty if m is None else None if batch.nulls[i, index] else column[i]
                    for i, m in enumerate(members)]
             assert got == expected[aggregate.output].to_pylist(), (t, aggregate.output)
@@ -131,11 +131,11 @@ def test_an_older_computation_never_overwrites_a_newer_one(replay_store, online_
     assert writer(replay_store).write(replay_store, events(newer)) == 0  # a computation that missed it
     corrected = [(d, ts, c, -v) for d, ts, c, v in late]  # equal stamp: a corrected re-run lands
     assert writer(replay_store).write(replay_store, events(corrected)) == 1
-    (member,) = read_at(client, replay_store, [7], NOW_US, 3 * HOUR)
+    (member,) = read_at(client, replay_store, [7], NOW_US)
     assert member_stamp(member) == (NOW_US - MINUTE, 9)
     layout = layout_of(SPEC)
     batch = decode_members(layout, [member])
-    (total,) = batch_values(layout.codec, batch, (layout.pair_index("fare", "sum"),), batch.nulls[:, :1])
+    (total,) = batch_values(layout.codec, batch, (layout.slot_index("fare", "sum", 3 * HOUR),), batch.nulls[:, :1])
     assert total == [-15.0]
 
 
@@ -143,12 +143,15 @@ def test_tiles_that_left_the_span_are_dropped_and_keys_expire_after_it(store, re
     client = redis.Redis.from_url(online_url)
     old = [(3, NOW_US - 20 * HOUR + k * MINUTE, None, 1.0) for k in range(0, 120, 7)]
     writer(replay_store).write(replay_store, events(old))  # kept: it would have expired
-    assert client.zcard(key_of(store, 3)) == 12  # the non-empty 10-minute tiles of 2 hours
+    # 12 non-empty 10-minute tiles j = 0..11 (newest 11): the first point, the 1h crossings
+    # j + 1 + 6 after tile 11 (j >= 5: 7 points), the 3h crossings j + 1 + 18 (all 12): 20 points
+    assert client.zcard(key_of(store, 3)) == 20
     recent = [*old, (3, NOW_US - 15 * MINUTE, None, 2.0)]
     writer(store).write(store, events(recent))
     members = client.zrange(key_of(store, 3), 0, -1, withscores=True)
     span = 3 * HOUR + SPEC.hop
-    assert [int(score) for _, score in members] == [(NOW_US - 15 * MINUTE) // SPEC.hop]  # 20h ago: gone
+    newest = (NOW_US - 15 * MINUTE) // SPEC.hop  # 20h ago: gone; the newest tile, its 1h and 3h crossings
+    assert [score for _, score in members] == [float("-inf"), newest + 7, newest + 19]
     newest_tile_end = ((NOW_US - 15 * MINUTE) // SPEC.hop + 1) * SPEC.hop
     assert client.pexpiretime(key_of(store, 3)) == (newest_tile_end + span) // 1000
 
@@ -167,19 +170,20 @@ def test_a_changed_definition_replaces_members_whatever_their_stamp(replay_store
     writer(replay_store).write(replay_store, events([(5, NOW_US - MINUTE, 9, 1.0)]))
     hourly = spec_of(hop=HOUR)
     assert writer(replay_store, hourly).write(replay_store, events([(5, NOW_US - HOUR, None, 2.0)])) == 1
-    (member,) = client.zrange(key_of(replay_store, 5), 0, -1)
-    assert decode_members(layout_of(hourly), [member]).found.tolist() == [True]
-    assert decode_members(layout_of(SPEC), [member]).found.tolist() == [False]
+    members = client.zrange(key_of(replay_store, 5), 0, -1)
+    assert len(members) == 3  # the first point, the 1h and 3h crossings of the one tile
+    assert decode_members(layout_of(hourly), members).found.tolist() == [True] * 3
+    assert decode_members(layout_of(SPEC), members).found.tolist() == [False] * 3
 
 
 def test_entities_with_thousands_of_tiles_in_many_calls(replay_store, online_url):
-    """A 1-second hop: 3,000 members per entity (ZADD in chunks inside the script) and several
-    entities per call."""
+    """A 1-second hop: 6,001 members per entity (the first point, 3,000 crossings of each window;
+    ZADD in chunks inside the script) and several entities per call."""
     client = redis.Redis.from_url(online_url)
     second = spec_of(hop=1_000_000)
     rows = [(d, NOW_US - k * 1_000_000, None, float(k)) for d in range(4) for k in range(3000)]
     assert writer(replay_store, second).write(replay_store, events(rows)) == 4
-    assert [client.zcard(key_of(replay_store, d)) for d in range(4)] == [3000] * 4
+    assert [client.zcard(key_of(replay_store, d)) for d in range(4)] == [6001] * 4
     assert writer(replay_store, second).write(replay_store, events(rows)) == 4
 
 
@@ -190,7 +194,8 @@ def test_a_cluster_stores_every_entity_on_its_node(cluster_ports, project):  # n
     try:
         drivers = len({r[0] for r in rows})
         assert writer(store).write(store, events(rows)) == drivers
-        per_node = [redis.Redis(port=p).dbsize() for p in cluster_ports]
+        entity_keys = f"{project}:trips:*".encode()  # the view's entities (not e.g. its freshness key)
+        per_node = [len(redis.Redis(port=p).keys(entity_keys)) for p in cluster_ports]
         assert sum(per_node) == drivers and min(per_node) > 20
         newest = {}
         for d, ts, _, _ in rows:

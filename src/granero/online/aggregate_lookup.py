@@ -1,22 +1,22 @@
-"""Online lookups of an aggregate view: one member per (entity, distinct window), at the request time.
+"""Online lookups of an aggregate view: one member per entity, at the request time.
 
-The value of ``f(column) over W`` at ``now`` is read, never computed here: the member of the
-entity's sorted set with the smallest tile index at or after ``tail(now) // hop`` holds the
-finalized suffix of that tile, which is the window's value for every pair (column, function) of
-the view (``online.aggregate_encoding``). So a request sends one tile index per distinct window
-of the view (``window_tiles``), ``RedisStore.read`` answers every entity of the view with one
-script call, and the members of a whole request decode in one numpy pass.
+The value of ``f(column) over W`` at ``now`` is read, never computed here: the entity's sorted set
+holds one member per change point (``online.aggregate_encoding``), and the last one scored at or
+before ``now // hop`` holds every window's value at ``now``. So a request sends one tile index
+(``window_tiles``), ``RedisStore.read`` answers every entity of the view with one script call (one
+``ZRANGE ... BYSCORE REV LIMIT 0 1`` per entity), and the members of a whole request decode in
+one numpy pass, as a plain view's rows do.
 
 Statuses: PRESENT, with the window's value; NULL_VALUE where that value is null (a mean, min...
 of an empty window, or of a window whose values are all null); an entity without any event in
-the window (no member, or no key at all) is PRESENT with the empty window's values (count 0, sum
-0, distinct count 0, null otherwise): never NOT_FOUND. NOT_FOUND only for an entity whose members
-were written under another definition of the view (hop, windows or pairs changed: the schema id
-differs), until it is synced again, as a plain view's row of an older schema. The event timestamp
-served is the request time ``now``: the moment the window was evaluated at.
+the span (no key: never synced, or expired) is PRESENT with the empty window's values (count 0,
+sum 0, distinct count 0, null otherwise): never NOT_FOUND. NOT_FOUND only for an entity whose
+members were written under another definition of the view (hop, windows or pairs changed: the
+schema id differs), until it is synced again, as a plain view's row of an older schema. The
+event timestamp served is the request time ``now``: the moment the window was evaluated at.
 
 A lookup at ``now`` earlier than the entity's newest materialized event (only with clock skew
-between the writer and the server) reads suffixes that include that event.
+between the writer and the server) reads the values at that event's tile.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from granero.aggregation.engine import Aggregate, AggregationSpec
-from granero.aggregation.window import tail, to_micros
+from granero.aggregation.window import to_micros
 from granero.errors import GraneroError
 from granero.online.aggregate_encoding import (
     TILE_BYTES,
@@ -46,9 +46,12 @@ from granero.online.lookup import (
 )
 
 if TYPE_CHECKING:
+    from granero.definitions.feature_view import FeatureView
     from granero.definitions.refs import ViewFeatures
 
 _ABSENT = ViewRead(Status.NOT_FOUND, None, None)
+_READERS: dict[tuple[int, tuple[str, ...]], tuple[FeatureView, AggregateReader]] = {}
+"""Readers by (id of the definition, outputs asked); the definition is kept to check identity."""
 
 
 @lru_cache(maxsize=1024)
@@ -58,26 +61,18 @@ def _reader(
 ) -> AggregateReader:
     layout = layout_of(AggregationSpec(dict(join_keys), hop, aggregates))
     by_name = {a.output: a for a in aggregates}
-    wanted_aggregates = [by_name[output] for output in asked]
-    windows = tuple(sorted({a.window for a in wanted_aggregates}))
-    wanted = tuple(layout.pair_index(a.column, a.function) for a in wanted_aggregates)
+    wanted = tuple(layout.slot_index(a.column, a.function, a.window) for a in (by_name[o] for o in asked))
     empty = empty_values(layout)
-    return AggregateReader(
-        name, join_keys, layout.codec, wanted, layout.span, layout, windows,
-        tuple(windows.index(a.window) for a in wanted_aggregates), tuple(empty[i] for i in wanted),
-    )
+    return AggregateReader(name, join_keys, layout.codec, wanted, layout.span, layout,
+                           tuple(empty[layout.slots[slot][0]] for slot in wanted))
 
 
 @dataclass(frozen=True)
 class AggregateReader(ViewReader):
-    """How to look up one aggregate view's requested outputs. ``codec`` and ``wanted`` are the
-    members' (the pairs'); each requested output reads its pair from its window's member."""
+    """How to look up one aggregate view's requested outputs: ``codec`` and ``wanted`` are the
+    members' (each requested output's slot)."""
 
     layout: AggregateLayout | None = None
-    windows: tuple[int, ...] = ()
-    """The view's distinct windows (microseconds) the request reads, one member each."""
-    window_of: tuple[int, ...] = ()
-    """Per requested output: the position of its window in ``windows``."""
     empties: tuple[Any, ...] = ()
     """Per requested output: its value over an empty window."""
 
@@ -85,52 +80,63 @@ class AggregateReader(ViewReader):
     def of(cls, view: ViewFeatures) -> AggregateReader:
         """Built once per request shape and definition (``lookup`` asks on every call)."""
         definition = view.view
+        cached = _READERS.get((id(definition), view.features))
+        if cached is not None and cached[0] is definition and cached[1].join_keys == tuple(view.join_keys.items()):
+            return cached[1]
         dtypes = {**view.join_keys, **{f.name: f.dtype for f in definition.features}}
         aggregates = tuple(Aggregate(a.name, a.column, a.function, to_micros(a.window), dtypes[a.column])
                            for a in definition.aggregations)
         hop = to_micros(definition.resolved_hop)
-        return _reader(definition.name, tuple(view.join_keys.items()), aggregates, hop, view.features)
+        reader = _reader(definition.name, tuple(view.join_keys.items()), aggregates, hop, view.features)
+        if len(_READERS) >= 1024:
+            _READERS.clear()
+        _READERS[id(definition), view.features] = (definition, reader)
+        return reader
 
     def window_tiles(self, now_micros: int) -> tuple[int, ...]:
-        """Per window, the tile index of its tail at ``now``: the members to read start there."""
-        hop = self.layout.hop
-        return tuple(tail(now_micros, window, hop) // hop for window in self.windows)
+        """The tile of ``now``: the member to read is the last change point at or before it."""
+        return (now_micros // self.layout.hop,)
 
     def read(self, members: Sequence[bytes | None], now_micros: int) -> ViewRead:
-        """One entity's answer from its member per window (None where the window is empty)."""
-        decoded = []
-        for member in members:
-            stored = None if member is None or len(member) <= TILE_BYTES else self._decode(member[TILE_BYTES:])
-            if member is not None and stored is None:  # another definition of the view (or not a set)
-                return _ABSENT
-            decoded.append(stored)
-        values = [
-            empty if decoded[w] is None else decoded[w].values[k]
-            for k, (w, empty) in enumerate(zip(self.window_of, self.empties, strict=True))
-        ]
-        return ViewRead(Status.PRESENT, now_micros, values)
+        """One entity's answer from its member (``[None]`` where it has none)."""
+        (member,) = members
+        if member is None:
+            return ViewRead(Status.PRESENT, now_micros, list(self.empties))
+        stored = self._decode(member[TILE_BYTES:]) if len(member) > TILE_BYTES else None
+        if stored is None:  # another definition of the view (or not a sorted set)
+            return _ABSENT
+        return ViewRead(Status.PRESENT, now_micros, stored.values)
 
     def read_columns(self, raw: Sequence[bytes | None], now_micros: int) -> ViewColumns:
-        """``read`` of every entity at once; ``raw``: per entity, per window, its member."""
-        width = len(self.windows)
-        if len(raw) < ROW_BY_ROW_BELOW * width:
-            reads = [self.read(raw[i : i + width], now_micros) for i in range(0, len(raw), width)]
-            return self._columns_of_reads(reads)
+        """``read`` of every entity at once; ``raw``: per entity, its member."""
+        if len(raw) < ROW_BY_ROW_BELOW:
+            return self._columns_of_reads([self.read(raw[i : i + 1], now_micros) for i in range(len(raw))])
         import numpy as np
 
         try:
             batch = decode_members(self.layout, raw)
         except ValueError as error:
             raise GraneroError(f"online value of view {self.name!r} is unreadable: {error}") from None
-        found = batch.found.reshape(-1, width)
-        stale = (np.fromiter((m is not None for m in raw), bool, len(raw)).reshape(-1, width) & ~found).any(axis=1)
-        nulls = batch.nulls[:, self.wanted]
+        absent = np.fromiter((m is None for m in raw), bool, len(raw))
+        stale = ~batch.found & ~absent
+        nulls = batch.nulls[:, self.wanted] & batch.found[:, None]
         values = batch_values(self.codec, batch, self.wanted, nulls | ~batch.found[:, None])
-        columns, gaps = [], []
-        for k, (w, empty) in enumerate(zip(self.window_of, self.empties, strict=True)):
-            here = found[:, w]
-            missing = stale | (here & nulls[w::width, k]) | (~here if empty is None else False)
-            columns.append(values[k][w::width])
-            gaps.append(np.flatnonzero(missing).tolist())
-        status = np.where(stale, 1, 0)
-        return ViewColumns(status.tolist(), np.where(stale, 0, now_micros).tolist(), columns, gaps)
+        return ViewColumns(np.where(stale, 1, 0).tolist(), np.where(stale, 0, now_micros).tolist(), values,
+                           self._fill_empties(values, nulls, stale, absent))
+
+    def _fill_empties(self, values: list[list[Any]], nulls: Any, stale: Any, absent: Any) -> list[list[int]]:
+        """Puts the empty window's values where an entity has no member; returns, per output,
+        the rows without a value (stale, null, or empty and null when empty)."""
+        import numpy as np
+
+        rows = np.flatnonzero(absent).tolist()
+        gaps = []
+        for k, empty in enumerate(self.empties):
+            if empty is None:
+                gaps.append(np.flatnonzero(nulls[:, k] | stale | absent).tolist())
+                continue
+            column = values[k]
+            for row in rows:
+                column[row] = empty
+            gaps.append(np.flatnonzero(nulls[:, k] | stale).tolist())
+        return gaps

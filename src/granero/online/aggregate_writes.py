@@ -1,10 +1,11 @@
 """Writing an aggregate view's entities to Redis: each entity's sorted set rewritten whole.
 
 One Lua script does, per entity key, atomically: compare the stamp of the stored members with the
-new one, and unless the stored one is newer, DEL the key, ZADD every member (score = tile index)
-and PEXPIREAT. Whole rewrites make a write idempotent (the same events give the same members,
-byte for byte) and let a recomputation drop tiles that left the span; nothing is ever
-incremented, so a backfill or a retried task never counts an event twice.
+new one, and unless the stored one is newer, DEL the key, ZADD every member (score = its change
+point's tile index, ``-inf`` for the first) and PEXPIREAT. Whole rewrites make a write idempotent
+(the same events give the same members, byte for byte) and let a recomputation drop points of an
+older state; nothing is ever incremented, so a backfill or a retried task never counts an event
+twice.
 
 The stamp (``aggregate_encoding``: bytes 9-24 of every member) is the entity's newest event time,
 then the greatest created time of the events the values were computed from. A stored stamp that
@@ -57,11 +58,12 @@ the call, short enough that a concurrent lookup waits at most a few milliseconds
 
 class AggregateEntity(NamedTuple):
     """One entity's new state: its entity key, members (``aggregate_encoding.encode_members``,
-    oldest tile first, at least one) and expiry (unix ms, None for never)."""
+    oldest change point first, at least one), their scores (``b"-inf"`` or a tile index) and
+    expiry (unix ms, None for never)."""
 
     key: bytes
     members: Sequence[bytes]
-    tiles: Sequence[int]
+    scores: Sequence[bytes]
     expire_at_ms: int | None
 
 
@@ -77,8 +79,8 @@ def write_calls(prefix: bytes, entities: Sequence[AggregateEntity], per_call: in
             keys, arguments, members = [], [], 0
         keys.append(prefix + entity.key)
         arguments += [b"" if entity.expire_at_ms is None else b"%d" % entity.expire_at_ms, b"%d" % len(entity.members)]
-        for tile, member in zip(entity.tiles, entity.members, strict=True):
-            arguments += [b"%d" % tile, member]
+        for score, member in zip(entity.scores, entity.members, strict=True):
+            arguments += [score, member]
         members += len(entity.members)
     if keys:
         yield _call(keys, arguments)

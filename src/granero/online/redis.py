@@ -78,7 +78,7 @@ READ_WINDOWS = """
 local out = {}
 for _, key in ipairs(KEYS) do
   for _, tile in ipairs(ARGV) do
-    local found = redis.pcall('ZRANGE', key, tile, '+inf', 'BYSCORE', 'LIMIT', 0, 1)
+    local found = redis.pcall('ZRANGE', key, tile, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)
     if found.err then
       out[#out + 1] = ''
     else
@@ -88,18 +88,18 @@ for _, key in ipairs(KEYS) do
 end
 return out
 """
-"""KEYS: an aggregate view's entity keys; ARGV: tile indexes. Per key, per tile, the first
-member scored at or after the tile, or nil (Lua ``false``); an empty member where the key holds
-no sorted set (a row of the view's plain definition: read as another definition's member,
-NOT_FOUND, instead of failing the request with WRONGTYPE). One reply for a whole view, parsed in C
-by hiredis, where a ZRANGE per (entity, window) would cost a Python call per reply. Sent with
-EVAL, whose body Redis caches by digest, so a restarted server needs no reloading."""
+"""KEYS: an aggregate view's entity keys; ARGV: tile indexes. Per key, per tile, the last
+member scored at or before the tile (the change point in force then), or nil (Lua ``false``);
+an empty member where the key holds no sorted set (a row of the view's plain definition: read
+as another definition's member, NOT_FOUND, instead of failing the request with WRONGTYPE). One
+reply for a whole view, parsed in C by hiredis, where a ZRANGE per entity would cost a Python
+call per reply. Sent with EVAL, whose body Redis caches by digest, so a restarted server needs no reloading."""
 _READ_WINDOWS = READ_WINDOWS.encode()
 
 
 class WindowRead(NamedTuple):
-    """Window reads of one aggregate view: per entity key, per tile index, the first member of
-    the key's sorted set scored at or after the tile (``online.aggregate_encoding``)."""
+    """Window reads of one aggregate view: per entity key, per tile index, the last member of
+    the key's sorted set scored at or before the tile (``online.aggregate_encoding``)."""
 
     view: str
     keys: Sequence[bytes]
@@ -235,7 +235,7 @@ class RedisStore:
         self, lookups: Sequence[tuple[str, bytes]], windows: Sequence[WindowRead] = ()
     ) -> list[bytes | None]:
         """The stored value per (view, entity key), None when absent; then, per ``WindowRead``,
-        per entity key, per tile: the first member of the key's sorted set scored at or after the
+        per entity key, per tile: the last member of the key's sorted set scored at or before the
         tile, None when there is none. All in one round trip."""
         if not lookups and not windows:
             return []
