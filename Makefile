@@ -12,6 +12,14 @@ BIN := $(VENV)/bin
 DELTA := io.delta:delta-spark_2.13:4.0.1
 HAS_DELTA_JARS := from granero.offline.spark_session import delta_jars_conf as c, maven_repository as m; \
 	raise SystemExit("spark.jars" not in c(m()))
+# Streaming: Spark's Kafka connector and spark-avro (4.0.0: 4.0.1's token-provider POM is not
+# served), and Kafka itself for the test broker (KRaft, run on the machine's Java by tests/streaming).
+STREAM_JARS := org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.0 org.apache.spark:spark-avro_2.13:4.0.0
+KAFKA := org.apache.kafka:kafka_2.13:4.1.1
+HAS_STREAM_JARS := from granero.offline.spark_session import STREAM_JARS as s, maven_jar as j, maven_repository as m; \
+	raise SystemExit(not all(j(m(), c).is_file() for c in s))
+HAS_KAFKA := from granero.offline.spark_session import maven_jar as j, maven_repository as m; \
+	raise SystemExit(not j(m(), "$(KAFKA)").is_file())
 
 .PHONY: setup helm demo test bench lint protos clean
 
@@ -23,6 +31,8 @@ $(VENV)/.installed: pyproject.toml protos/build.py $(wildcard protos/granero/*/*
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --no-compile -e ".[dev]"
 	$(BIN)/python -c '$(HAS_DELTA_JARS)' || mvn -q dependency:get -Dartifact=$(DELTA) >/dev/null
+	$(BIN)/python -c '$(HAS_STREAM_JARS)' || for a in $(STREAM_JARS); do mvn -q dependency:get -Dartifact=$$a >/dev/null; done
+	$(BIN)/python -c '$(HAS_KAFKA)' || mvn -q dependency:get -Dartifact=$(KAFKA) >/dev/null
 	touch $@
 
 helm:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 import granero.cli.push_cmds
-from granero.cli import access_cmds, offline_cmds, online_cmds, registry_cmds, serving_cmds
+from granero.cli import access_cmds, offline_cmds, online_cmds, registry_cmds, serving_cmds, stream_cmds
 
 app = typer.Typer(
     name="granero",
@@ -31,7 +31,7 @@ def main(
         os.environ[VERBOSE_ENV] = "1"
 
 
-for module in (registry_cmds, offline_cmds, online_cmds, serving_cmds, access_cmds):
+for module in (registry_cmds, offline_cmds, online_cmds, serving_cmds, access_cmds, stream_cmds):
     module.register(app)
 granero.cli.push_cmds.register(app)
 

@@ -218,6 +218,22 @@ class DeltaStore:
             writer.save(self.table_path(view_name))
             return self._last_write(view_name)
 
+    def append(self, view_name: str, frame: DataFrame, writer_id: str, sequence: int,
+               partition_columns: list[str]) -> None:
+        """Append ``frame`` once per (``writer_id``, ``sequence``): Delta's transaction identifiers
+        (``txnAppId``/``txnVersion``) skip a write whose sequence the writer already committed, so
+        a replayed stream micro-batch adds nothing. Sequences of one writer must increase."""
+        from granero.offline.schema import parquet_write_options
+        from granero.offline.spark_errors import spark_errors
+
+        writer = (
+            frame.write.format("delta").mode("append").partitionBy(*partition_columns)
+            .option("mergeSchema", "true").options(**parquet_write_options(frame))
+            .option("txnAppId", writer_id).option("txnVersion", str(sequence))
+        )
+        with spark_errors(MaterializationError, f"appending to the offline table of {view_name!r}"):
+            writer.save(self.table_path(view_name))
+
     def _last_write(self, view_name: str) -> WindowWrite:
         from granero.offline.tables import WindowWrite
 

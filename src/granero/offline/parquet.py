@@ -54,6 +54,7 @@ _SCHEMA_FILE = "_schema.json"
 _JOURNAL = "_swap.json"
 _STAGING = "_staging"
 _TRASH = "_trash"
+_APPENDED = "_appended"
 
 
 class ParquetConfig(BaseModel):
@@ -228,6 +229,39 @@ class ParquetStore:
             self._swap(table, staging, interval)
         return WindowWrite(rows, None)
 
+    def append(self, view_name: str, frame: DataFrame, writer_id: str, sequence: int,
+               partition_columns: list[str]) -> None:
+        """Append ``frame`` once per (``writer_id``, ``sequence``): its files are named by that
+        pair, moved in under the table lock, then recorded in ``_appended``; a replay of a
+        recorded pair adds nothing, one of a pair killed midway replaces its own files."""
+        from granero.offline.landing import batch_key
+
+        table = self.table_path(view_name)
+        table.mkdir(parents=True, exist_ok=True)
+        key = batch_key(f"{writer_id}/{sequence}")
+        with self._locked(table):
+            finish_swap(table)
+            clear_killed_writes(table)
+            if (table / _APPENDED / key).is_file():
+                return
+            staging = table / _STAGING / key
+            try:
+                self._stage_append(view_name, frame, partition_columns, staging)
+                _move_appended(staging, table, f"{key}-")
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            atomic_write(table / _APPENDED / key, b"")
+
+    def _stage_append(self, view_name: str, frame: DataFrame, partitions: list[str], staging: Path) -> None:
+        from granero.offline.schema import parquet_write_options
+        from granero.offline.spark_errors import spark_errors
+
+        with spark_errors(MaterializationError, f"appending to the offline table of {view_name!r}"):
+            writer = frame.write.options(**parquet_write_options(frame))
+            writer.partitionBy(*partitions).mode("overwrite").parquet(str(staging))
+        if not self.exists(view_name):
+            atomic_write(self.table_path(view_name) / _SCHEMA_FILE, frame.schema.json().encode())
+
     @contextlib.contextmanager
     def _locked(self, table: Path) -> Iterator[None]:
         with open(table / "_lock", "w") as lock:
@@ -319,6 +353,20 @@ def clear_killed_writes(table: Path) -> None:
     """
     for leftover in (_STAGING, _TRASH):
         shutil.rmtree(table / leftover, ignore_errors=True)
+
+
+def _move_appended(staging: Path, table: Path, prefix: str) -> None:
+    """Move the staged data files into the table, each named ``prefix`` + its own name; files of
+    an earlier, killed attempt with that prefix are removed first."""
+    for day in day_dirs(table).values():
+        for stale in data_files(day):
+            if os.path.basename(stale).startswith(prefix):
+                os.unlink(stale)
+    for day in day_dirs(staging).values():
+        for staged in data_files(day):
+            target = table / Path(staged).relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(staged, target.with_name(prefix + target.name))
 
 
 def _move_if_present(source: Path, target: Path) -> None:

@@ -29,6 +29,16 @@ DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.1"
 DELTA_JARS = (DELTA_PACKAGE, "io.delta:delta-storage:4.0.1")
 """DELTA_PACKAGE and its runtime dependencies that pyspark's own jars do not already hold."""
 
+STREAM_JARS = (
+    "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.0",
+    "org.apache.spark:spark-token-provider-kafka-0-10_2.13:4.0.0",
+    "org.apache.kafka:kafka-clients:3.9.0",
+    "org.apache.commons:commons-pool2:2.12.0",
+    "org.apache.spark:spark-avro_2.13:4.0.0",
+)
+"""Spark's Kafka connector (4.0.0: 4.0.1's token-provider POM is not served) with the runtime
+dependencies pyspark's jars lack, and spark-avro for ``from_avro``; added for streaming only."""
+
 VERBOSE_ENV = "GRANERO_VERBOSE"
 SPARK_LOG_ENV = "GRANERO_SPARK_LOG"
 
@@ -43,10 +53,12 @@ class SparkConfig(BaseModel):
     conf: dict[str, str] = {}
 
 
-def spark_conf(config: SparkConfig) -> dict[str, str]:
-    """Granero's defaults, then the user's conf on top (the user wins)."""
+def spark_conf(config: SparkConfig, streaming: bool = False) -> dict[str, str]:
+    """Granero's defaults, then the user's conf on top (the user wins); ``streaming`` adds the
+    Kafka connector's jars."""
+    jars = delta_jars_conf(maven_repository())
     defaults = {
-        **delta_jars_conf(maven_repository()),
+        **(with_stream_jars(jars, maven_repository()) if streaming else jars),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",
@@ -64,15 +76,16 @@ def spark_conf(config: SparkConfig) -> dict[str, str]:
     return {**defaults, **config.conf}
 
 
-def get_spark(config: SparkConfig) -> SparkSession:
-    """Return the active session, or build one from ``config``."""
+def get_spark(config: SparkConfig, streaming: bool = False) -> SparkSession:
+    """Return the active session, or build one from ``config`` (with the Kafka connector when
+    ``streaming``)."""
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
     use_this_python_on_local_workers(config.master)
-    conf = {**_local_defaults(config.master), **spark_conf(config)}
+    conf = {**_local_defaults(config.master), **spark_conf(config, streaming)}
     if not verbose():
         _launch_quiet_jvm(config, conf)
     builder = SparkSession.builder.master(config.master).appName(config.app_name)
@@ -93,6 +106,16 @@ def delta_jars_conf(repository: Path) -> dict[str, str]:
     if all(jar.is_file() for jar in jars):
         return {"spark.jars": ",".join(map(str, jars))}
     return {"spark.jars.packages": DELTA_PACKAGE}
+
+
+def with_stream_jars(conf: dict[str, str], repository: Path) -> dict[str, str]:
+    """``conf`` (Delta's jars) plus the streaming jars: local files when all are in the Maven
+    cache, else packages for Spark's resolver."""
+    jars = [maven_jar(repository, coordinate) for coordinate in STREAM_JARS]
+    if "spark.jars" in conf and all(jar.is_file() for jar in jars):
+        return {"spark.jars": ",".join([conf["spark.jars"], *map(str, jars)])}
+    packages = [DELTA_PACKAGE, STREAM_JARS[0], STREAM_JARS[-1]]
+    return {"spark.jars.packages": ",".join(packages)}
 
 
 def maven_jar(repository: Path, coordinate: str) -> Path:
@@ -181,7 +204,7 @@ def use_this_python_on_local_workers(master: str) -> None:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
-def get_job_spark(config: SparkConfig) -> SparkSession:
+def get_job_spark(config: SparkConfig, streaming: bool = False) -> SparkSession:
     """The session of a job script: under ``spark-submit`` the submit's master wins.
 
     ``spark-submit`` (and ``pyspark``) launch the JVM first and tell Python through
@@ -194,9 +217,9 @@ def get_job_spark(config: SparkConfig) -> SparkSession:
 
     active = SparkSession.getActiveSession()
     if active is not None or "PYSPARK_GATEWAY_PORT" not in os.environ:
-        return active or get_spark(config)
+        return active or get_spark(config, streaming)
     builder = SparkSession.builder.appName(config.app_name)
-    for key, value in spark_conf(config).items():
+    for key, value in spark_conf(config, streaming).items():
         if key not in ("spark.jars", "spark.jars.packages"):
             builder = builder.config(key, value)
     return builder.getOrCreate()

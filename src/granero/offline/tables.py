@@ -7,6 +7,7 @@ backend gives, and the contract tests check:
 - ``write_window`` replaces exactly the rows whose ``event_timestamp`` lies in [start, end) and
   leaves every other row alone, so re-running a window is idempotent;
 - a write that fails leaves readers on the previous content;
+- ``append`` adds rows once per (writer, sequence): a replayed stream micro-batch adds nothing;
 - ``read`` returns the whole table (at ``version`` where the backend keeps versions);
 - on a local file system, ``read_arrow`` returns the same rows of whole days in process (no
   Spark), and ``count_rows`` counts them from metadata alone.
@@ -79,6 +80,13 @@ class OfflineStore(Protocol):
         ``frame`` has the table layout and only rows inside the window (materialization
         guarantees both); new columns are added to the table, older rows read them as null.
         """
+        ...
+
+    def append(self, view_name: str, frame: DataFrame, writer_id: str, sequence: int,
+               partition_columns: list[str]) -> None:
+        """Add ``frame``'s rows (table layout) exactly once per (``writer_id``, ``sequence``):
+        the same pair again adds nothing, even after a crash mid-write. A streaming query calls
+        it per micro-batch (writer: the query, sequence: its batch id), so a replay adds no copy."""
         ...
 
 

@@ -1,0 +1,164 @@
+"""``granero stream``: one Structured Streaming query per view, writing through the batch paths.
+
+Each view with a ``stream_source`` gets its own query (its own checkpoint folder
+``<checkpoint_location>/<view>``, its own progress and failures) whose ``foreachBatch`` is a
+``MicroBatchWriter``. Everything a query would refuse late is refused before any starts: a view
+without a stream source, a schema Spark cannot read, a column the view needs and the messages
+lack, a type that cannot become its declared dtype, a filter or transformation that does not
+analyse.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from granero.definitions import FeatureView, KafkaSource, RepoDefinitions
+from granero.errors import ConfigError, MaterializationError, NotFound
+from granero.offline.landing import landing_location
+from granero.offline.materialize import _input_types, _label, _source_inputs, check_expressions
+from granero.offline.schema import table_dtypes
+from granero.offline.spark_casts import refusals
+from granero.offline.spark_errors import spark_errors
+from granero.streaming.micro_batch import MicroBatchWriter, StreamTargets
+from granero.streaming.parse import describe, parsed, stream_frame
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+    from granero.feature_store import FeatureStore
+    from granero.streaming.config import StreamingConfig
+
+
+def streamed_views(defs: RepoDefinitions, names: list[str] | None) -> list[FeatureView]:
+    """The named views (default: every view with a stream source), each checked to have one."""
+    if names is None:
+        return [v for v in defs.feature_views.values() if v.stream_source is not None]
+    unknown = [n for n in names if n not in defs.feature_views]
+    if unknown:
+        raise NotFound(f"no feature view named {', '.join(map(repr, unknown))}; known: {sorted(defs.feature_views)}")
+    without = [n for n in names if defs.feature_views[n].stream_source is None]
+    if without:
+        raise ConfigError(f"feature views {without} have no stream_source: declare one to stream them")
+    return [defs.feature_views[n] for n in names]
+
+
+def as_streamed(view: FeatureView) -> FeatureView:
+    """The view as its stream reads it: the stream source's timestamp fields name the columns."""
+    if view.write_transform is not None:
+        raise ConfigError(f"feature view {view.name!r}: a view with a write_transform cannot stream yet")
+    return view.model_copy(update={"source": view.stream_source})
+
+
+def check_streamable(spark: SparkSession, defs: RepoDefinitions, view: FeatureView) -> None:
+    """Refuse a stream whose rows could never become the view's table rows (no job runs)."""
+    source = view.source
+    context = f"feature view {view.name!r}: {describe(source)}"
+    with spark_errors(ConfigError, context):
+        rows = _empty_rows(spark, view)
+        check_expressions(rows, view)
+        types = _input_types(rows, _source_inputs(defs, view))
+    dtypes = dict(table_dtypes(defs, view))
+    lines = refusals({_label(view, n): t for n, t in types.items()}, {_label(view, n): dtypes[n] for n in types})
+    if lines:
+        raise ConfigError(f"{context} cannot be streamed: " + "; ".join(lines))
+
+
+def _empty_rows(spark: SparkSession, view: FeatureView) -> DataFrame:
+    """No rows, with the columns a micro-batch of the view's source has once parsed."""
+    if isinstance(view.source, KafkaSource):
+        records = spark.createDataFrame([], "value BINARY, topic STRING, partition INT, offset BIGINT")
+        return parsed(records, view.source)
+    return stream_frame(spark, view.model_copy(update={"stream_source": view.source}), {}).limit(0)
+
+
+def start_query(
+    spark: SparkSession, view: FeatureView, writer: MicroBatchWriter, config: StreamingConfig,
+    available_now: bool,
+) -> StreamingQuery:
+    """Start one view's query; ``available_now`` processes what is there, then stops."""
+    options = {}
+    if config.max_offsets_per_trigger and isinstance(view.source, KafkaSource):
+        options["maxOffsetsPerTrigger"] = str(config.max_offsets_per_trigger)
+    frame = stream_frame(spark, view.model_copy(update={"stream_source": view.source}), options)
+    stream = (frame.writeStream.queryName(f"granero_{view.name}").foreachBatch(writer)
+              .option("checkpointLocation", f"{config.checkpoint_location.rstrip('/')}/{view.name}"))
+    trigger = {"availableNow": True} if available_now else {"processingTime": config.trigger_interval}
+    with spark_errors(MaterializationError, f"starting the stream of feature view {view.name!r}"):
+        query = stream.trigger(**trigger).start()
+    writer.started(query.id)
+    return query
+
+
+def run_streams(store: FeatureStore, names: list[str] | None, available_now: bool = False) -> dict[str, dict[str, int]]:
+    """Run the views' queries until they stop (``available_now``: once what is there is written),
+    SIGTERM stops them gracefully, or one fails; per view, what was written."""
+    import signal
+
+    from pyspark.sql import SparkSession
+
+    writers: dict[str, MicroBatchWriter] = {}
+    queries = start_streams(store, names, available_now, writers)
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop_streams(queries))
+    try:
+        await_streams(SparkSession.getActiveSession(), queries)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return {name: dict(writer.totals) for name, writer in writers.items()}
+
+
+def start_streams(
+    store: FeatureStore, names: list[str] | None, available_now: bool = False,
+    writers: dict[str, MicroBatchWriter] | None = None,
+) -> list[StreamingQuery]:
+    """Check every view to stream, then start one query each (the session gets the Kafka jars)."""
+    from granero.offline.spark_session import get_job_spark
+
+    defs = store.registered()
+    store.access.require_views(defs, "materialize", [v.name for v in streamed_views(defs, names)])
+    views = [as_streamed(v) for v in streamed_views(defs, names)]
+    spark = get_job_spark(store.config.spark, streaming=True)
+    for view in views:
+        check_streamable(spark, defs, view)
+    writers = {} if writers is None else writers
+    writers |= {view.name: MicroBatchWriter(view, defs, _targets(store, defs, view)) for view in views}
+    return [start_query(spark, view, writers[view.name], store.config.streaming, available_now) for view in views]
+
+
+def _targets(store: FeatureStore, defs: RepoDefinitions, view: FeatureView) -> StreamTargets:
+    aggregates = None
+    if view.is_aggregate:
+        registered = defs.feature_views[view.name]
+        aggregates = lambda interval: store._sync_views(defs, [registered], interval)  # noqa: E731
+    return StreamTargets(
+        offline=store.offline_store,
+        online=store.online_store,
+        landing=landing_location(store.config.offline_store.path),
+        dead_letters=store.config.streaming.dead_letter_location.rstrip("/"),
+        sync_aggregates=aggregates,
+    )
+
+
+def await_streams(spark: SparkSession, queries: list[StreamingQuery]) -> None:
+    """Wait until every query stopped (``availableNow``, or ``stop_streams``); the first failure
+    stops the others and raises."""
+    try:
+        while any(query.isActive for query in queries):
+            spark.streams.awaitAnyTermination()
+            spark.streams.resetTerminated()
+    except Exception as error:  # a query's failure surfaces as a pyspark StreamingQueryException
+        raise MaterializationError(f"a stream query failed: {_first_line(error)}") from None
+    finally:
+        stop_streams(queries)
+
+
+def stop_streams(queries: list[StreamingQuery]) -> None:
+    """Stop every query still running (a batch in flight is replayed by the next start)."""
+    for query in queries:
+        if query.isActive:
+            query.stop()
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

@@ -1,0 +1,145 @@
+"""A real single-node Kafka (KRaft, broker and controller in one JVM) on loopback, for tests and bench.
+
+Kafka's jars come from the local Maven cache (``make setup`` runs ``mvn dependency:get`` for
+``kafka_2.13``); the classpath is resolved offline by ``mvn dependency:build-classpath`` over
+``broker-pom.xml`` once and cached under ``~/.cache/granero`` (Maven takes tens of seconds on a
+busy machine). The broker runs on the machine's Java; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+BROKER_POM = Path(__file__).with_name("broker-pom.xml")
+CACHE = Path(os.environ.get("GRANERO_CACHE", Path.home() / ".cache" / "granero"))
+
+
+def broker_classpath() -> str:
+    """Kafka's server classpath from ~/.m2, cached by the pom's content."""
+    digest = hashlib.sha256(BROKER_POM.read_bytes()).hexdigest()[:12]
+    cached = CACHE / f"kafka-broker-{digest}.classpath"
+    if cached.is_file() and all(Path(jar).is_file() for jar in cached.read_text().split(":")):
+        return cached.read_text()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(".partial")
+    subprocess.run(
+        ["mvn", "-o", "-q", "dependency:build-classpath", "-f", str(BROKER_POM),
+         f"-Dmdep.outputFile={partial}"],
+        check=True, capture_output=True, timeout=600,
+    )
+    partial.replace(cached)
+    return cached.read_text()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _server_properties(directory: Path, port: int, controller_port: int) -> str:
+    return "\n".join([
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names=CONTROLLER",
+        "inter.broker.listener.name=PLAINTEXT",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        f"log.dirs={directory / 'data'}",
+        "num.partitions=1",
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=1",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "auto.create.topics.enable=true",
+        "",
+    ])
+
+
+@dataclass
+class Broker:
+    """A running broker: where it listens, and its process."""
+
+    bootstrap_servers: str
+    process: subprocess.Popen
+    log: Path
+
+    def stop(self, timeout: float) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=timeout)
+
+
+def start_broker(directory: Path, timeout: float) -> Broker:
+    """Format storage and start ``kafka.Kafka``; returns once a client lists its topics."""
+    port, controller_port = _free_port(), _free_port()
+    properties = directory / "server.properties"
+    properties.write_text(_server_properties(directory, port, controller_port))
+    java = ["java", "-Xmx512m", "-cp", broker_classpath()]
+    cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    log = directory / "kafka.log"
+    subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(properties)],
+                   check=True, capture_output=True, timeout=timeout)
+    with log.open("wb") as out:
+        process = subprocess.Popen([*java, "kafka.Kafka", str(properties)], stdout=out,
+                                   stderr=subprocess.STDOUT)
+    broker = Broker(f"127.0.0.1:{port}", process, log)
+    _wait_until_ready(broker, timeout)
+    return broker
+
+
+def _wait_until_ready(broker: Broker, timeout: float) -> None:
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers, "log_level": 0})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=1)
+            return
+        except KafkaException:
+            if broker.process.poll() is not None or time.monotonic() > deadline:
+                broker.stop(timeout=10)
+                tail = broker.log.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"Kafka did not start on {broker.bootstrap_servers}:\n{tail}") from None
+
+
+def create_topic(bootstrap_servers: str, topic: str, partitions: int, timeout: float) -> None:
+    """A topic with ``partitions`` partitions, waited for."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    futures[topic].result(timeout=timeout)
+
+
+def produce(bootstrap_servers: str, topic: str, messages: list[bytes], timeout: float,
+            keys: list[bytes] | None = None) -> None:
+    """Send every message and wait until the broker acknowledged all of them."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 5,
+                         "enable.idempotence": True})
+    for index, message in enumerate(messages):
+        producer.produce(topic, value=message, key=keys[index] if keys else None)
+        producer.poll(0)
+    left = producer.flush(timeout)
+    if left:
+        raise RuntimeError(f"{left} messages to {topic} were not acknowledged in {timeout} s")
