@@ -13,6 +13,8 @@ if [[ ! -x "$PROJECT_PY" ]]; then
   echo "no project venv at $ROOT/.venv: create it and pip install -e '.[dev]' first" >&2
   exit 1
 fi
+# bash bench/run.sh late-data [...]: the late-data row (bench/late_data.py), no Feast needed
+if [[ ${1:-} == late-data ]]; then shift; cd "$ROOT"; exec "$PROJECT_PY" -m bench.late_data "$@"; fi
 
 if ! "$FEAST_VENV/bin/python" -c "import feast, sys; sys.exit(feast.__version__ != '$FEAST_VERSION')" 2>/dev/null; then
   echo "setting up Feast $FEAST_VERSION in $FEAST_VENV (once)" >&2
