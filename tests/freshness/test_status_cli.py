@@ -24,6 +24,11 @@ runner = CliRunner()
 WIDE = {"COLUMNS": "250"}  # rich folds cells of a table wider than the terminal
 
 
+WINDOW = {"start": (DATA_END - timedelta(days=2)).isoformat().replace("+00:00", "Z"),
+          "end": DATA_END.isoformat().replace("+00:00", "Z")}
+"""What the materialized_repo fixture materialized, as the registry writes it."""
+
+
 def status_json(*args: str) -> list[dict]:
     result = runner.invoke(app, ["status", *args, "--json"])
     assert result.exit_code == 0, result.output
@@ -48,8 +53,7 @@ def test_status_after_materialize_and_sync(materialized_repo):
         views = store.registered().feature_views
         assert set(report) == set(views)
         for name, view in report.items():
-            assert view["last_materialized"] == {"start": (DATA_END - timedelta(days=2)).isoformat().replace("+00:00", "Z"),
-                                                 "end": DATA_END.isoformat().replace("+00:00", "Z")}
+            assert view["last_materialized"] == WINDOW
             assert checked_at - timedelta(hours=1) < datetime.fromisoformat(view["materialized_at"]) <= checked_at
             assert view["pending_sync"] == [] and view["stream"] is None
             assert view["online"] == views[name].online
