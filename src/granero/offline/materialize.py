@@ -4,6 +4,7 @@ The pipeline is one lazy Spark plan, written by the backend in one atomic step:
 
     read source → field_mapping → event time in [start, end) → filter → transformations
     → convert to declared dtypes (offline.casts: exact, or checked value by value, never lossy)
+    → ∪ the window's landed rows (pushed or streamed: offline.landing)
     → drop rows without keys or event time → drop full ties (plain views) → event_date
 
 Full ties (same keys, event_timestamp and created_timestamp) keep one row: the one whose feature
@@ -25,10 +26,12 @@ from pydantic import ValidationError
 
 from granero.definitions import FeatureView, RepoDefinitions
 from granero.errors import InvalidRequest, MaterializationError, NotFound
+from granero.offline.landing import landing_location, read_landed
 from granero.offline.schema import (
     CREATED_TIMESTAMP,
     EVENT_DATE,
     EVENT_TIMESTAMP,
+    conform,
     partition_columns,
     table_dtypes,
     utc_date,
@@ -153,7 +156,8 @@ def materialize_view(
         f"materializing feature view {view.name!r} from {describe_source(view.source, repo_path)}"
     )
     with spark_errors(MaterializationError, context):
-        rows = table_rows(source, defs, view, interval)
+        landed = read_landed(spark, landing_location(str(store.path)), view.name, interval)
+        rows = table_rows(source, defs, view, interval, landed)
         written = store.write_window(view.name, rows, interval, partition_columns(view))
     return MaterializationResult(
         view.name, interval.start, interval.end, written.rows_written, written.table_version
@@ -161,9 +165,12 @@ def materialize_view(
 
 
 def table_rows(
-    source: DataFrame, defs: RepoDefinitions, view: FeatureView, interval: Interval
+    source: DataFrame, defs: RepoDefinitions, view: FeatureView, interval: Interval,
+    landed: DataFrame | None = None,
 ) -> DataFrame:
-    """Source rows of the window turned into offline-table rows (pure: a lazy plan)."""
+    """Source rows of the window turned into offline-table rows (pure: a lazy plan), with the
+    window's ``landed`` rows (pushed or streamed, already in table form: the view's filter and
+    transformations are not applied to them again) before full ties are dropped."""
     from pyspark.sql import functions as F
 
     columns = _typed_columns(source, defs, view)
@@ -172,6 +179,8 @@ def table_rows(
     if view.filter:
         in_window = in_window.where(F.expr(view.filter))
     typed = in_window.select(*[column.alias(name) for name, column in columns.items()])
+    if landed is not None:
+        typed = typed.unionByName(conform(landed, typed.schema))
     keys = list(defs.join_keys(view))
     present = typed.dropna(subset=[*keys, EVENT_TIMESTAMP])
     dated = present.withColumn(EVENT_DATE, utc_date(F.col(EVENT_TIMESTAMP)))
