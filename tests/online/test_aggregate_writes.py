@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import random
 import time
+from unittest.mock import patch
 
 import pyarrow as pa
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from granero.aggregation.engine import Aggregate, AggregationSpec, aggregate_as_of
+from granero.online import aggregate_sync
 from granero.online.aggregate_encoding import decode_members, empty_values, layout_of, member_stamp
 from granero.online.aggregate_sync import AggregateWriter
+from granero.online.aggregate_writes import AggregateEntity
 from granero.online.encoding import batch_values, encode_entity_key
 from granero.online.redis import RedisSettings, RedisStore
 from tests.online.test_cluster import cluster_ports  # noqa: F401 (the module's cluster fixture)
@@ -206,3 +211,17 @@ def test_a_cluster_stores_every_entity_on_its_node(cluster_ports, project):  # n
     finally:
         store.delete_view("trips")
         store.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(1, 60), max_size=40), per_write=st.integers(1, 8), members=st.integers(1, 100))
+def test_store_calls_hold_whole_entities_within_the_member_and_entity_bounds(sizes, per_write, members):
+    """Each store call is one payload that must be sent within the socket timeout: at most
+    MEMBERS_PER_WRITE members (an entity larger than that alone) and ENTITIES_PER_WRITE entities,
+    every entity once, in order."""
+    entities = [AggregateEntity(b"%d" % i, [b""] * size, [b"0"] * size, None) for i, size in enumerate(sizes)]
+    with patch.multiple(aggregate_sync, ENTITIES_PER_WRITE=per_write, MEMBERS_PER_WRITE=members):
+        parts = list(aggregate_sync._writes(entities))
+    assert [e for part in parts for e in part] == entities
+    for part in parts:
+        assert len(part) <= per_write and (sum(len(e.members) for e in part) <= members or len(part) == 1)

@@ -16,6 +16,7 @@ sees whole entities. Executors import pyarrow, numpy, redis and granero's pure m
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     from granero.registry.intervals import Interval
 
 ENTITIES_PER_WRITE = 2000
+MEMBERS_PER_WRITE = 20_000
+"""Entities and members per store call (one payload, sent within the socket timeout): ~3 MB of
+members of 12 slots."""
 BUCKET_ROWS = 200_000
 """Events per Spark bucket (one ``applyInArrow`` call holds a bucket in memory)."""
 
@@ -61,11 +65,7 @@ class AggregateWriter:
     def write(self, store: RedisStore, events: pa.Table) -> int:
         """Recompute and write every entity of ``events`` (all of its offline events); returns
         how many entities were stored."""
-        entities = self.entities(events)
-        written = sum(
-            store.write_aggregate_entities(self.view, entities[i : i + ENTITIES_PER_WRITE])
-            for i in range(0, len(entities), ENTITIES_PER_WRITE)
-        )
+        written = sum(store.write_aggregate_entities(self.view, part) for part in _writes(self.entities(events)))
         newest = newest_event_micros(events[EVENT_TIMESTAMP])
         if written and newest is not None:  # the newest event's entity expires last: live if any is
             record_online_write(store, self.view, newest)
@@ -115,6 +115,21 @@ class AggregateWriter:
         finally:
             store.close()
         return pa.table({"written": pa.array([written], pa.int64())})
+
+
+def _writes(entities: list[AggregateEntity]) -> Iterator[list[AggregateEntity]]:
+    """``entities`` in store calls of at most ENTITIES_PER_WRITE entities and MEMBERS_PER_WRITE
+    members (a larger entity alone)."""
+    part: list[AggregateEntity] = []
+    members = 0
+    for entity in entities:
+        if part and (len(part) == ENTITIES_PER_WRITE or members + len(entity.members) > MEMBERS_PER_WRITE):
+            yield part
+            part, members = [], 0
+        part.append(entity)
+        members += len(entity.members)
+    if part:
+        yield part
 
 
 def event_columns(spec: AggregationSpec) -> list[str]:
