@@ -59,25 +59,36 @@ class AggregationSpec:
 
 def aggregate_as_of(entities: pa.Table, events: pa.Table, spec: AggregationSpec) -> pa.Table:
     """``entities`` (keys and ``event_timestamp``) plus one column per aggregate, typed per
-    ``definitions.aggregation.output_dtype``."""
+    ``definitions.aggregation.output_dtype``.
+
+    Tiles and folds are computed once per (function, column) pair, shared by its windows, and
+    only for the keys some entity row asks for.
+    """
     entity_codes, event_codes = key_codes(
         [entities[k] for k in spec.keys], [events[k] for k in spec.keys], list(spec.keys.values())
     )
     time, time_valid = micros(entities[EVENT_TIMESTAMP])
+    asked = np.flatnonzero(time_valid & (entity_codes >= 0))
+    event_codes = _asked_keys_only(event_codes, entity_codes[asked])
     order = order_events(event_codes, *micros(events[EVENT_TIMESTAMP]), event_created(events), spec.hop)
     columns = {c: prepare_column(events[c], d) for c, d in {(a.column, a.dtype) for a in spec.aggregates}}
-    reads = {a.output: (FUNCTIONS[a.function], columns[a.column]) for a in spec.aggregates}
+    reads = {(a.function, a.column): (FUNCTIONS[a.function], columns[a.column]) for a in spec.aggregates}
     tiles = build_tiles(order, reads)
-    asked = np.flatnonzero(time_valid & (entity_codes >= 0))
+    windows = {a.window for a in spec.aggregates}
+    states = window_states(tiles, order, reads, (entity_codes[asked], time[asked]), windows, spec.hop)
     joined = entities
-    for window in sorted({a.window for a in spec.aggregates}):
-        mine = {a.output: reads[a.output] for a in spec.aggregates if a.window == window}
-        states = window_states(tiles, order, mine, (entity_codes[asked], time[asked]), window, spec.hop)
-        for aggregate in (a for a in spec.aggregates if a.window == window):
-            fn, column = mine[aggregate.output]
-            values = fn.finalize(states[aggregate.output], aggregate.dtype, column.source)
-            joined = joined.append_column(aggregate.output, _scatter(values, asked, len(time)))
+    for a in spec.aggregates:
+        fn, column = reads[a.function, a.column]
+        values = fn.finalize(states[a.window][a.function, a.column], a.dtype, column.source)
+        joined = joined.append_column(a.output, _scatter(values, asked, len(time)))
     return joined.select([*entities.column_names, *(a.output for a in spec.aggregates)])
+
+
+def _asked_keys_only(event_codes: np.ndarray, asked: np.ndarray) -> np.ndarray:
+    """The events' key codes, ``-1`` (skipped) for keys no entity row asks for."""
+    wanted = np.zeros(int(event_codes.max(initial=-1)) + 2, dtype=bool)  # the last slot: code -1
+    wanted[asked[asked <= len(wanted) - 2]] = True
+    return np.where(wanted[event_codes], event_codes, -1)
 
 
 def event_created(events: pa.Table) -> np.ndarray:

@@ -16,7 +16,7 @@ the same order as here, so the values are bit-identical.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -65,7 +65,10 @@ class Column:
 
 @dataclass(frozen=True)
 class EventOrder:
-    """The events that have a key and a time, sorted by (code, tile, ts, created)."""
+    """The events that have a key and a time, sorted by (code, ts), hence by (code, tile, ts).
+
+    Events tied on (code, ts) keep their input order: no function depends on it (first/last
+    order ties by created time themselves, value reductions by value)."""
 
     row: np.ndarray
     code: np.ndarray
@@ -84,7 +87,7 @@ class Tiles:
 
     code: np.ndarray
     tile: np.ndarray
-    states: dict[str, State]
+    states: dict[Hashable, State]
 
     @cached_property
     def search(self) -> _PairSearch:
@@ -121,9 +124,19 @@ def _numpy_values(source: pa.Array, dtype: str) -> np.ndarray:
 def order_events(code: np.ndarray, ts: np.ndarray, valid: np.ndarray, created: np.ndarray, hop: int) -> EventOrder:
     """Events with a key (``code >= 0``) and a time, sorted; ``created`` uses NULL_CREATED."""
     keep = np.flatnonzero((code >= 0) & valid)
-    tile = tile_of(ts[keep], hop)
-    order = keep[np.lexsort((created[keep], ts[keep], tile, code[keep]))]
+    order = keep[_by_code_then_value(code[keep], ts[keep])]
     return EventOrder(order, code[order], tile_of(ts[order], hop), ts[order], created[order])
+
+
+def _by_code_then_value(code: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """The stable order by (code, value): one sort of ``code * span + value offset`` when that
+    fits in int64 (4x faster than a lexsort of the two), else the lexsort."""
+    if len(code) == 0:
+        return np.zeros(0, dtype=np.int64)
+    low, span = int(value.min()), int(value.max()) - int(value.min()) + 1
+    if (int(code.max()) + 1) * span >= 2**63:
+        return np.lexsort((value, code))
+    return np.argsort(code * span + (value - low), kind="stable")
 
 
 def events_of(order: EventOrder, index: np.ndarray, segment: np.ndarray, count: int, column: Column) -> Events:
@@ -135,7 +148,7 @@ def events_of(order: EventOrder, index: np.ndarray, segment: np.ndarray, count: 
     )
 
 
-def build_tiles(order: EventOrder, reads: Mapping[str, tuple[Function, Column]]) -> Tiles:
+def build_tiles(order: EventOrder, reads: Mapping[Hashable, tuple[Function, Column]]) -> Tiles:
     """The tile states of every aggregate (``reads``: output name -> function and its column)."""
     changed = (order.code[1:] != order.code[:-1]) | (order.tile[1:] != order.tile[:-1])
     starts = np.r_[True, changed][: len(order.code)]
@@ -147,7 +160,7 @@ def build_tiles(order: EventOrder, reads: Mapping[str, tuple[Function, Column]])
     return Tiles(order.code[starts], order.tile[starts], states)
 
 
-def _per_column(reads: Mapping[str, tuple[Function, Column]], make) -> dict[int, Events]:
+def _per_column(reads: Mapping[Hashable, tuple[Function, Column]], make) -> dict[int, Events]:
     """``make(column)`` once per distinct column read (functions share its sorted values)."""
     columns = {id(column): column for _, column in reads.values()}
     return {key: make(column) for key, column in columns.items()}
@@ -175,25 +188,43 @@ def fold_newest_first(fn: Function, states: Sequence[State]) -> State | None:
 def window_states(
     tiles: Tiles,
     order: EventOrder,
-    reads: Mapping[str, tuple[Function, Column]],
+    reads: Mapping[Hashable, tuple[Function, Column]],
     request: tuple[np.ndarray, np.ndarray],
-    window: int,
+    windows: Sequence[int],
     hop: int,
-) -> dict[str, State]:
-    """Per request (code >= 0, time t), each aggregate's state over ``tail(t) <= ts <= t``."""
-    (code, time), inverse = np.unique(np.stack(request), axis=1, return_inverse=True)
+) -> dict[int, dict[Hashable, State]]:
+    """Per window, per request (code >= 0, time t), each read's state over ``tail(t) <= ts <= t``.
+
+    The windows share one fold: the head tile is built once, and each longer window carries on
+    merging older tiles from the state of the shorter one, ``s = merge(tile, s)`` as before, so
+    every window gets the same merges in the same order as if it were folded alone.
+    """
+    (code, time), inverse = _distinct_requests(*request)
     head = tile_of(time, hop)
-    lo = tiles.search.first_at_or_after(code, head - window // hop)
-    hi = tiles.search.first_at_or_after(code, head)
+    newer = tiles.search.first_at_or_after(code, head)
     start = order.search.first_at_or_after(code, head * hop)
     end = order.search.first_at_or_after(code, time + 1)
     index, segment = _expand_ranges(start, end)
     heads = _per_column(reads, lambda column: events_of(order, index, segment, len(code), column))
-    out = {}
-    for name, (fn, column) in reads.items():
-        state = _fold_older_tiles(fn, tiles.states[name], fn.build(heads[id(column)]), end > start, (lo, hi))
-        out[name] = take(state, inverse.ravel())
+    states = {name: fn.build(heads[id(column)]) for name, (fn, column) in reads.items()}
+    has, out = end > start, {}
+    for window in sorted(windows):
+        lo = tiles.search.first_at_or_after(code, head - window // hop)
+        for name, (fn, _) in reads.items():
+            states[name] = _fold_older_tiles(fn, tiles.states[name], states[name], has, (lo, newer))
+        has, newer = has | (newer > lo), lo
+        out[window] = {name: take(state, inverse) for name, state in states.items()}
     return out
+
+
+def _distinct_requests(code: np.ndarray, time: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """The distinct (code, time) pairs sorted, and per request the position of its pair."""
+    order = np.lexsort((time, code))
+    code, time = code[order], time[order]
+    first = np.r_[True, (code[1:] != code[:-1]) | (time[1:] != time[:-1])][: len(code)]
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return (code[first], time[first]), inverse
 
 
 def _fold_older_tiles(
