@@ -72,6 +72,22 @@ PY
 
 step "7/7 verify: online values equal the offline point-in-time values (every entity, in process)"
 "$BIN/granero" verify
+
+# push (README "Push"): a value written by the caller is served at once; it is landed offline and
+# reaches training with the next materialization of its window (after verify, which compares
+# Redis with the offline tables)
+step "push: driver 1001's conv_rate pushed over gRPC, then served at once"
+"$BIN/python" - "$REPO/data/push_rows.json" <<'PY'
+import json, sys
+from datetime import UTC, datetime
+now = datetime.now(UTC).isoformat()
+row = {"driver_id": 1001, "event_timestamp": now, "conv_rate": 0.999, "acc_rate": 0.95,
+       "avg_daily_trips": 30, "trips_per_hour": 1.25, "is_reliable": True}
+json.dump([row], open(sys.argv[1], "w"))
+PY
+"$BIN/granero" push driver_hourly_stats --file $REPO/data/push_rows.json --target "127.0.0.1:$PORT"
+"$BIN/granero" get-online --target "127.0.0.1:$PORT" --features driver_hourly_stats:conv_rate \
+  --entity driver_id=1001
 printf '   (%ss)\n' $((SECONDS - LAST))
 echo
 echo "demo finished in $((SECONDS - STARTED))s: training set in $REPO/data/training_set, server log in $REPO/data/serve.log"
