@@ -16,10 +16,13 @@ from datetime import UTC, datetime
 from bench import data as bench_data
 from bench.phases import PHASES, SYSTEMS, Bench
 from bench.processes import BENCH, ROOT, side
+from bench.push import phase as push_phase
 from bench.redis_server import free_port, private_redis, redis_version
 from bench.report import Results, machine_details, markdown_table, results_markdown, write_json
 from bench.repos import write_repos
 from bench.scales import SCALES
+
+PHASES = {**PHASES, "push": push_phase}  # bench/push.py: rows/s and p99 per push, beside Feast's
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
