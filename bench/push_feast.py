@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.on_demand_feast import YAML as ON_DEMAND_YAML
 from bench.side import run_command
 
 DEFINITIONS = '''
@@ -33,17 +34,7 @@ driver_stats = FeatureView(
 )
 '''
 
-YAML = """\
-project: push_bench
-registry: data/registry.db
-provider: local
-online_store:
-  type: redis
-  connection_string: "127.0.0.1:{port},db={db}"
-offline_store:
-  type: file
-entity_key_serialization_version: 3
-"""
+YAML = ON_DEMAND_YAML.replace("on_demand_bench", "push_bench")  # the same stores
 
 
 def pushes(args: dict) -> dict:
