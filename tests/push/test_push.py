@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from granero.errors import InvalidRequest, NotFound
 from granero.feature_store import FeatureStore
+from granero.freshness.online_writes import online_event_times
 from granero.offline.landing import landing_location, read_landed_arrow
+from granero.online.encoding import to_micros
 from tests.push.conftest import TS, at
 
 FEATURES = ["driver_stats:conv_rate", "driver_stats:trips", "driver_stats:tier"]
@@ -53,6 +55,12 @@ def test_a_pushed_value_is_served_at_once(store: FeatureStore) -> None:
     assert served(store, 1) == {"conv_rate": 0.75, "trips": 11, "tier": "platinum"}
     lookup = store.get_online_features([{"driver_id": 1}], FEATURES, now=at(600))
     assert lookup.rows[0][0].event_timestamp == at(30)
+    assert online_event_times(store.online_store)["driver_stats"] == to_micros(at(30))  # freshness
+
+
+def test_a_push_to_offline_only_records_no_online_freshness(store: FeatureStore) -> None:
+    store.push("driver_stats", [row(1, 30)], to="offline")
+    assert "driver_stats" not in online_event_times(store.online_store)
 
 
 def test_an_older_push_does_not_overwrite_a_newer_one(store: FeatureStore) -> None:
