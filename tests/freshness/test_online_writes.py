@@ -3,7 +3,6 @@ Cluster), under concurrent writers, checked against a plain ``max`` oracle."""
 
 from __future__ import annotations
 
-import random
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -42,23 +41,32 @@ def test_recorded_time_is_the_max_ever_written_per_view(online_url, writes):
     store.close()
 
 
-def test_concurrent_writers_keep_the_max(online_url, project):
-    """Eight threads with their own stores race to record shuffled times: the max survives,
-    which a read-then-write or a plain SET would lose."""
-    times = list(range(1_700_000_000_000_000, 1_700_000_000_004_000))
-    random.Random(7).shuffle(times)
-    stores = [RedisStore(RedisSettings(online_url), project) for _ in range(8)]
+def test_concurrent_writers_never_lower_the_time(online_url, project):
+    """Eight threads with their own stores record interleaved rising times (thread i: i, i+8,
+    ...) while a reader watches: what it sees never goes down and ends at the max. A
+    read-then-write or a plain SET lowers it whenever a slower writer lands after a faster one."""
+    stores = [RedisStore(RedisSettings(online_url), project) for _ in range(9)]
+    count, done, seen = 8 * 400, threading.Event(), []
 
-    def write(store: RedisStore, share: list[int]) -> None:
-        for at in share:
+    def write(store: RedisStore, first: int) -> None:
+        for at in range(first, count, 8):
             record_online_write(store, "trips", at)
 
-    threads = [threading.Thread(target=write, args=(s, times[i::8])) for i, s in enumerate(stores)]
+    def watch(store: RedisStore) -> None:
+        while not done.is_set():
+            seen.append(online_event_times(store).get("trips", -1))
+
+    watcher = threading.Thread(target=watch, args=(stores[8],))
+    watcher.start()
+    threads = [threading.Thread(target=write, args=(stores[i], i)) for i in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert online_event_times(stores[0]) == {"trips": max(times)}
+    done.set()
+    watcher.join()
+    assert online_event_times(stores[0]) == {"trips": count - 1}
+    assert all(a <= b for a, b in zip(seen, seen[1:], strict=False)), "the recorded time went down"
     for store in stores:
         store.close()
 
