@@ -12,7 +12,6 @@ or mistyped values raise InvalidRequest naming the entity row, the field and the
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -20,10 +19,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from granero.errors import InvalidRequest
-from granero.types import arrow_type, list_element
-
-ARROW_TYPES = functools.lru_cache(maxsize=64)(arrow_type)
-"""``arrow_type``, built once per dtype (a request pays for it per field otherwise)."""
+from granero.on_demand.arrays import ARROW_TYPES, typed_array
+from granero.types import list_element
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -64,11 +61,12 @@ def _field_array(name: str, dtype: str, columns: RequestColumns, count: int, vie
     if len(column) != count:
         raise InvalidRequest(f"request value {name!r}: {len(column)} values for {count} entity "
                              "rows; give one per entity row")
-    if not _column_fits(dtype, column):
-        for row, value in enumerate(column):
-            _check_value(row, name, dtype, value, view)
-        if "float" in dtype:  # ints checked exact: Arrow takes them as floats only past 2**24
-            column = [_as_floats(value) for value in column]
+    if _column_fits(dtype, column):
+        return typed_array(column, dtype)  # each value of the dtype's one Python type: packed
+    for row, value in enumerate(column):
+        _check_value(row, name, dtype, value, view)
+    if "float" in dtype:  # ints checked exact: Arrow takes them as floats only past 2**24
+        column = [_as_floats(value) for value in column]
     return pa.array(column, type=ARROW_TYPES(dtype))
 
 

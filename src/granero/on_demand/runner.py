@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 from granero.definitions.field import Field
@@ -71,8 +71,15 @@ def runnable(view: OnDemandFeatureView) -> Runnable:
 
 def run(transform: Runnable, inputs: Mapping[str, Any]) -> dict[str, pa.Array]:
     """``transform``'s outputs for one batch, checked (length, lossless dtype)."""
-    function = loaded_transform(transform)
     columns, length = _batch(transform, inputs)
+    return run_batch(transform, columns, length)
+
+
+def run_batch(transform: Runnable, columns: dict[str, pa.Array], length: int) -> dict[str, pa.Array]:
+    """``run`` of inputs the caller built itself: one ``pa.Array`` of ``length`` values per name
+    of ``transform.inputs``, in that order (serving's plan guarantees it once, so a request does
+    not check it again). The transform's call and the checks of its outputs are ``run``'s."""
+    function = loaded_transform(transform)
     if length == 0:
         return {f.name: _empty(f.dtype) for f in transform.outputs}
     call = _call_rows if transform.mode == "row" else _call
@@ -124,7 +131,7 @@ def _call(transform: Runnable, function: Callable, columns: dict[str, pa.Array])
         produced = function(dict(columns))
     except Exception as error:  # user code: any failure is reported with the view's name
         raise _failed(transform, f"raised {type(error).__name__}: {error}") from error
-    if not isinstance(produced, Mapping):
+    if type(produced) is not dict and not isinstance(produced, Mapping):
         raise _failed(transform, f"returned a {type(produced).__name__}, not a dict of output name -> column")
     return produced
 
@@ -152,7 +159,7 @@ def _output(transform: Runnable, produced: Mapping, field: Field, target: pa.Dat
     if name not in produced:
         raise _failed(transform, f"returned no output {name!r} (it returned {sorted(produced)})")
     value = produced[name]
-    if getattr(value, "type", None) == target and not hasattr(value, "num_chunks") and len(value) == length:
+    if isinstance(value, _arrow_array()) and value.type == target and len(value) == length:
         return value  # the common case, an Arrow array as declared: nothing to check or convert
     try:
         column = as_arrow(produced[name])
@@ -166,6 +173,14 @@ def _output(transform: Runnable, produced: Mapping, field: Field, target: pa.Dat
         return lossless_cast(column, target)
     except ValueError as error:
         raise _failed(transform, f"output {name!r} (declared {dtype}): {error}", output=name) from None
+
+
+@cache
+def _arrow_array() -> type:
+    """``pa.Array`` (a ChunkedArray is not one), imported on first use."""
+    import pyarrow as pa
+
+    return pa.Array
 
 
 def _failed(transform: Runnable, what: str, output: str | None = None) -> TransformError:

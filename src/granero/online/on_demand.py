@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from granero.definitions.refs import resolve_features
 from granero.errors import GraneroError, InvalidRequest, TransformCodeChanged
+from granero.on_demand.arrays import typed_array
 from granero.on_demand.request import split_request
-from granero.on_demand.request_values import ARROW_TYPES, RequestColumns, request_arrays
+from granero.on_demand.request_values import RequestColumns, request_arrays
+from granero.on_demand.runner import Runnable, run_batch, runnable
 from granero.online.encoding import from_micros
 from granero.online.lookup import ViewColumns, ViewReader
 
@@ -138,17 +140,13 @@ class OnDemandReader:
     request_fields: tuple[tuple[str, str], ...]
     outputs: tuple[tuple[str, str], ...]
     """The requested outputs (name, dtype), in request order."""
+    transform: Runnable
+    """The view's transform as the runner takes it (``runner.runnable``), resolved once."""
 
     def compute(self, reads: Sequence[ViewColumns], request: RequestColumns, count: int
                 ) -> ViewColumns:
         """The outputs for every entity row, as a view's read (see the module docstring)."""
-        from granero.on_demand.runner import run_transform
-
-        columns = {name: _input_array(reads[read].values[position], reads[read].missing[position],
-                                      dtype, count)
-                   for name, dtype, read, position in self.inputs}
-        columns.update(request_arrays(self.request_fields, request, count, self.name))
-        produced = run_transform(self.view, columns)
+        produced = run_batch(self.transform, self._columns(reads, request, count), count)
         status, events = self._statuses(reads, count)
         withheld = [row for row, code in enumerate(status) if code]
         values, missing = [], []
@@ -157,6 +155,16 @@ class OnDemandReader:
             values.append(column)
             missing.append(sorted({*nulls, *withheld}) if withheld else nulls)
         return ViewColumns(status, events, values, missing)
+
+    def _columns(self, reads: Sequence[ViewColumns], request: RequestColumns, count: int
+                 ) -> dict[str, pa.Array]:
+        """Every input of the transform as an Arrow array of ``count`` values, in its declared
+        order (``run_batch``'s terms): a feature null where its row is missing, withheld or
+        null, as the training join gives it; request values checked."""
+        built = {name: typed_array(reads[read].values[position], dtype, reads[read].missing[position])
+                 for name, dtype, read, position in self.inputs}
+        built.update(request_arrays(self.request_fields, request, count, self.name))
+        return {name: built[name] for name in self.transform.inputs}
 
     def _statuses(self, reads: Sequence[ViewColumns], count: int) -> tuple[list[int], list[int]]:
         """Per entity row: NOT_FOUND if an input view's is, else OUTSIDE_MAX_AGE if one's is, else
@@ -171,20 +179,6 @@ class OnDemandReader:
         oldest = [0 if code == _NOT_FOUND else min(times)
                   for code, times in zip(status, zip(*events, strict=True), strict=True)]
         return status, oldest
-
-
-def _input_array(values: list[Any], missing: list[int], dtype: str, count: int) -> pa.Array:
-    import numpy as np
-    import pyarrow as pa
-
-    if not missing:
-        return pa.array(values, type=ARROW_TYPES(dtype))
-    mask = np.zeros(count, dtype=bool)
-    mask[missing] = True
-    if dtype not in _ZEROS:  # None already stands where there is no value
-        values = [None if gap else value for value, gap in zip(values, mask.tolist(), strict=True)]
-        return pa.array(values, type=ARROW_TYPES(dtype))
-    return pa.array(values, type=ARROW_TYPES(dtype), mask=mask)
 
 
 def _output_column(array: pa.Array, dtype: str) -> tuple[list[Any], list[int]]:
@@ -303,7 +297,7 @@ def _on_demand_reader(defs: RepoDefinitions, transforms: Transforms, name: str, 
     fields = tuple((f.name, f.dtype) for f in view.request_fields)
     dtypes = {f.name: f.dtype for f in view.features}
     return OnDemandReader(name, view, tuple(inputs), reads, fields,
-                          tuple((f, dtypes[f]) for f in wanted))
+                          tuple((f, dtypes[f]) for f in wanted), runnable(view))
 
 
 def _request_fields(outputs: list[Any]) -> dict[str, str]:
