@@ -189,3 +189,6 @@ def test_pushed_events_recompute_an_aggregate_view_online(store: FeatureStore) -
     store.push("driver_trips", [{"driver_id": 1, "event_timestamp": at(3), "fare": 5.0}])
     values = store.get_online_features([{"driver_id": 1}], refs, now=at(10)).to_dict()
     assert values == {"driver_trips__fares": [10.0], "driver_trips__trips": [3]}
+    store.push("driver_trips", [{"driver_id": 1, "event_timestamp": at(4), "fare": 1.0}], to="online")
+    values = store.get_online_features([{"driver_id": 1}], refs, now=at(10)).to_dict()
+    assert values == {"driver_trips__fares": [11.0], "driver_trips__trips": [4]}  # not landed, counted

@@ -72,7 +72,7 @@ def push_rows(
     landed = to != "online" and table.num_rows > 0
     if landed:
         write_landed(target.landing, view.name, table, batch)
-    stored = _write_online(defs, view, table, target) if online and table.num_rows else 0
+    stored = _write_online(defs, view, table, target, landed) if online and table.num_rows else 0
     return PushResult(view.name, table.num_rows, stored, batch, landed)
 
 
@@ -106,21 +106,25 @@ def _bounded(table: pa.Table, view: FeatureView, max_rows: int | None) -> pa.Tab
     return table
 
 
-def _write_online(defs: RepoDefinitions, view: FeatureView, table: pa.Table, target: PushTarget) -> int:
+def _write_online(defs: RepoDefinitions, view: FeatureView, table: pa.Table, target: PushTarget,
+                  landed: bool) -> int:
     from granero.online.sync import write_table
 
     if target.online is None:
         return 0
     if view.is_aggregate:
-        return _write_aggregates(defs, view, table, target)
+        return _write_aggregates(defs, view, table, target, landed)
     return write_table(target.online, view, defs.join_keys(view), table)
 
 
-def _write_aggregates(defs: RepoDefinitions, view: FeatureView, table: pa.Table, target: PushTarget) -> int:
+def _write_aggregates(defs: RepoDefinitions, view: FeatureView, table: pa.Table, target: PushTarget,
+                      landed: bool) -> int:
     """Recompute the pushed entities from all their events: the offline table's and the landed
     ones (a landed row also in the table counts as many times as the larger of the two holds
     it, so a materialized push is not counted twice). Needs a local offline table of at most
     ``local_max_rows`` rows; otherwise the pushed events come online with the next sync."""
+    import pyarrow as pa
+
     from granero.aggregation.spec import aggregation_spec
     from granero.online.aggregate_sync import AggregateWriter, event_columns
 
@@ -129,8 +133,10 @@ def _write_aggregates(defs: RepoDefinitions, view: FeatureView, table: pa.Table,
     offline = _offline_events(defs, view, target, columns)
     if offline is None:
         return 0
-    landed = read_landed_arrow(target.landing, view.name, None)
-    events = _touched(_events_union(offline, landed, columns), table, list(spec.keys))
+    others = read_landed_arrow(target.landing, view.name, None)
+    if not landed:  # to="online": the pushed events count without being landed
+        others = table if others is None else pa.concat_tables([others, table], promote_options="default")
+    events = _touched(_events_union(offline, others, columns), table, list(spec.keys))
     store = target.online
     return AggregateWriter(store.settings, store.project, view.name, spec).write(store, events)
 
