@@ -63,7 +63,8 @@ def test_an_array_is_the_one_pa_array_builds(dtype, data):
     if dtype in PACKED:  # where a value is missing, a ViewColumns column holds 0
         values = [0 if row in nulls and data.draw(st.booleans()) else v for row, v in enumerate(values)]
         values = [float(v) if "float" in dtype else v for v in values]
-    built = typed_array(values, dtype, nulls)
+    checked = dtype in PACKED and data.draw(st.booleans())  # values of the dtype's Python type
+    built = typed_array(values, dtype, nulls, checked=checked)
     built.validate(full=True)
     expected = oracle(values, dtype, nulls)
     assert built.type == expected.type and len(built) == length

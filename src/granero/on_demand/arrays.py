@@ -43,22 +43,24 @@ _PACKS = {"i": int, "q": int, "f": float, "d": float}
 int, or an int as a float (rounding past 2**53), where ``pa.array`` refuses them."""
 
 
-def typed_array(values: Sequence[Any], dtype: str, nulls: Sequence[int] = ()) -> pa.Array:
+def typed_array(values: Sequence[Any], dtype: str, nulls: Sequence[int] = (), *,
+                checked: bool = False) -> pa.Array:
     """``values`` as an Arrow array of ``dtype``, null at the rows ``nulls`` (whatever the values
-    there hold, e.g. the 0 a ``ViewColumns`` keeps where a fixed-width value is missing)."""
+    there hold, e.g. the 0 a ``ViewColumns`` keeps where a fixed-width value is missing).
+    ``checked``: the caller saw every value be of the dtype's one Python type (int, float)."""
     code = PACKED.get(dtype)
     if code is not None:
-        packed = _packed(values, code)
+        packed = _packed(values, code, checked)
         if packed is not None:
             return _wrap(packed, dtype, len(values), nulls)
     return _converted(values, dtype, nulls)
 
 
-def _packed(values: Sequence[Any], code: str) -> array.array | None:
+def _packed(values: Sequence[Any], code: str, checked: bool) -> array.array | None:
     """The values in a buffer of ``code``, or None when one is not of the code's Python type
     (or does not fit): ``pa.array`` then decides, with its own message."""
     kind = _PACKS[code]
-    if not all(type(value) is kind for value in values):
+    if not checked and not all(type(value) is kind for value in values):
         return None
     try:
         return array.array(code, values)

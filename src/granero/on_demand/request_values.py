@@ -62,7 +62,7 @@ def _field_array(name: str, dtype: str, columns: RequestColumns, count: int, vie
         raise InvalidRequest(f"request value {name!r}: {len(column)} values for {count} entity "
                              "rows; give one per entity row")
     if _column_fits(dtype, column):
-        return typed_array(column, dtype)  # each value of the dtype's one Python type: packed
+        return typed_array(column, dtype, checked=True)  # each of the dtype's Python type
     for row, value in enumerate(column):
         _check_value(row, name, dtype, value, view)
     if "float" in dtype:  # ints checked exact: Arrow takes them as floats only past 2**24
