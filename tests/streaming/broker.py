@@ -1,9 +1,10 @@
 """A real single-node Kafka (KRaft, broker and controller in one JVM) on loopback, for tests and bench.
 
 Kafka's jars come from the local Maven cache (``make setup`` runs ``mvn dependency:get`` for
-``kafka_2.13``); the classpath is resolved offline by ``mvn dependency:build-classpath`` over
-``broker-pom.xml`` once and cached under ``~/.cache/granero`` (Maven takes tens of seconds on a
-busy machine). The broker runs on the machine's Java; nothing is mocked.
+``kafka_2.13``); the classpath is resolved by ``mvn dependency:build-classpath`` over
+``broker-pom.xml`` (offline; online only if the goal's plugin is missing) once, and cached under
+``~/.cache/granero`` (Maven takes tens of seconds on a busy machine). The broker runs on the
+machine's Java; nothing is mocked.
 """
 
 from __future__ import annotations
@@ -30,11 +31,10 @@ def broker_classpath() -> str:
         return cached.read_text()
     CACHE.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(".partial")
-    subprocess.run(
-        ["mvn", "-o", "-q", "dependency:build-classpath", "-f", str(BROKER_POM),
-         f"-Dmdep.outputFile={partial}"],
-        check=True, capture_output=True, timeout=600,
-    )
+    command = ["mvn", "-q", "dependency:build-classpath", "-f", str(BROKER_POM), f"-Dmdep.outputFile={partial}"]
+    offline = subprocess.run([*command, "-o"], capture_output=True, timeout=600)
+    if offline.returncode != 0:  # a plugin of the goal not cached yet: let Maven fetch it
+        subprocess.run(command, check=True, capture_output=True, timeout=1200)
     partial.replace(cached)
     return cached.read_text()
 
