@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 
 from bench import data as bench_data
+from bench.freshness import phase as freshness_phase
 from bench.phases import PHASES, SYSTEMS, Bench
 from bench.processes import BENCH, ROOT, side
 from bench.push import phase as push_phase
@@ -23,6 +24,7 @@ from bench.repos import write_repos
 from bench.scales import SCALES
 
 PHASES = {**PHASES, "push": push_phase}  # bench/push.py: rows/s and p99 per push, beside Feast's
+PHASES["freshness"] = freshness_phase  # bench/freshness.py: Kafka produce -> gRPC served, p50/p99
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
