@@ -22,12 +22,16 @@ are outside every clock):
 - Feast 0.67: ``bench/aggregations_feast.py`` in Feast's own venv; what it returned is printed.
 
 Prints a table (seconds, median of ``--runs``) and writes bench/out/aggregations_training-<UTC>.json.
+Beside each wall time, the CPU seconds the run cost this process and its children (the JVM and
+Spark's Python workers), and the load average before and after: on a shared machine the wall
+times move with the load, the CPU seconds much less.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -221,25 +225,59 @@ def measure_size(args: argparse.Namespace, store, paths: dict[str, str], warm_up
             continue
         if warm_up:
             run()  # JIT, Python workers, imports
-        found[name] = [run() for _ in range(args.runs)]
-        print(f"{len(pandas_rows):,} rows: {name} {statistics.median(found[name]):.2f} s", flush=True)
+        clocked = [with_cpu(run) for _ in range(args.runs)]
+        found[name], found[f"{name}_cpu"] = [w for w, _ in clocked], [c for _, c in clocked]
+        print(f"{len(pandas_rows):,} rows: {name} {statistics.median(found[name]):.2f} s, "
+              f"{statistics.median(found[f'{name}_cpu']):.2f} CPU-s (load {os.getloadavg()[0]:.1f})", flush=True)
     spark_rows.unpersist()
     return found
 
 
+def with_cpu(run) -> tuple[float, float]:
+    """``run()``'s wall seconds and the CPU seconds this process tree spent meanwhile."""
+    before = tree_cpu_seconds()
+    wall = run()
+    return wall, tree_cpu_seconds() - before
+
+
+def tree_cpu_seconds() -> float:
+    """User + system CPU of this process and every descendant, with their reaped children (Linux
+    /proc): the driver, the JVM and Spark's Python workers."""
+    children: dict[int, list[tuple[int, list[str]]]] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # not a process, or gone meanwhile
+        children.setdefault(int(fields[1]), []).append((int(entry.name), fields))
+    mine = Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks, pending = sum(int(f) for f in mine[11:15]), [os.getpid()]
+    while pending:
+        for pid, fields in children.get(pending.pop(), []):
+            ticks += sum(int(f) for f in fields[11:15])
+            pending.append(pid)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def table(results: dict) -> str:
-    lines = ["| entity rows x events | Granero in process (s) | Granero Spark (s) | Spark SQL range join (s) "
-             "| baseline / Granero Spark | Feast 0.67 |", "|---|---:|---:|---:|---:|---|"]
+    lines = ["| entity rows x events | Granero in process s (CPU-s) | Granero Spark s (CPU-s) "
+             "| Spark SQL range join s (CPU-s) | baseline / in process, / Spark | Feast 0.67 |",
+             "|---|---:|---:|---:|---:|---|"]
     for row in results["sizes"]:
-        cells = {k: statistics.median(row[k]) if k in row else None for k in ("local", "spark", "baseline")}
-        ratio = cells["baseline"] / cells["spark"] if cells["baseline"] and cells["spark"] else None
+        cells = {k: statistics.median(row[k]) if k in row else None for k in row if k.split("_")[0] in ENGINES}
         feast_cell = row.get("feast", {})
         feast_text = f"{feast_cell['seconds']:.2f} s" if "seconds" in feast_cell else feast_cell.get("error", "n/a")
-        lines.append(
-            f"| {row['entity_rows']:,} x {row['events']:,} | {_s(cells['local'])} | {_s(cells['spark'])} "
-            f"| {_s(cells['baseline'])} | {'n/a' if ratio is None else f'{ratio:.1f}x'} | {feast_text} |"
-        )
+        timings = " | ".join(f"{_s(cells.get(k))} ({_s(cells.get(f'{k}_cpu'))})" for k in ENGINES)
+        ratios = ", ".join(_ratio(cells.get("baseline"), cells.get(k)) for k in ("local", "spark"))
+        lines.append(f"| {row['entity_rows']:,} x {row['events']:,} | {timings} | {ratios} | {feast_text} |")
     return "\n".join(lines)
+
+
+ENGINES = ("local", "spark", "baseline")
+
+
+def _ratio(baseline: float | None, granero: float | None) -> str:
+    return f"{baseline / granero:.1f}x" if baseline and granero else "n/a"
 
 
 def _s(value: float | None) -> str:
@@ -248,10 +286,12 @@ def _s(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = BENCH / "out" / f"aggregations_{args.scale}"
     results = measure(args, out)
     results["scale"], results["runs"] = args.scale, args.runs
+    results["load_average_after"] = os.getloadavg()[0]
     print(table(results))
     path = BENCH / "out" / f"aggregations_training-{stamp}.json"
     path.write_text(json.dumps(results, indent=2, default=str))
