@@ -32,10 +32,10 @@ from granero.definitions.refs import resolve_features
 from granero.errors import GraneroError, InvalidRequest, TransformCodeChanged
 from granero.on_demand.arrays import typed_array
 from granero.on_demand.request import split_request
-from granero.on_demand.request_values import RequestColumns, request_arrays
+from granero.on_demand.request_values import MISSING, RequestColumns, request_arrays
 from granero.on_demand.runner import Runnable, run_batch, runnable
-from granero.online.encoding import from_micros
-from granero.online.lookup import ViewColumns, ViewReader
+from granero.online.encoding import from_micros, to_micros
+from granero.online.lookup import OnlineResult, ViewColumns, ViewReader, read_columns, rows_to_columns
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from granero.definitions.on_demand import OnDemandFeatureView
     from granero.definitions.repo_definitions import RepoDefinitions
     from granero.feature_store import FeatureStore
-    from granero.online.lookup import OnlineResult
     from granero.online.store import OnlineStore
 
 Transforms = Mapping[str, "OnDemandFeatureView | GraneroError"]
@@ -345,8 +344,6 @@ def lookup_on_demand(store: OnlineStore, plan: LookupPlan, entity_rows: Sequence
                      request_data: RequestData | None, now_micros: int) -> OnlineResult:
     """``lookup`` of a request with on-demand features: one round trip, one transform call per
     on-demand view, the same statuses as the gRPC server's."""
-    from granero.online.lookup import OnlineResult, read_columns, rows_to_columns
-
     count = len(entity_rows)
     request = request_columns(request_data, count)
     keys = rows_to_columns(plan.readers, entity_rows)
@@ -361,8 +358,6 @@ def lookup_on_demand(store: OnlineStore, plan: LookupPlan, entity_rows: Sequence
 
 def request_columns(request_data: RequestData | None, count: int) -> dict[str, list[Any]]:
     """``request_data`` column-wise (``MISSING`` where a row dict lacks a field)."""
-    from granero.on_demand.request_values import MISSING
-
     if request_data is None:
         return {}
     if isinstance(request_data, Mapping):
@@ -386,7 +381,5 @@ def online_result(store: FeatureStore, registered: RepoDefinitions,
                   ) -> OnlineResult:
     """``FeatureStore.get_online_features`` of a selection with on-demand features: the repo's
     transforms loaded once per registry version (``FeatureStore.transforms``), checked, run."""
-    from granero.online.encoding import to_micros
-
     plan = store.transforms.plan(registered, features, feature_service)
     return lookup_on_demand(store.online_store, plan, entity_rows, request_data, to_micros(now))
