@@ -24,6 +24,13 @@ EXAMPLE_REPO = ROOT / "feature_repo"
 DATA_END = datetime(2026, 1, 8, tzinfo=UTC)
 """The fixed end of the generated example data, so tests are reproducible."""
 
+SHORT_LIVED_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+"""JVM flags for the suite's JVMs (the session's, and every ``granero`` or ``spark-submit``
+subprocess's, through ``SPARK_SUBMIT_OPTS``): each runs seconds to minutes over tiny tables, where
+the optimizing compiler's and parallel collector's threads cost more CPU than they return. Speed
+only: no flag changes what a job computes or prints."""
+os.environ.setdefault("SPARK_SUBMIT_OPTS", SHORT_LIVED_JVM)
+
 
 def timeout_scale() -> float:
     """How much longer than on an idle machine a wait may take here and now.
@@ -117,6 +124,7 @@ def spark():
         "spark.databricks.delta.snapshotPartitions": "2",  # Delta's default is 50 tasks per log replay
         "spark.sql.codegen.wholeStage": "false",  # compiling code per plan costs more than tiny data
         "spark.sql.adaptive.enabled": "false",  # re-planning buys nothing on a few hundred rows
+        "spark.ui.enabled": "false",  # no test reads the web UI; its server and pages cost a start
     }))
     session.sparkContext.setLogLevel("ERROR")
     yield session
@@ -131,10 +139,20 @@ def generate_example_data(repo: Path, **kwargs: int) -> None:
     )
 
 
+@pytest.fixture(scope="session")
+def example_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated data of ``example_repo`` (small), made once per session: the generator is
+    seeded, so every copy is the same bytes, and each run of it costs a Python start with pandas."""
+    repo = tmp_path_factory.mktemp("example_data") / "feature_repo"
+    shutil.copytree(EXAMPLE_REPO / "scripts", repo / "scripts")
+    generate_example_data(repo, days=2, drivers=10, customers=10, trips=100)
+    return repo / "data"
+
+
 @pytest.fixture
-def example_repo(tmp_path: Path) -> Path:
+def example_repo(tmp_path: Path, example_data: Path) -> Path:
     """A private copy of feature_repo/ with its generated data (small) and no registry yet."""
     repo = tmp_path / "feature_repo"
     shutil.copytree(EXAMPLE_REPO, repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
-    generate_example_data(repo, days=2, drivers=10, customers=10, trips=100)
+    shutil.copytree(example_data, repo / "data")
     return repo

@@ -21,7 +21,7 @@ import pytest
 
 from granero.feature_store import FeatureStore
 from granero.offline.spark_session import DELTA_PACKAGE, delta_jars_conf, maven_repository
-from tests.conftest import free_port, scaled
+from tests.conftest import SHORT_LIVED_JVM, free_port, scaled
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -39,6 +39,7 @@ def cluster_env() -> dict[str, str]:
         **os.environ,
         "SPARK_HOME": str(spark_home()),
         "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_DAEMON_JAVA_OPTS": SHORT_LIVED_JVM,  # the master's and worker's JVMs
     }
 
 
@@ -129,6 +130,7 @@ SUBMIT_CONF = {
     "spark.driver.host": "127.0.0.1",
     "spark.sql.shuffle.partitions": "2",
     "spark.ui.enabled": "false",
+    "spark.executor.extraJavaOptions": SHORT_LIVED_JVM,  # the driver's come from SPARK_SUBMIT_OPTS
     "spark.pyspark.driver.python": sys.executable,
     "spark.pyspark.python": "/nonexistent/python",  # executors must never need Python
 }
