@@ -88,6 +88,11 @@ PY
 "$BIN/granero" push driver_hourly_stats --file $REPO/data/push_rows.json --target "127.0.0.1:$PORT"
 "$BIN/granero" get-online --target "127.0.0.1:$PORT" --features driver_hourly_stats:conv_rate \
   --entity driver_id=1001
+
+# late data (README "Incremental runs and late data"): a row appended to a Delta source inside a
+# day already materialized reaches serving and training via `granero materialize-incremental`
+step "late data: a late Delta row, re-materialized by the next incremental run (one process)"
+"$BIN/python" $REPO/scripts/late_data_demo.py --out $REPO/data/late_demo
 printf '   (%ss)\n' $((SECONDS - LAST))
 echo
 echo "demo finished in $((SECONDS - STARTED))s: training set in $REPO/data/training_set, server log in $REPO/data/serve.log"

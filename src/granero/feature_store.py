@@ -232,7 +232,8 @@ class FeatureStore:
         planner = IncrementalPlanner(lambda: self.spark, self.repo_path, self.config.offline_store.path)
         marks = SourceProgress(self.registry)
         for view in mat.select_views(defs, views):
-            plan = planner.plan(view, done.get(view.name, []), finish, marks.mark(view.name))
+            mark = marks.mark(view.name)
+            plan = planner.plan(view, done.get(view.name, []), finish, mark)
             for rerun in plan.reruns:
                 asked = asked_end if rerun.window.end == finish else None
                 result = self._materialize_view(defs, view, rerun.window, sync_online, asked)
@@ -240,7 +241,8 @@ class FeatureStore:
             if not plan.reruns and sync_online and view.online and self.sync_progress.pending(view.name):
                 start = mat.incremental_start(done.get(view.name, []))
                 results.append(self._catch_up(defs, view, mat.MaterializationResult(view.name, start, start, 0, None)))
-            marks.record(view.name, plan.mark)
+            if plan.mark != mark:
+                marks.record(view.name, plan.mark)
         return results
 
     def _materialize_view(

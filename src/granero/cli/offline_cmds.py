@@ -201,12 +201,13 @@ def _row(result: Any, seconds: float) -> dict:
         "capped_from": result.asked_end and result.asked_end.isoformat(),
         "online_rows": result.online_rows,
         "synced": [[w.start.isoformat(), w.end.isoformat()] for w in result.synced],
+        "reason": result.reason,
     }
 
 
 def _skipped(name: str) -> dict:
     return {"view": name, "start": None, "end": None, "rows": 0, "version": None, "seconds": 0.0,
-            "capped_from": None, "online_rows": None, "synced": []}
+            "capped_from": None, "online_rows": None, "synced": [], "reason": None}
 
 
 def _done(row: dict) -> str:
@@ -218,7 +219,8 @@ def _window(row: dict) -> str:
     if row["start"] in (None, row["end"]):
         return "up to date"
     capped = f" (capped at now; asked {row['capped_from']})" if row["capped_from"] else ""
-    return f"{row['start']} → {row['end']}{capped}"
+    why = f"\nwhy: {row['reason']}" if row.get("reason") else ""  # incremental runs say why
+    return f"{row['start']} → {row['end']}{capped}{why}"
 
 
 def _online(row: dict) -> str:
