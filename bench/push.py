@@ -9,8 +9,9 @@ validated, landed offline and written online:
 - Granero in process (``FeatureStore.push``) and over gRPC (``Client.push`` to a ``granero
   serve`` process: the client's encoding is in the time), both ``online_and_offline``: one
   Parquet file landed (fsynced) and a write-if-newer pipeline to Redis per call. Each call's rows
-  carry event times one microsecond later than the previous call's, so every call lands a new
-  file and overwrites online (a repeat would be an idempotent no-op, and cheaper).
+  carry event times one microsecond later than the previous call's (and the gRPC run's differ
+  from the in-process run's), so every call lands a new file and overwrites online (a repeat
+  would be an idempotent no-op, and much cheaper: no fsync).
 - Feast 0.67 ``store.push`` to a ``PushSource``, ``PushMode.ONLINE_AND_OFFLINE`` (Redis, and an
   append to its file offline store), in its own virtualenv (``bash bench/run.sh`` makes it).
 
@@ -75,8 +76,9 @@ def granero_repo(root: Path, source: Path, redis_port: int, serving_port: int) -
 
 
 def timed_pushes(push: Callable[[Any], Any], source: Path, batch: int, count: int,
-                 seconds: float) -> list[float]:
-    """Latencies (ms) of sequential pushes of ``batch`` rows, each call's events 1 us later."""
+                 seconds: float, shift: int = 0) -> list[float]:
+    """Latencies (ms) of sequential pushes of ``batch`` rows, each call's events 1 us later
+    (from ``shift`` us on: each path gets rows of its own, or its pushes would be repeats)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -86,7 +88,7 @@ def timed_pushes(push: Callable[[Any], Any], source: Path, batch: int, count: in
     latencies, deadline = [], time.monotonic() + seconds
     for call in range(count + 5):
         chunk = chunks[call % len(chunks)]
-        later = pc.add(chunk["event_timestamp"], pa.scalar(call, pa.duration("us")))
+        later = pc.add(chunk["event_timestamp"], pa.scalar(shift + call, pa.duration("us")))
         chunk = chunk.set_column(1, "event_timestamp", later)
         began = time.perf_counter()
         push(chunk)
@@ -152,8 +154,8 @@ def run(entities: int, count: int, seconds: float) -> dict:
         try:
             with Client(f"127.0.0.1:{serving_port}", timeout=60) as client:
                 results["granero_grpc"] = {str(b): timed_pushes(
-                    lambda rows: client.push("driver_stats", rows), source, b, count, seconds)
-                    for b in BATCHES}
+                    lambda rows: client.push("driver_stats", rows), source, b, count, seconds,
+                    shift=10**6) for b in BATCHES}
         finally:
             server.terminate()
             server.wait(timeout=60)

@@ -53,16 +53,22 @@ def test_same_batch_id_lands_once(tmp_path: Path) -> None:
     landing.write_landed(where, "stats", rows([9], [3]), "b1")  # an id is the write, not the rows
     assert landing.read_landed_arrow(where, "stats", None)["driver_id"].to_pylist() == [1]
     assert len(list((tmp_path / "landing" / "stats").glob("*.parquet"))) == 1
+    assert landing.landed_since(where, "stats", None)[1] == "1"  # one log line
 
 
-def test_batch_recorded_but_data_lost_lands_on_retry(tmp_path: Path) -> None:
-    """A write killed between recording its id and renaming its data is written again."""
+def test_a_write_killed_between_its_log_line_and_its_data_lands_on_retry(tmp_path: Path) -> None:
+    """A key in the log without its file (and a log line a crash cut short) is not counted by
+    landed_since; the retry lands the rows and is counted."""
     where = str(tmp_path / "landing")
     folder = tmp_path / "landing" / "stats"
-    (folder / "_batches").mkdir(parents=True)
-    (folder / "_batches" / landing.batch_key("b1")).write_text("00000000000000000001-x.parquet")
+    folder.mkdir(parents=True)
+    (folder / "_landed.log").write_text(landing.batch_key("b1") + "\n" + "abc")
+    assert landing.landed_since(where, "stats", None) == ([], "2")
     landing.write_landed(where, "stats", rows([4], [1]), "b1")
     assert landing.read_landed_arrow(where, "stats", None)["driver_id"].to_pylist() == [4]
+    windows, marker = landing.landed_since(where, "stats", "2")
+    assert windows == [instant(1)] and marker == "3"
+    assert (folder / "_landed.log").read_text().splitlines()[1:] == ["abc", landing.batch_key("b1")]
 
 
 def test_no_temporary_files_remain(tmp_path: Path) -> None:

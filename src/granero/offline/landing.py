@@ -4,20 +4,21 @@ They wait here, durable, until a materialization of their window unions them wit
 (so re-materializing a window never loses them). Layout, beside the offline tables
 (``landing_location``: ``<offline path>_landing``, a sibling, so no view name can collide)::
 
-    <location>/<view>/<sequence, 20 digits>-<batch key>.parquet   one file per write
-    <location>/<view>/_batches/<batch key>      the data file name a batch id was given
-    <location>/<view>/_sequence                 the last sequence number handed out
-    <location>/<view>/_lock                     serialises the view's writers
+    <location>/<view>/<batch key>.parquet   one file per write (the key: a hash of the batch id)
+    <location>/<view>/_landed.log           the batch keys in landing order, one per line
+    <location>/<view>/_lock                 serialises the view's writers (and landed_since)
 
 Rows are in offline-table form (join keys, ``event_timestamp``, ``created_timestamp``, features,
 typed like the table; no ``event_date``); the caller validated and typed them. Guarantees:
 
-- a write is atomic (temp file + rename, fsynced): readers see a whole file or none;
-- a write is idempotent by ``batch_id``: the same id again writes nothing, even after a crash
-  between recording the id and writing the data (the id is recorded first, and a record whose
-  data file is missing is written again, under a new sequence number);
-- file names sort in landing order (sequence numbers are handed out under the lock, and the
-  rename happens under it too), so ``landed_since`` can resume from the last name it returned.
+- a write is atomic and durable (temp file + rename, file and folder fsynced): readers see a
+  whole file or none, and a write that returned survives a crash;
+- a write is idempotent by ``batch_id``: the data file's name is the id's key, so the same id
+  again writes nothing;
+- ``landed_since`` resumes from a marker, the number of log lines it has read: under the lock, a
+  write appends its key to the log (fsynced) before it renames its data file, and a reader counts
+  a key only once its file exists. A write killed between the two leaves a key without a file,
+  which no reader counts; its retry appends the key again. Three fsyncs per write in all.
 
 Each file's Parquet metadata holds its smallest and largest event time, so readers skip files
 outside a window without reading their data. Writes need no Spark (the serving path pushes);
@@ -31,6 +32,7 @@ import contextlib
 import fcntl
 import hashlib
 import io
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,8 +48,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
-_BATCHES = "_batches"
-_SEQUENCE = "_sequence"
+_LOG = "_landed.log"
 _LOCK = "_lock"
 _SUFFIX = ".parquet"
 _FIRST_EVENT = b"granero.landing.first_event_us"
@@ -74,11 +75,10 @@ def write_landed(location: str, view: str, rows: pa.Table, batch_id: str) -> Non
     folder.mkdir(parents=True, exist_ok=True)
     key = batch_key(batch_id)
     with _locked(folder):
-        if _landed_file(folder, key) is not None:
+        if (folder / f"{key}{_SUFFIX}").is_file():
             return
-        name = f"{_next_sequence(folder):020d}-{key}{_SUFFIX}"
-        atomic_write(folder / _BATCHES / key, name.encode())  # the id first: a retry finds it
-        atomic_write(folder / name, data)
+        _append_line(folder / _LOG, key)  # the key first: a reader counts it once its file exists
+        atomic_write(folder / f"{key}{_SUFFIX}", data)
 
 
 def batch_key(batch_id: str) -> str:
@@ -123,12 +123,20 @@ def read_landed(
 
 def landed_since(location: str, view: str, marker: str | None) -> tuple[list[Interval], str | None]:
     """The event-time windows touched by files landed after ``marker`` (merged, sorted), and the
-    marker to pass next time (``marker`` itself when nothing landed since; None: from the start)."""
+    marker to pass next time (``marker`` itself when nothing landed since; None: from the start;
+    a marker this module did not make counts as None: everything is reported again)."""
+    folder = _view_folder(location, view)
+    if not (folder / _LOG).is_file():
+        return [], marker
+    with _locked(folder):  # no write between reading the log and checking its files
+        keys = (folder / _LOG).read_text().splitlines()
+        start = int(marker) if marker and marker.isdigit() and int(marker) <= len(keys) else 0
+        newer = [folder / f"{key}{_SUFFIX}" for key in dict.fromkeys(keys[start:])]
+        landed = [path for path in newer if path.is_file()]
     windows: list[Interval] = []
-    newer = [path for path in _data_files(location, view) if marker is None or path.name > marker]
-    for path in newer:
+    for path in landed:
         windows = add_interval(windows, file_window(path))
-    return windows, (newer[-1].name if newer else marker)
+    return windows, (str(len(keys)) if len(keys) > start else marker)
 
 
 def file_window(path: Path) -> Interval:
@@ -150,11 +158,12 @@ def _overlaps(window: Interval, interval: Interval) -> bool:
 
 
 def _data_files(location: str, view: str) -> list[Path]:
-    """The view's landed data files, in landing order."""
-    folder = _view_folder(location, view)
-    if not folder.is_dir():
+    """The view's landed data files, in landing order (the log's)."""
+    log = _view_folder(location, view) / _LOG
+    if not log.is_file():
         return []
-    return sorted(p for p in folder.iterdir() if p.name.endswith(_SUFFIX) and p.name[0].isdigit())
+    files = [log.parent / f"{key}{_SUFFIX}" for key in dict.fromkeys(log.read_text().splitlines())]
+    return [path for path in files if path.is_file()]
 
 
 def _event_range(path: Path) -> tuple[int, int]:
@@ -203,22 +212,14 @@ def _view_folder(location: str, view: str) -> Path:
     return Path(path) / view
 
 
-def _landed_file(folder: Path, key: str) -> str | None:
-    """The data file of an already landed batch, or None (never landed, or its write died
-    between recording the id and renaming the data)."""
-    record = folder / _BATCHES / key
-    if not record.is_file():
-        return None
-    name = record.read_text()
-    return name if (folder / name).is_file() else None
-
-
-def _next_sequence(folder: Path) -> int:
-    """The next sequence number of the view; call under the lock."""
-    counter = folder / _SEQUENCE
-    current = int(counter.read_text()) if counter.is_file() else 0
-    atomic_write(counter, str(current + 1).encode())
-    return current + 1
+def _append_line(log: Path, line: str) -> None:
+    """Append ``line`` durably; a line a crash cut short is ended first (it names no file)."""
+    with open(log, "ab+") as handle:  # appends, wherever the handle was read
+        size = handle.seek(0, os.SEEK_END)
+        cut = size > 0 and handle.seek(size - 1) >= 0 and handle.read(1) != b"\n"
+        handle.write((b"\n" if cut else b"") + line.encode() + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 @contextlib.contextmanager
