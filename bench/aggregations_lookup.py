@@ -8,8 +8,9 @@ Sets up everything itself in a temporary folder: a private redis-server and a re
 - ``stats``: a plain view of 12 float64 features, one row per entity;
 - ``trips``: an aggregate view of 12 aggregates (count, sum, mean, max of fare over 1h, 1d, 7d;
   hop 1m, the default for these windows), 40 events per entity over the last 8 days written by
-  the sync's own writer (``AggregateWriter``): each entity holds ~40 members; a lookup reads one
-  member per distinct window (3) per entity, with the request's time.
+  the sync's own writer (``AggregateWriter``): each entity holds one member per change point
+  (~41: its newest tile, then every tail crossing still ahead); a lookup reads one member per
+  entity (the last change point at or before the request's time), holding all 12 values.
 
 The server runs in a process of its own (``granero serve``'s code); the client sends the entity
 ids as a key column and asks for the COLUMNS layout (the generated stub, no client library). In

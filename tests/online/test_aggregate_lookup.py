@@ -167,3 +167,16 @@ def test_a_key_holding_no_sorted_set_reads_as_not_found(store, online_url):
         result = lookup(store, request(DEFS, "trips:trips_2h"), rows, T0)
         assert result.to_dict()["trips__trips_2h"][:2] == [2, None]
         assert [row[0].status for row in result.rows[:2]] == [Status.PRESENT, Status.NOT_FOUND]
+
+
+def test_an_aggregate_views_outputs_are_built_once_per_view():
+    """Every in-process lookup resolves its refs through ``output_fields``: built once per view
+    (12 pydantic fields cost more than the Redis read of one entity), never shared by a copy
+    of the view, and the caller's list is its own."""
+    first, second = VIEW.output_fields, VIEW.output_fields
+    assert first == second and all(a is b for a, b in zip(first, second, strict=True))
+    first.pop()
+    assert len(VIEW.output_fields) == len(second)
+    fewer = VIEW.model_copy(update={"aggregations": VIEW.aggregations[:2]})
+    assert [f.name for f in fewer.output_fields] == ["trips_2h", "fare_sum_2h"]
+    assert [f.name for f in VIEW.output_fields] == VIEW.output_names and len(VIEW.output_names) == 5

@@ -28,6 +28,10 @@ def _checked_dtype(field: Field) -> str:
         raise ValueError(f"feature {field.name!r}: {error}") from None
 
 
+_OUTPUT_FIELDS: dict[int, tuple[FeatureView, list[Field]]] = {}
+"""An aggregate view's output fields by the view's id (the view kept, to check identity)."""
+
+
 class FeatureView(Definition):
     """Features of one or more entities, derived from one source.
 
@@ -156,11 +160,15 @@ class FeatureView(Definition):
         aggregation (typed per ``definitions.aggregation.output_dtype``) of an aggregate view."""
         if not self.aggregations:
             return self.features
-        dtypes = {f.name: f.dtype for f in self.features}
-        return [
-            Field(name=a.name, dtype=output_dtype(a.function, dtypes.get(a.column, "int64")))
-            for a in self.aggregations
-        ]
+        built = _OUTPUT_FIELDS.get(id(self))
+        if built is None or built[0] is not self:  # built once per (frozen) view, not per lookup
+            dtypes = {f.name: f.dtype for f in self.features}
+            fields = [Field(name=a.name, dtype=output_dtype(a.function, dtypes.get(a.column, "int64")))
+                      for a in self.aggregations]
+            if len(_OUTPUT_FIELDS) >= 4096:
+                _OUTPUT_FIELDS.clear()
+            built = _OUTPUT_FIELDS[id(self)] = (self, fields)
+        return list(built[1])
 
     @property
     def output_names(self) -> list[str]:
