@@ -245,6 +245,8 @@ def tree_cpu_seconds() -> float:
     /proc): the driver, the JVM and Spark's Python workers."""
     children: dict[int, list[tuple[int, list[str]]]] = {}
     for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue  # self, thread-self and the kernel's files
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
