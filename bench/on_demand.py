@@ -12,6 +12,11 @@ One run, printed side by side (and written to bench/out/on_demand-<UTC>.json):
   ``request_columns``); Feast 0.67 in process with the same view in ``pandas`` and ``python``
   mode. Medians of sequential calls (``--count``, after a warm-up), and the overhead: on-demand
   median minus plain median.
+- **Granero's part.** The same request to a second on-demand view whose transform hands its two
+  inputs back unchanged (``floor``): what Granero adds around any transform (reading the inputs
+  with the request, building the Arrow arrays, running and checking the transform, shaping the
+  answer). Beside it, the bench transform called alone on 1 and 100 rows: its own pyarrow calls,
+  which no runner can make cheaper.
 - **Training.** ``--train-rows`` rows through the transform as training runs it
   (``TrainingStep``): locally on one Arrow batch, and on Spark through ``mapInArrow``
   (``local[2]``, the DataFrame cached and counted before the clock starts; ``noop`` write).
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -60,9 +66,22 @@ ratio = OnDemandFeatureView(
     features=[Field(name="plus_val", dtype="float64"), Field(name="scaled", dtype="float64")],
     transform=ratio_math,
 )
+
+
+def passthrough(columns):
+    return {"conv": columns["conv_rate"], "add": columns["val_to_add"]}
+
+
+floor = OnDemandFeatureView(
+    inputs=[driver_stats[["conv_rate"]], trip],
+    features=[Field(name="conv", dtype="float64"), Field(name="add", dtype="float64")],
+    transform=passthrough,
+)
 '''
 PLAIN = ["driver_stats:conv_rate"]
 ON_DEMAND = ["ratio:plus_val", "ratio:scaled"]
+TRIVIAL = ["floor:conv", "floor:add"]
+"""The same request through a transform that does nothing: Granero's part of the overhead."""
 BATCHES = (1, 100)
 
 
@@ -145,6 +164,8 @@ def in_process(store: Any, entities: int, count: int) -> dict[str, dict]:
             "plain": lambda s=samples, t=turn: store.get_online_features(s[next(t) % 64], PLAIN),
             "on_demand": lambda s=samples, t=turn, r=request: store.get_online_features(
                 s[next(t) % 64], ON_DEMAND, request_data=r),
+            "trivial": lambda s=samples, t=turn, r=request: store.get_online_features(
+                s[next(t) % 64], TRIVIAL, request_data=r),
         }, count)
         results |= {f"{kind}/{batch}": m for kind, m in measured.items()}
     return results
@@ -166,14 +187,14 @@ def over_grpc(address: str, entities: int, count: int, server_pid: int) -> dict[
     with grpc.insecure_channel(address) as channel:
         stub = FeatureServingStub(channel)
         for batch in BATCHES:
-            requests: dict[str, list] = {"plain": [], "on_demand": []}
-            for kind, refs in (("plain", PLAIN), ("on_demand", ON_DEMAND)):
+            requests: dict[str, list] = {"plain": [], "on_demand": [], "trivial": []}
+            for kind, refs in (("plain", PLAIN), ("on_demand", ON_DEMAND), ("trivial", TRIVIAL)):
                 for _ in range(64):
                     request = pb.GetOnlineFeaturesRequest(layout=pb.COLUMNS)
                     request.features.refs.extend(refs)
                     ids = rng.sample(range(1, entities + 1), batch)
                     request.entity_columns["driver_id"].CopyFrom(Value(int64_list_val={"val": ids}))
-                    if kind == "on_demand":
+                    if kind != "plain":
                         columns = encode_request_columns({"val_to_add": [1.5] * batch})
                         request.request_columns["val_to_add"].CopyFrom(columns["val_to_add"])
                     requests[kind].append(request)
@@ -186,10 +207,21 @@ def over_grpc(address: str, entities: int, count: int, server_pid: int) -> dict[
     return results
 
 
+def transform_alone(store: Any, count: int) -> dict[str, dict]:
+    """The bench transform called directly on Arrow arrays of 1 and 100 rows: its own cost."""
+    import pyarrow as pa
+
+    view = store.transforms.transforms(store.registered())["ratio"]
+    results = {}
+    for batch in BATCHES:
+        columns = {"conv_rate": pa.array([0.25] * batch), "val_to_add": pa.array([1.5] * batch)}
+        measured = paired({"transform": lambda c=columns: view.transform(dict(c))}, count)
+        results[f"transform/{batch}"] = measured["transform"]
+    return results
+
+
 def _process_cpu(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` (Linux /proc)."""
-    import os
-
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -273,7 +305,11 @@ def report(results: dict) -> str:
              "| plain CPU/call (us) | on-demand CPU/call (us) | overhead CPU (us) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     rows = (("Granero, in process", results["granero_sdk"], "on_demand"),
+            ("Granero, in process, pass-through transform (Granero's part)",
+             results["granero_sdk"], "trivial"),
             ("Granero, gRPC (server CPU)", results["granero_grpc"], "on_demand"),
+            ("Granero, gRPC (server CPU), pass-through transform", results["granero_grpc"],
+             "trivial"),
             ("Feast 0.67, in process, pandas mode", _feast(results), "pandas"),
             ("Feast 0.67, in process, python mode", _feast(results), "python"))
     for label, measured, kind in rows:
@@ -284,6 +320,11 @@ def report(results: dict) -> str:
             lines.append(f"| {label} | {batch} | {p50s[0]:.3f} | {p50s[1]:.3f} | "
                          f"{(p50s[1] - p50s[0]) * 1000:.0f} | {cpus[0]:.0f} | {cpus[1]:.0f} | "
                          f"{cpus[1] - cpus[0]:.0f} |")
+    alone = results["transform_alone"]
+    lines += ["", "The bench transform alone (its own pyarrow calls; p50 / CPU per call): " + ", ".join(
+        f"{batch} rows {median(alone[f'transform/{batch}']['latencies_ms']) * 1000:.0f} us / "
+        f"{alone[f'transform/{batch}']['cpu_us_per_call']:.0f} us" for batch in BATCHES),
+        f"Load average (1 min) at the start and end: {results['load'][0]:.1f}, {results['load'][1]:.1f}"]
     train = results["training"]
     lines += ["", "| training through the transform | rows/s |", "|---|---:|",
               f"| local (one Arrow batch of {results['train_rows']:,} rows) | "
@@ -312,8 +353,9 @@ def main() -> None:
         repo = granero_repo(Path(scratch) / "granero_repo", source, port, serving_port)
         store = load_online(repo, source)
         results: dict[str, Any] = {"entities": args.entities, "count": args.count,
-                                   "train_rows": args.train_rows}
+                                   "train_rows": args.train_rows, "load": [os.getloadavg()[0]]}
         results["granero_sdk"] = in_process(store, args.entities, args.count)
+        results["transform_alone"] = transform_alone(store, args.count)
         server = serve(repo, serving_port)
         try:
             results["granero_grpc"] = over_grpc(f"127.0.0.1:{serving_port}", args.entities,
@@ -322,6 +364,7 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=60)
         results["feast"] = feast_lookups(source, Path(scratch), port, args.entities, args.count, end)
+        results["load"].append(os.getloadavg()[0])
         results["training"] = training(store, args.train_rows)
         store.close()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -1,0 +1,104 @@
+"""On-demand overhead in process, without the store's round trip: the number a loaded box can still give.
+
+    .venv/bin/python -m bench.on_demand_overhead [--rounds 300]
+    nice -n -20 .venv/bin/python -m bench.on_demand_overhead   # on a shared machine
+
+``bench.on_demand`` times real lookups; on a shared 2-core machine their medians move with the
+neighbours' load (5x between runs). This one measures the part Granero adds: the same requests
+(``bench.on_demand``'s repo, 1 and 100 entities: the plain feature, the bench transform, and the
+pass-through transform ``floor``), with the store's answers recorded once and replayed from
+memory, so every call runs the whole library path (registry check, plan, key checks, decode,
+arrays, transform, checks, answer) but no socket. Each cell is the fastest of ``--rounds``
+blocks of 20 calls: the block the neighbours did not interrupt. Overhead = on-demand cell minus
+plain cell; with ``floor`` it is Granero's part, the bench transform adds its own pyarrow calls
+(timed alone beside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+import timeit
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.on_demand import BATCHES, ON_DEMAND, PLAIN, TRIVIAL, granero_repo, load_online, write_source
+from bench.redis_server import free_port, private_redis
+
+BLOCK = 20
+
+
+def fastest_us(call: Callable[[], Any], rounds: int) -> float:
+    """Microseconds per call in the fastest of ``rounds`` blocks of BLOCK calls."""
+    return min(timeit.repeat(call, number=BLOCK, repeat=rounds)) / BLOCK * 1e6
+
+
+def replayed(store: Any) -> None:
+    """The store answers each distinct read from memory after its first round trip."""
+    online, answers = store.online_store, {}
+    real = online.read
+
+    def read(lookups: Any, windows: Any = ()) -> Any:
+        key = (tuple(lookups), tuple(windows))
+        if key not in answers:
+            answers[key] = real(lookups, windows)
+        return answers[key]
+
+    online.read = read
+
+
+def measure(store: Any, rounds: int, end: datetime) -> dict[str, float]:
+    import pyarrow as pa
+
+    view = store.transforms.transforms(store.registered())["ratio"]
+    results = {}
+    for batch in BATCHES:
+        rows = [{"driver_id": i} for i in random.Random(7).sample(range(1, 1001), batch)]
+        request = {"val_to_add": [1.5] * batch}
+        columns = {"conv_rate": pa.array([0.25] * batch), "val_to_add": pa.array(request["val_to_add"])}
+        calls = {
+            "plain": lambda r=rows: store.get_online_features(r, PLAIN, now=end),
+            "on_demand": lambda r=rows, q=request: store.get_online_features(r, ON_DEMAND, request_data=q, now=end),
+            "trivial": lambda r=rows, q=request: store.get_online_features(r, TRIVIAL, request_data=q, now=end),
+            "transform": lambda c=columns: view.transform(dict(c)),
+        }
+        for call in calls.values():
+            for _ in range(50):  # plans, caches, first reads
+                call()
+        results |= {f"{kind}/{batch}": fastest_us(call, rounds) for kind, call in calls.items()}
+    return results
+
+
+def report(results: dict[str, float]) -> str:
+    lines = ["| entities | plain (us) | bench transform (us) | pass-through (us) | overhead (us) "
+             "| Granero's part (us) | transform alone (us) |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for batch in BATCHES:
+        plain, od, floor = (results[f"{k}/{batch}"] for k in ("plain", "on_demand", "trivial"))
+        lines.append(f"| {batch} | {plain:.1f} | {od:.1f} | {floor:.1f} | {od - plain:.1f} | "
+                     f"{floor - plain:.1f} | {results[f'transform/{batch}']:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=300)
+    args = parser.parse_args()
+    end = datetime.now(UTC).replace(microsecond=0)
+    with tempfile.TemporaryDirectory() as scratch, private_redis(Path(scratch) / "redis") as port:
+        source = Path(scratch) / "driver_stats.parquet"
+        write_source(source, 1000, end)
+        store = load_online(granero_repo(Path(scratch) / "repo", source, port, free_port()), source)
+        replayed(store)
+        load = os.getloadavg()[0]
+        results = measure(store, args.rounds, end)
+        store.close()
+    print(report(results))
+    print(f"\nLoad average (1 min) at the start and end: {load:.1f}, {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
