@@ -18,9 +18,7 @@ import pytest
 
 from tests.conftest import scaled
 
-pytest.importorskip("confluent_kafka", reason="the Kafka test client: install the dev extra")
-
-from tests.streaming.broker import Broker, create_topic, start_broker  # noqa: E402 -- after the skip
+from tests.streaming.broker import Broker, create_topic, start_broker
 
 
 @pytest.fixture(scope="session")
