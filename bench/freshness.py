@@ -284,7 +284,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--seconds", type=float, default=20.0, help="producing time per rate")
     add("--drivers", type=int, default=1000, help="entities the events go round (one poll reads them all)")
     add("--trigger", default="200 milliseconds", help="streaming.trigger_interval of the stream job")
-    add("--drain", type=float, default=60.0, help="seconds to wait for the last events after producing")
+    add("--drain", type=float, default=300.0, help="seconds to wait for the last events after producing")
     add("--startup", type=float, default=600.0, help="seconds the stream and server may take to start")
     add("--pushes", type=int, default=100, help="one-row pushes timed to served (0: none)")
     return parser.parse_args(argv)
