@@ -16,7 +16,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from granero.aggregation.engine import aggregate_as_of
-from granero.aggregation.tiles import _by_code_then_value, _distinct_requests
+from granero.aggregation.tiles import _by_code_then_value, _distinct_requests, _PairSearch
+from granero.offline.aggregate_join import TIE_ORDERED, event_columns
+from granero.offline.schema import CREATED_TIMESTAMP
 from tests.aggregation.random_events import entities_table, events_table, random_case
 
 SEEDS = range(12)
@@ -79,3 +81,38 @@ def test_distinct_requests_are_numpys_unique(code, data):
     expected, expected_inverse = np.unique(np.stack([code, time]), axis=1, return_inverse=True)
     assert np.array_equal(np.stack([distinct_code, distinct_time]).reshape(2, -1), expected.reshape(2, -1))
     assert np.array_equal(inverse, expected_inverse.ravel())
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_only_first_and_last_read_the_created_time(seed):
+    """Retrieval reads the created time only for them (``aggregate_join.event_columns``)."""
+    case = random_case(seed)
+    entities, events = entities_table(case.entities), events_table(case.events)
+    blind = replace(case.spec, aggregates=[a for a in case.spec.aggregates if a.function not in TIE_ORDERED])
+    assert CREATED_TIMESTAMP not in event_columns(blind)
+    assert CREATED_TIMESTAMP in event_columns(case.spec)
+    with_created = aggregate_as_of(entities, events, blind)
+    without = aggregate_as_of(entities, events.drop_columns([CREATED_TIMESTAMP]), blind)
+    for aggregate in blind.aggregates:
+        assert same_bits(with_created[aggregate.output], without[aggregate.output]), (seed, aggregate)
+
+
+@settings(max_examples=300, deadline=None)
+@given(codes, st.data())
+@example([0, 3, 3], ([2**62, -(2**62), 0], [(4, 2**62), (2, 0), (3, -(2**62) - 1), (0, 2**62 + 1)]))  # ranked
+@example([0, 0, 1], ([1, 3, 2], [(0, 4), (0, -10), (5, 0), (1, 3)]))  # packed: values beyond either end
+@example([0, 0], ([0, 2**61], [(60, 0), (1, 0), (0, 2**61 + 5)]))  # packed: a query code would overflow
+def test_pair_search_finds_the_first_row_at_or_after_each_query(code, data):
+    """Against a scan of the sorted rows, over narrow values (one packed key) and wide ones."""
+    if isinstance(data, tuple):
+        value, queries = data
+    else:
+        value = data.draw(st.lists(values, min_size=len(code), max_size=len(code)))
+        queries = data.draw(st.lists(st.tuples(st.integers(0, 60), values), max_size=20))
+    rows = sorted(zip(code, value, strict=True))
+    search = _PairSearch(np.array([c for c, _ in rows], dtype=np.int64), np.array([v for _, v in rows], dtype=np.int64))
+    found = search.first_at_or_after(
+        np.array([c for c, _ in queries], dtype=np.int64), np.array([v for _, v in queries], dtype=np.int64)
+    )
+    expected = [next((i for i, row in enumerate(rows) if row >= query), len(rows)) for query in queries]
+    assert found.tolist() == expected

@@ -36,10 +36,21 @@ within ±3e17 microseconds), and safe to negate."""
 
 
 class _PairSearch:
-    """Searches in rows sorted by (code, value): one int64 key per row (the code, then the value's
-    rank among all values), so a pair never overflows and one ``searchsorted`` answers a query."""
+    """Searches in rows sorted by (code, value): one int64 key per row, so one ``searchsorted``
+    answers a query. The key is ``code * span + (value - low)`` when every key fits in int64 (no
+    sort needed), else the code then the value's rank among all values (never overflows)."""
 
     def __init__(self, code: np.ndarray, value: np.ndarray) -> None:
+        self._top = int(code.max(initial=-1)) + 1  # a query code above every row's reads as this one
+        self._low = int(value.min()) if len(value) else 0
+        self._span = int(value.max()) - self._low + 2 if len(value) else 1  # span - 1: above every value
+        self._packed = (self._top + 1) * self._span < 2**63 and self._low + self._span < 2**63
+        if self._packed:
+            self._keys = code * self._span + (value - self._low)
+        else:
+            self._ranked(code, value)
+
+    def _ranked(self, code: np.ndarray, value: np.ndarray) -> None:
         by_value = np.argsort(value, kind="stable")
         self._levels = value[by_value]
         first = np.r_[True, self._levels[1:] != self._levels[:-1]][: len(value)]
@@ -49,8 +60,12 @@ class _PairSearch:
         self._keys = code * self._width + rank
 
     def first_at_or_after(self, code: np.ndarray, value: np.ndarray) -> np.ndarray:
-        """Per query, the first row with that code and a value >= the query's."""
-        return np.searchsorted(self._keys, code * self._width + np.searchsorted(self._levels, value))
+        """Per query, the first row with that code and a value >= the query's (else the first
+        row of a greater code)."""
+        if not self._packed:
+            return np.searchsorted(self._keys, code * self._width + np.searchsorted(self._levels, value))
+        offset = np.clip(value, self._low, self._low + self._span - 1) - self._low
+        return np.searchsorted(self._keys, np.minimum(code, self._top) * self._span + offset)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from granero.definitions.refs import ViewFeatures
 
 _BUCKET = "__granero_bucket"
+TIE_ORDERED = ("first", "last")
+"""The functions that order events tied on event time by their created time."""
 _TIME = "__granero_time"
 
 
@@ -54,9 +56,12 @@ def requested_spec(defs: RepoDefinitions, vf: ViewFeatures, outputs: list[str]) 
 
 
 def event_columns(spec: AggregationSpec) -> list[str]:
-    """The offline-table columns the aggregates read: keys, both times, the aggregated columns."""
+    """The offline-table columns the aggregates read: keys, event time, the aggregated columns,
+    and the created time only when ``first``/``last`` order ties by it (no other function reads
+    it: one column fewer through the shuffle and into Python)."""
     read = dict.fromkeys(a.column for a in spec.aggregates if a.column not in spec.keys)
-    return [*spec.keys, EVENT_TIMESTAMP, CREATED_TIMESTAMP, *read]
+    created = [CREATED_TIMESTAMP] if any(a.function in TIE_ORDERED for a in spec.aggregates) else []
+    return [*spec.keys, EVENT_TIMESTAMP, *created, *read]
 
 
 def aggregate_join(entities: DataFrame, events: DataFrame, spec: AggregationSpec, buckets: int) -> DataFrame:

@@ -175,12 +175,13 @@ def _join_view(
     ``few_rows``: the entity rows when they are few enough to cut the table to what they can see.
     """
     spec = view_spec(vf, manifest)
-    seen = visible_rows(table, few_rows, spec) if few_rows is not None else table
     aggregates = _aggregates(registry, vf, spec)
     if aggregates is None:
-        return as_of_join(frame, seen, spec)
+        return as_of_join(frame, visible_rows(table, few_rows, spec) if few_rows is not None else table, spec)
+    # No visible_rows: the engine skips the events of keys no row asks for, and the summary join
+    # cost more than it saved (100k rows x 1M events: ~5 of ~14 CPU-s, docs/aggregations.md).
     buckets = table.sparkSession.sparkContext.defaultParallelism  # a bucket per core: see aggregate_join
-    return aggregate_join(frame, seen.select(*event_columns(aggregates)), aggregates, buckets)
+    return aggregate_join(frame, table.select(*event_columns(aggregates)), aggregates, buckets)
 
 
 def view_spec(vf: ViewFeatures, manifest: TrainingManifest) -> AsOfSpec:
