@@ -60,12 +60,21 @@ def same(value, expected) -> bool:
     return math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-12)
 
 
+ASKED_AFTER_END = [timedelta(0), timedelta(minutes=30), timedelta(minutes=61), timedelta(hours=24, minutes=30),
+                   timedelta(days=7, hours=2)]
+"""When online lookups ask, after the materialized data ends: the value moves with the sawtooth
+tail (the 1h, then the 24h window empties, then all) without a new sync."""
+
+
 def entity_rows(repo) -> pd.DataFrame:
-    """The example's training rows plus every driver (and one without trips) at DATA_END."""
+    """The example's training rows plus every driver (and one without trips) at DATA_END and at
+    each time of ASKED_AFTER_END."""
     given = pd.read_parquet(repo / "data" / "trips.parquet")[["driver_id", "event_timestamp"]]
-    at_end = pd.DataFrame({"driver_id": [*range(1001, 1011), 9999]})
-    at_end["event_timestamp"] = pd.Timestamp(DATA_END)
-    return pd.concat([given, at_end], ignore_index=True)
+    drivers = [*range(1001, 1011), 9999]
+    times = pd.Series([pd.Timestamp(DATA_END + d) for d in ASKED_AFTER_END for _ in drivers])
+    after = pd.DataFrame({"driver_id": drivers * len(ASKED_AFTER_END),
+                          "event_timestamp": times.astype(given.event_timestamp.dtype)})
+    return pd.concat([given, after], ignore_index=True)
 
 
 @pytest.fixture(scope="module")
@@ -90,20 +99,25 @@ def test_training_values_follow_the_rule_on_the_raw_events(materialized_repo, tr
             value = None if value is pd.NA else (value.item() if isinstance(value, np.generic) else value)
             assert same(value, expected), (i, row.driver_id, row.event_timestamp, a.name, value, expected)
             checked += 1
-    nonzero = (frame[f"{VIEW}__trips_24h"] > 0).sum()
-    assert checked == len(rows) * len(view.aggregations) and nonzero > len(rows) // 2
+    until_end = (rows.event_timestamp <= pd.Timestamp(DATA_END)).to_numpy()
+    nonzero = (frame[f"{VIEW}__trips_24h"][until_end] > 0).sum()
+    assert checked == len(rows) * len(view.aggregations) and nonzero > until_end.sum() // 2
+    assert (frame[f"{VIEW}__trips_24h"][~until_end] < frame[f"{VIEW}__trips_7d"][~until_end]).any()
 
 
-def test_online_lookups_at_t_equal_training_at_t(materialized_repo, training):
+@pytest.mark.parametrize("after", ASKED_AFTER_END)
+def test_online_lookups_at_t_equal_training_at_t(materialized_repo, training, after):
     view, rows, frame = training
-    at_end = rows.index[rows.event_timestamp == pd.Timestamp(DATA_END)]
+    now = DATA_END + after
+    asked = rows.index[rows.event_timestamp == pd.Timestamp(now)]
     with FeatureStore(materialized_repo) as store:
         online = store.get_online_features(
-            [{"driver_id": int(rows.driver_id[i])} for i in at_end], [f"{VIEW}:*"], now=DATA_END
+            [{"driver_id": int(rows.driver_id[i])} for i in asked], [f"{VIEW}:*"], now=now
         )
-    for row, i in zip(online.rows, at_end, strict=True):
+    for row, i in zip(online.rows, asked, strict=True):
         for value, a in zip(row, view.aggregations, strict=True):
             trained = frame[f"{VIEW}__{a.name}"].iloc[i]
             trained = None if pd.isna(trained) else trained.item() if isinstance(trained, np.generic) else trained
             assert value.status in (Status.PRESENT, Status.NULL_VALUE), (i, a.name, value)
             assert value.value == trained or (value.value is None and trained is None), (i, a.name, value, trained)
+    assert len(asked) == 11
