@@ -7,8 +7,16 @@ from typing import Annotated
 
 import typer
 
-import granero.cli.push_cmds
-from granero.cli import access_cmds, offline_cmds, online_cmds, registry_cmds, serving_cmds, stream_cmds
+from granero.cli import (
+    access_cmds,
+    offline_cmds,
+    online_cmds,
+    push_cmds,
+    registry_cmds,
+    serving_cmds,
+    status_cmds,
+    stream_cmds,
+)
 
 app = typer.Typer(
     name="granero",
@@ -31,9 +39,10 @@ def main(
         os.environ[VERBOSE_ENV] = "1"
 
 
-for module in (registry_cmds, offline_cmds, online_cmds, serving_cmds, access_cmds, stream_cmds):
+for module in (
+    registry_cmds, offline_cmds, online_cmds, serving_cmds, access_cmds, push_cmds, status_cmds, stream_cmds,
+):
     module.register(app)
-granero.cli.push_cmds.register(app)
 
 
 if __name__ == "__main__":
