@@ -89,6 +89,11 @@ PY
 "$BIN/granero" get-online --target "127.0.0.1:$PORT" --features driver_hourly_stats:conv_rate \
   --entity driver_id=1001
 
+# freshness (README "Freshness"): each view's newest event time online and its age, its last
+# materialization and any window waiting to be synced
+step "status: freshness of every view"
+"$BIN/granero" status
+
 # late data (README "Incremental runs and late data"): a row appended to a Delta source inside a
 # day already materialized reaches serving and training via `granero materialize-incremental`
 step "late data: a late Delta row, re-materialized by the next incremental run (one process)"
