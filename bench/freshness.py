@@ -37,6 +37,7 @@ import numpy as np
 
 from bench.processes import BENCH, ROOT
 from bench.redis_server import free_port, private_redis
+from granero.serving.client import DEFAULT_CONNECTIONS
 
 VIEWS = '''
 from granero import Entity, FeatureView, Field, FileSource, KafkaSource
@@ -193,13 +194,15 @@ def warm_up(client, servers: str, topic: str, args: argparse.Namespace, out: Pat
     """One event per driver, waited for until served: the stream query and the server are up."""
     run = Run(0, np.zeros(args.drivers), args.drivers)
     ready_deadline = time.monotonic() + args.startup
-    while True:
+    answered = 0  # the client's channels take calls in turn: each must have connected
+    while answered < 2 * DEFAULT_CONNECTIONS:
         try:
             client.get_online_features({"driver_id": [0]}, features=["driver_seq:seq"])
-            break
-        except Exception:  # the server is still starting
+            answered += 1
+        except Exception:  # the server is still starting, or a channel is in its reconnect backoff
             if time.monotonic() > ready_deadline:
                 raise
+            answered = 0
             time.sleep(0.5)
     produce_process(servers, topic, args.drivers, 1.0, args.drivers, 0, out / "warm.npy").join()
     Poller(client, run, 0).until_all_served(ready_deadline)
