@@ -101,14 +101,16 @@ def write_source(path: Path, entities: int, end: datetime) -> None:
     pq.write_table(table, path)
 
 
-def granero_repo(root: Path, source: Path, redis_port: int, serving_port: int) -> Path:
+def granero_repo(root: Path, source: Path, redis_port: int, serving_port: int, *,
+                 project: str = "on_demand_bench", definitions: str = DEFINITIONS) -> Path:
+    """A bench repo on Delta and the given Redis; ``SOURCE`` in ``definitions`` names ``source``."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "feature_store.yaml").write_text(
-        f"project: on_demand_bench\nregistry: {{path: data/registry}}\n"
+        f"project: {project}\nregistry: {{path: data/registry}}\n"
         f"offline_store: {{type: delta, path: data/offline}}\n"
         f"online_store: {{type: redis, url: 'redis://127.0.0.1:{redis_port}/0'}}\n"
         f"serving: {{port: {serving_port}}}\n")
-    (root / "definitions.py").write_text(DEFINITIONS.replace("SOURCE", str(source)))
+    (root / "definitions.py").write_text(definitions.replace("SOURCE", str(source)))
     return root
 
 

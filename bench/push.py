@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import on_demand
 from bench.on_demand import serve
 from bench.processes import BENCH, FEAST_BIN, ROOT
 from bench.redis_server import free_port, private_redis
@@ -65,14 +66,8 @@ def write_source(path: Path, entities: int, end: datetime) -> None:
 
 
 def granero_repo(root: Path, source: Path, redis_port: int, serving_port: int) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "feature_store.yaml").write_text(
-        f"project: push_bench\nregistry: {{path: data/registry}}\n"
-        f"offline_store: {{type: delta, path: data/offline}}\n"
-        f"online_store: {{type: redis, url: 'redis://127.0.0.1:{redis_port}/0'}}\n"
-        f"serving: {{port: {serving_port}}}\n")
-    (root / "definitions.py").write_text(DEFINITIONS.replace("SOURCE", str(source)))
-    return root
+    return on_demand.granero_repo(root, source, redis_port, serving_port,
+                                  project="push_bench", definitions=DEFINITIONS)
 
 
 def timed_pushes(push: Callable[[Any], Any], source: Path, batch: int, count: int,

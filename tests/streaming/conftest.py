@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import scaled
-
 from tests.streaming.broker import Broker, create_topic, start_broker
 
 

@@ -192,16 +192,16 @@ def table_rows(
 def _typed_columns(source: DataFrame, defs: RepoDefinitions, view: FeatureView) -> dict[str, Column]:
     """Keys, timestamps and features, each converted to its table type by the one cast rule
     (``offline.casts``): exact casts plain, others checked value by value in the job."""
-    inputs = _source_inputs(defs, view)
-    types = _input_types(source, inputs)
+    inputs = source_inputs(defs, view)
+    types = input_types(source, inputs)
     dtypes = dict(table_dtypes(defs, view))
     return {
-        name: converted(column, types[name], dtypes[name], _label(view, name))
+        name: converted(column, types[name], dtypes[name], column_label(view, name))
         for name, column in inputs.items()
     }
 
 
-def _source_inputs(defs: RepoDefinitions, view: FeatureView) -> dict[str, Column]:
+def source_inputs(defs: RepoDefinitions, view: FeatureView) -> dict[str, Column]:
     """Each table column (but ``event_date``) as read from the source, before any cast."""
     from pyspark.sql import functions as F
 
@@ -217,13 +217,13 @@ def _source_inputs(defs: RepoDefinitions, view: FeatureView) -> dict[str, Column
     return {name: inputs.get(name, F.col(f"`{name}`")) for name, _ in table_dtypes(defs, view)}
 
 
-def _input_types(source: DataFrame, inputs: dict[str, Column]) -> dict[str, str]:
+def input_types(source: DataFrame, inputs: dict[str, Column]) -> dict[str, str]:
     """Spark's type of each input, by analysis only (no job runs)."""
     schema = source.select(*[column.alias(name) for name, column in inputs.items()]).schema
     return {field.name: field.dataType.simpleString() for field in schema.fields}
 
 
-def _label(view: FeatureView, name: str) -> str:
+def column_label(view: FeatureView, name: str) -> str:
     """Where a table column comes from, for messages: the source column or the transformation."""
     source = view.source
     if name in view.transformations:
@@ -237,11 +237,11 @@ def _label(view: FeatureView, name: str) -> str:
 
 def check_casts(source: DataFrame, defs: RepoDefinitions, view: FeatureView, repo_path: Path) -> None:
     """Refuse, before any job, a column whose source type cannot become its declared dtype."""
-    inputs = _source_inputs(defs, view)
+    inputs = source_inputs(defs, view)
     dtypes = dict(table_dtypes(defs, view))
-    types = _input_types(source, inputs)
+    types = input_types(source, inputs)
     lines = refusals(
-        {_label(view, n): t for n, t in types.items()}, {_label(view, n): d for n, d in dtypes.items()}
+        {column_label(view, n): t for n, t in types.items()}, {column_label(view, n): d for n, d in dtypes.items()}
     )
     if lines:
         raise MaterializationError(

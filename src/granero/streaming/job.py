@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from granero.definitions import FeatureView, KafkaSource, RepoDefinitions
 from granero.errors import ConfigError, MaterializationError, NotFound
 from granero.offline.landing import landing_location
-from granero.offline.materialize import _input_types, _label, _source_inputs, check_expressions
+from granero.offline.materialize import check_expressions, column_label, input_types, source_inputs
 from granero.offline.schema import table_dtypes
 from granero.offline.spark_casts import refusals
 from granero.offline.spark_errors import spark_errors
@@ -57,9 +57,10 @@ def check_streamable(spark: SparkSession, defs: RepoDefinitions, view: FeatureVi
     with spark_errors(ConfigError, context):
         rows = _empty_rows(spark, view)
         check_expressions(rows, view)
-        types = _input_types(rows, _source_inputs(defs, view))
+        types = input_types(rows, source_inputs(defs, view))
     dtypes = dict(table_dtypes(defs, view))
-    lines = refusals({_label(view, n): t for n, t in types.items()}, {_label(view, n): dtypes[n] for n in types})
+    labels = {n: column_label(view, n) for n in types}
+    lines = refusals({labels[n]: t for n, t in types.items()}, {labels[n]: dtypes[n] for n in types})
     if lines:
         raise ConfigError(f"{context} cannot be streamed: " + "; ".join(lines))
 

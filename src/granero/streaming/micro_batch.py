@@ -31,7 +31,7 @@ from granero.errors import MaterializationError
 from granero.freshness import record_stream_progress
 from granero.offline.casts import rule
 from granero.offline.landing import write_landed
-from granero.offline.materialize import EPOCH, _input_types, _label, _source_inputs, table_rows
+from granero.offline.materialize import EPOCH, column_label, input_types, source_inputs, table_rows
 from granero.offline.schema import EVENT_DATE, EVENT_TIMESTAMP, partition_columns, table_dtypes
 from granero.offline.spark_casts import would_change
 from granero.online.sync import write_table
@@ -159,14 +159,14 @@ def row_problem(rows: DataFrame, defs: RepoDefinitions, view: FeatureView) -> Co
     or a value its cast to the declared dtype would change (``offline.casts``)."""
     from pyspark.sql import functions as F
 
-    inputs = _source_inputs(defs, view)
-    types, dtypes = _input_types(rows, inputs), dict(table_dtypes(defs, view))
-    problems = [F.when(inputs[name].isNull(), F.lit(f"{_label(view, name)}: missing"))
+    inputs = source_inputs(defs, view)
+    types, dtypes = input_types(rows, inputs), dict(table_dtypes(defs, view))
+    problems = [F.when(inputs[name].isNull(), F.lit(f"{column_label(view, name)}: missing"))
                 for name in [*defs.join_keys(view), EVENT_TIMESTAMP]]
     for name, column in inputs.items():
         if rule(types[name], dtypes[name]).check is not None:
             problems.append(F.when(would_change(column, types[name], dtypes[name]), F.lit(
-                f"{_label(view, name)}: a {types[name]} value that {dtypes[name]} cannot hold exactly")))
+                f"{column_label(view, name)}: a {types[name]} value that {dtypes[name]} cannot hold exactly")))
     return F.coalesce(*problems)
 
 
