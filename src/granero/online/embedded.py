@@ -297,8 +297,25 @@ def _shutdown(info: ServerInfo) -> None:
     finally:
         client.close()
     deadline = time.monotonic() + 30
-    while _listening(info.port) and time.monotonic() < deadline:
+    while _still_up(info) and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def _still_up(info: ServerInfo) -> bool:
+    """Whether the server still accepts connections or its process is still exiting: it closes
+    its port before it finishes exiting, and whoever starts the next one must not race it."""
+    return _listening(info.port) or not _exited(info.pid)
+
+
+def _exited(pid: int | None) -> bool:
+    """Whether a process has exited (a zombie nobody reaped counts: it holds no resources)."""
+    if pid is None:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return True
+    return state in ("Z", "X")
 
 
 def _listening(port: int) -> bool:
