@@ -1,77 +1,43 @@
 """The FeatureStore facade: one object that wires the configured backends together.
 
 Backends are built once, lazily, from ``feature_store.yaml`` (or passed in), so that commands
-that only touch the registry never start Spark or Redis.
+that only touch the registry never start Spark or Redis. The registry and training parts live in
+``granero.facade``; this module holds the backends, materialization, push and the online side.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from granero.config import RepoConfig, load_config
-from granero.definitions import Definition, Entity, FeatureService, FeatureView, RepoDefinitions
-from granero.errors import BreakingChangeError, NotFound, RegistryError
-from granero.registry import (
-    Change,
-    FileRegistry,
-    RegistryVersion,
-    breaking_changes,
-    content_hash,
-    diff_definitions,
-)
+from granero.facade.registry_methods import FeatureInfo, Plan, RegistryMethods
+from granero.facade.training import TrainingMethods
+from granero.registry import FileRegistry
 from granero.registry.sync_progress import SyncProgress
-from granero.repo.loader import load_repo
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from datetime import datetime
 
-    import pandas as pd
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
     from granero.access.facade import AccessCheck
-    from granero.definitions.aggregation import Aggregation
-    from granero.definitions.refs import ViewFeatures
+    from granero.definitions import FeatureView, RepoDefinitions
     from granero.offline.materialize import MaterializationResult
-    from granero.offline.on_demand_training import TrainingStep
-    from granero.offline.retrieval import Engine, TrainingManifest
     from granero.offline.tables import OfflineStore
     from granero.online.lookup import OnlineResult
-    from granero.online.on_demand import TransformCatalog
     from granero.online.redis import RedisStore
     from granero.online.verify import VerifyReport, ViewVerification
     from granero.push import PushResult, PushTarget
     from granero.registry import Interval
 
-
-@dataclass(frozen=True)
-class Plan:
-    """What ``apply`` would do: the changes, and the reasons it would refuse without force."""
-
-    changes: list[Change]
-    breaking: list[str]
-    current_version: int | None
-    definitions: RepoDefinitions
+__all__ = ["FeatureInfo", "FeatureStore", "Plan"]
 
 
-@dataclass(frozen=True)
-class FeatureInfo:
-    """One feature, for discovery (``granero list features``)."""
-
-    view: str
-    name: str
-    dtype: str
-    description: str
-    owner: str
-    tags: dict[str, str]
-    aggregation: Aggregation | None = None
-    """What an aggregate view's feature computes (None for a plain view's)."""
-
-
-class FeatureStore:
+class FeatureStore(RegistryMethods, TrainingMethods):
     """Entry point of the Python API: ``FeatureStore("feature_repo").apply()``."""
 
     def __init__(self, repo_path: str | Path = ".", *, config: RepoConfig | None = None) -> None:
@@ -89,86 +55,6 @@ class FeatureStore:
 
         return AccessCheck(self.config.access)
 
-    # -- registry ------------------------------------------------------------------------------
-
-    def load_definitions(self) -> RepoDefinitions:
-        """Import and validate the repo's definition files (nothing is written)."""
-        return load_repo(self.repo_path)
-
-    def plan(self) -> Plan:
-        """Diff the repo's definitions against the registry, without writing anything."""
-        new = self.load_definitions()
-        current = self.registry.current()
-        old = current.definitions if current else RepoDefinitions()
-        return Plan(diff_definitions(old, new), breaking_changes(old, new), current and current.version, new)
-
-    def apply(self, force: bool = False) -> tuple[Plan, RegistryVersion | None]:
-        """Record the repo's definitions as a new registry version; None when nothing changed.
-
-        Refuses changes that would break stored data (BreakingChangeError) unless ``force``.
-        """
-        with self.registry.locked():
-            plan = self.plan()
-            self.access.require_apply(self.registry.current(), plan.definitions, plan.changes)
-            if plan.breaking and not force:
-                reasons = "\n  ".join(plan.breaking)
-                raise BreakingChangeError(f"apply refused, it would break stored data:\n  {reasons}\n"
-                                          "re-run with --force once the affected tables are rebuilt")
-            current = self.registry.current()
-            if current and current.hash == content_hash(plan.definitions):
-                return plan, None
-            return plan, self.registry.write_version(self.config.project, plan.definitions)
-
-    def registered(self) -> RepoDefinitions:
-        """The definitions of the current registry version."""
-        current = self.registry.current()
-        if current is None:
-            raise RegistryError(f"nothing applied yet in {self.registry.path}: run `granero apply` first")
-        return current.definitions
-
-    @cached_property
-    def transforms(self) -> TransformCatalog:
-        """The repo's on-demand transforms, loaded from its files once per registry version and
-        checked against the code ``apply`` recorded."""
-        from granero.online.on_demand import TransformCatalog
-
-        return TransformCatalog(self.load_definitions)
-
-    def list_entities(self, tags: dict[str, str] | None = None, owner: str | None = None) -> list[Entity]:
-        return _matching(self.registered().entities.values(), tags, owner)
-
-    def list_feature_views(self, tags: dict[str, str] | None = None, owner: str | None = None) -> list[FeatureView]:
-        return _matching(self.registered().feature_views.values(), tags, owner)
-
-    def list_feature_services(
-        self, tags: dict[str, str] | None = None, owner: str | None = None
-    ) -> list[FeatureService]:
-        return _matching(self.registered().feature_services.values(), tags, owner)
-
-    def list_features(self, tags: dict[str, str] | None = None, owner: str | None = None) -> list[FeatureInfo]:
-        """Every feature of every view, on-demand views' outputs included; tags match the
-        feature's or its view's tags."""
-        found, defs = [], self.registered()
-        for view in [*defs.feature_views.values(), *defs.on_demand_feature_views.values()]:
-            if owner and view.owner != owner:
-                continue
-            aggregations = {a.name: a for a in view.aggregations} if isinstance(view, FeatureView) else {}
-            for feature in view.output_fields:
-                if _has_tags({**view.tags, **feature.tags}, tags):
-                    found.append(FeatureInfo(view.name, feature.name, feature.dtype, feature.description,
-                                             view.owner, {**view.tags, **feature.tags},
-                                             aggregations.get(feature.name)))
-        return found
-
-    def describe(self, name: str) -> Definition:
-        """The registered entity, feature view, on-demand feature view or feature service called
-        ``name``."""
-        defs = self.registered()
-        for section in (defs.entities, defs.feature_views, defs.on_demand_feature_views, defs.feature_services):
-            if name in section:
-                return section[name]
-        raise NotFound(f"no entity, feature view, on-demand feature view or feature service named {name!r}")
-
     # -- backends ------------------------------------------------------------------------------
 
     @property
@@ -180,7 +66,7 @@ class FeatureStore:
             self._spark = get_spark(self.config.spark)
         return self._spark
 
-    # -- offline: materialization and training retrieval -----------------------------------------
+    # -- offline: materialization -------------------------------------------------------------
 
     @cached_property
     def offline_store(self) -> OfflineStore:
@@ -269,157 +155,6 @@ class FeatureStore:
         rows = sum(self._sync_views(defs, [view], window)[view.name] for window in pending)
         self.sync_progress.synced(view.name, pending)
         return replace(result, online_rows=rows, synced=tuple(pending))
-
-    def get_historical_features(
-        self,
-        entity_df: Any,
-        features: list[str] | None = None,
-        feature_service: str | None = None,
-        *,
-        full_feature_names: bool = True,
-        table_versions: dict[str, int] | None = None,
-        manifest_path: str | Path | None = None,
-    ) -> DataFrame:
-        """A training set: ``entity_df``'s rows, each with the feature values as of its timestamp.
-
-        ``entity_df`` (Spark or pandas DataFrame, or a Parquet/CSV/Delta path) needs
-        ``event_timestamp`` and the views' join keys; its rows come back unchanged (duplicates and
-        extra columns such as labels kept, Spark types as given; row order not preserved),
-        followed by one column per feature, ``view__feature`` or the bare name when not
-        ``full_feature_names``. A pandas frame becomes Spark rows with its timestamps as
-        ``TimestampType`` instants (naive ones are UTC); Spark shows them in the session time
-        zone, UTC (``toPandas()`` gives naive UTC datetimes). No entity rows: no rows. Tables are
-        read at ``table_versions`` (default: current). With ``manifest_path``, the
-        ``TrainingManifest`` (refs, registry version and hash, table versions) is written there
-        as JSON; ``training_manifest`` returns one without retrieving.
-        """
-        from granero.offline.retrieval import historical_features
-
-        registry, requested, manifest, step = self._training_request(
-            features, feature_service, full_feature_names, table_versions
-        )
-        frame = historical_features(
-            self.spark, self.offline_store, registry, entity_df, requested, manifest
-        )
-        if manifest_path is not None:
-            step.manifest(manifest).write(manifest_path)
-        return step.finish_spark(frame, manifest)
-
-    def get_historical_features_pandas(
-        self,
-        entity_df: Any,
-        features: list[str] | None = None,
-        feature_service: str | None = None,
-        *,
-        full_feature_names: bool = True,
-        table_versions: dict[str, int] | None = None,
-        manifest_path: str | Path | None = None,
-        engine: Engine = "auto",
-    ) -> pd.DataFrame:
-        """``get_historical_features``, collected as a pandas DataFrame, rows in input order.
-
-        ``engine="auto"`` answers in process (Arrow, no Spark) when ``entity_df`` is a pandas
-        DataFrame with a datetime64 ``event_timestamp`` and join keys of their dtypes' families,
-        the offline store is on a local file system, and the tables' rows of the entity rows' days
-        number at most ``retrieval.local_max_rows``; otherwise Spark answers. ``"local"`` and
-        ``"spark"`` force an engine. Both give the same frame: a pandas ``entity_df``'s own
-        columns exactly as given (dtypes, values, index), then the features (ints and bools
-        nullable, timestamps UTC); an empty ``entity_df`` gives an empty frame of those columns
-        and dtypes. ``frame.attrs["granero_engine"]`` names the engine that ran.
-        """
-        from granero.offline.retrieval import pandas_training_set
-
-        registry, requested, manifest, step = self._training_request(
-            features, feature_service, full_feature_names, table_versions
-        )
-        frame = pandas_training_set(
-            lambda: self.spark, self.offline_store, registry, entity_df, requested, manifest,
-            self.config.retrieval, engine, step.extend_arrow if step.active else None,
-        )
-        if manifest_path is not None:
-            step.manifest(manifest).write(manifest_path)
-        return frame
-
-    def training_engine(
-        self,
-        entity_df: Any,
-        features: list[str] | None = None,
-        feature_service: str | None = None,
-        *,
-        table_versions: dict[str, int] | None = None,
-    ) -> str:
-        """``"local"`` or ``"spark"``: the engine ``get_historical_features_pandas`` picks for
-        this request with ``engine="auto"`` (nothing is retrieved)."""
-        from granero.offline.retrieval import choose_engine
-
-        _, requested, manifest, _ = self._training_request(features, feature_service, True, table_versions)
-        store, config = self.offline_store, self.config.retrieval
-        return choose_engine("auto", entity_df, store, requested, manifest, config).engine
-
-    def _training_request(
-        self,
-        features: list[str] | None,
-        feature_service: str | None,
-        full_feature_names: bool,
-        table_versions: dict[str, int] | None,
-    ) -> tuple[RegistryVersion, list[ViewFeatures], TrainingManifest, TrainingStep]:
-        """The registry version, the features to join by view, their pinned manifest, and the
-        step that computes on-demand features after the join (inactive when none is asked)."""
-        from granero.offline.retrieval import build_manifest
-
-        self.access.require_read(self.registered(), "read_offline", features, feature_service)
-        registry, requested, step = self._requested_features(features, feature_service, full_feature_names)
-        manifest = build_manifest(
-            registry, requested, self.offline_store, feature_service=feature_service,
-            full_feature_names=step.lookup_full_names, table_versions=table_versions,
-        )
-        return registry, requested, manifest, step
-
-    def training_manifest(
-        self,
-        features: list[str] | None = None,
-        feature_service: str | None = None,
-        *,
-        full_feature_names: bool = True,
-        table_versions: dict[str, int] | None = None,
-    ) -> TrainingManifest:
-        """What ``get_historical_features`` would read now, table versions pinned.
-
-        Pass ``manifest.table_versions`` back to ``get_historical_features`` to rebuild the
-        same training set later (Delta keeps the versions).
-        """
-        _, _, manifest, step = self._training_request(features, feature_service, full_feature_names, table_versions)
-        return step.manifest(manifest)
-
-    def _requested_features(
-        self, features: list[str] | None, feature_service: str | None, full_feature_names: bool
-    ) -> tuple[RegistryVersion, list[ViewFeatures], TrainingStep]:
-        from granero.offline.on_demand_training import training_request
-
-        self.registered()  # fails clearly before the first apply
-        registry = self.registry.current()
-        requested, step = training_request(
-            registry.definitions, self.load_definitions, features, feature_service, full_feature_names
-        )
-        return registry, requested, step
-
-    def latest_rows(self, view_name: str, interval: Interval | None = None) -> DataFrame:
-        """Per entity key, the offline row with the greatest (event_timestamp, created_timestamp),
-        among rows with event_timestamp in ``interval`` when given (else the whole table).
-
-        Columns are the offline table's; this is what the online sync writes.
-        """
-        from granero.offline.delta import window_predicate
-        from granero.offline.materialize import select_views
-        from granero.offline.retrieval import latest_rows
-        from granero.offline.tables import read_view_table
-
-        defs = self.registered()
-        view = select_views(defs, [view_name])[0]
-        table = read_view_table(self.offline_store, defs, view)
-        if interval is not None:
-            table = table.where(window_predicate(interval))
-        return latest_rows(table, list(defs.join_keys(view)))
 
     # -- push ------------------------------------------------------------------------------------
 
@@ -602,11 +337,3 @@ class FeatureStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _has_tags(actual: dict[str, str], wanted: dict[str, str] | None) -> bool:
-    return all(actual.get(k) == v for k, v in (wanted or {}).items())
-
-
-def _matching(objects: Any, tags: dict[str, str] | None, owner: str | None) -> list:
-    return [o for o in objects if _has_tags(o.tags, tags) and (not owner or o.owner == owner)]
