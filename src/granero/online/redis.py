@@ -253,7 +253,15 @@ class RedisStore:
             return pipe.execute()
 
     def delete_view(self, view: str) -> int:
-        """Remove every row of a view (e.g. after it is dropped); returns how many keys went."""
+        """Remove every row of a view (e.g. after it is dropped), then its freshness and stream
+        progress (granero.freshness.forget); returns how many row keys went."""
+        from granero.freshness.forget import forget_view
+
+        deleted = self._delete_rows(view)
+        forget_view(self, view)
+        return deleted
+
+    def _delete_rows(self, view: str) -> int:
         deleted = 0
         with self._unavailable_on_error(f"deleting view {view!r}"):
             batch = []
