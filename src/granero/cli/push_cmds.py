@@ -14,7 +14,16 @@ from typing import Annotated, Any
 import typer
 
 from granero.cli.common import JsonOption, RepoOption, console, handles_errors, open_store, print_json
-from granero.cli.serving_cmds import TargetOption, TokenOption
+from granero.cli.serving_cmds import (
+    ClientCertOption,
+    ClientKeyOption,
+    ServerNameOption,
+    TargetOption,
+    TlsCaOption,
+    TlsFlag,
+    TokenOption,
+    requested_tls,
+)
 from granero.errors import InvalidRequest
 
 FileOption = Annotated[Path, typer.Option(
@@ -38,16 +47,23 @@ def push(
     to: ToOption = "online_and_offline",
     batch_id: BatchOption = None,
     target: TargetOption = None,
+    tls: TlsFlag = False,
+    tls_ca: TlsCaOption = None,
+    tls_cert: ClientCertOption = None,
+    tls_key: ClientKeyOption = None,
+    tls_server_name: ServerNameOption = None,
     token: TokenOption = None,
     repo: RepoOption = Path("."),
     json_output: JsonOption = False,
 ) -> None:
-    """Write rows to a view: landed for the offline store, then online write-if-newer."""
+    """Write rows to a view: landed for the offline store, then online write-if-newer; with
+    ``--target``, through a running server (TLS and token as ``granero get-online``'s)."""
     rows = read_rows(file)
     if target:
         from granero.serving.client import Client
 
-        with Client(target, token=token, timeout=60) as client:
+        client_tls = requested_tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
+        with Client(target, tls=client_tls, token=token, timeout=60) as client:
             result = client.push(view, rows, to=to, batch_id=batch_id)
     else:
         with open_store(repo) as store:

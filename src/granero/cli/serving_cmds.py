@@ -182,7 +182,7 @@ def get_online(
         raise typer.BadParameter("give --features or --service (exactly one of them)")
     entity, request = entity or [], request or []
     if target:
-        client_tls = _client_tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
+        client_tls = requested_tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
         rows, result, dtypes = _remote_lookup(target, entity, refs, service, client_tls, token,
                                               request)
     else:
@@ -214,7 +214,7 @@ def _rows_and_requests(entities: list[str], keys: dict[str, str], requests: list
     return rows, parse_requests(requests, fields, len(rows)) if requests else None
 
 
-def _client_tls(tls: bool, ca: Path | None, cert: Path | None, key: Path | None,
+def requested_tls(tls: bool, ca: Path | None, cert: Path | None, key: Path | None,
                 server_name: str | None):
     """TLS when any ``--tls*`` option is given; plain text otherwise."""
     if not (tls or ca or cert or key or server_name):
