@@ -46,9 +46,9 @@ class Events:
     values: np.ndarray
     """int64 for ints, bools and timestamps (microseconds), float64 for floats, objects for the rest."""
     valid: np.ndarray
-    rank: np.ndarray
-    """Dense rank of the value among the batch's values, NaN above numbers, -0.0 below 0.0: the
-    canonical order of a segment's values (sums, tie rules)."""
+    sort_key: np.ndarray
+    """An int64 that orders like the value (NaN above numbers, -0.0 below 0.0; equal keys, equal
+    bits): the canonical order of a segment's values (sums, tie rules)."""
     row: np.ndarray
     """Position of the event in the source column (first/last take their value from there)."""
     ts: np.ndarray
@@ -58,11 +58,18 @@ class Events:
     @cached_property
     def by_value(self) -> tuple[np.ndarray, np.ndarray]:
         """Segments and values of the non-null events, values ascending within each segment by
-        rank: a total order up to bit-identical values (computed once for every function)."""
+        ``sort_key``: a total order up to bit-identical values (computed once for every function).
+
+        Only segments holding two values or more are sorted: sparse events leave most tiles
+        with one, and their order is already the answer."""
         keep = np.flatnonzero(self.valid)
-        rank = self.rank[keep]
-        order = keep[np.argsort(self.segment[keep] * (rank.max(initial=0) + 1) + rank)]
-        return self.segment[order], self.values[order]
+        segment = self.segment[keep]
+        crowded = np.flatnonzero(~(_firsts(segment) & _lasts(segment)))
+        if len(crowded):
+            _, rank = np.unique(self.sort_key[keep[crowded]], return_inverse=True)
+            within = segment[crowded] * (int(rank.max()) + 1) + rank.ravel()
+            keep[crowded] = keep[crowded][np.argsort(within)]
+        return segment, self.values[keep]
 
 
 def take(state: State, index: np.ndarray) -> State:
@@ -256,7 +263,7 @@ class Endpoint(Function):
         keep = np.flatnonzero(events.valid)
         sign = 1 if self._last else -1
         order = keep[np.lexsort((
-            events.rank[keep], sign * events.created[keep], sign * events.ts[keep], events.segment[keep]
+            events.sort_key[keep], sign * events.created[keep], sign * events.ts[keep], events.segment[keep]
         ))]
         segment = events.segment[order]
         ends = _lasts(segment)

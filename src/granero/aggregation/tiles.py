@@ -30,6 +30,7 @@ from granero.types import arrow_type
 if TYPE_CHECKING:
     import pyarrow as pa
 
+_ALL_BUT_SIGN = 2**63 - 1
 NULL_CREATED = -(2**62)
 """The created time of an event without one: below every real time (Spark's years 1-9999 are
 within ±3e17 microseconds), and safe to negate."""
@@ -75,15 +76,15 @@ class Column:
     source: pa.Array
     values: np.ndarray
     valid: np.ndarray
-    rank: np.ndarray
+    sort_key: np.ndarray
 
 
 @dataclass(frozen=True)
 class EventOrder:
-    """The events that have a key and a time, sorted by (code, ts), hence by (code, tile, ts).
+    """The events that have a key and a time, sorted by (code, tile), then in input order.
 
-    Events tied on (code, ts) keep their input order: no function depends on it (first/last
-    order ties by created time themselves, value reductions by value)."""
+    Within a tile no function depends on the order (first/last order by time and created time
+    themselves, value reductions by value), so no sort by time is paid for."""
 
     row: np.ndarray
     code: np.ndarray
@@ -91,17 +92,16 @@ class EventOrder:
     ts: np.ndarray
     created: np.ndarray
 
-    @cached_property
-    def search(self) -> _PairSearch:
-        return _PairSearch(self.code, self.ts)
-
 
 @dataclass(frozen=True)
 class Tiles:
-    """One entry per (code, tile) holding at least one event, sorted; a state per aggregate."""
+    """One entry per (code, tile) holding at least one event, sorted; a state per aggregate.
+    The events of entry i are ``start[i]:start[i + 1]`` of the ``EventOrder`` (``start`` has one
+    more entry, the end)."""
 
     code: np.ndarray
     tile: np.ndarray
+    start: np.ndarray
     states: dict[Hashable, State]
 
     @cached_property
@@ -120,10 +120,22 @@ def prepare_column(column: pa.Array | pa.ChunkedArray, dtype: str) -> Column:
         source = source.combine_chunks()
     valid = np.asarray(source.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     values = _numpy_values(source, dtype)
-    rank = pc.rank(source, sort_keys="ascending", tiebreaker="dense").to_numpy().astype(np.int64)
-    if dtype.startswith("float"):  # -0.0 before 0.0: equal ranks then mean equal bits
-        rank = rank * 2 + ~np.signbit(values)
-    return Column(source, values, valid, rank)
+    if dtype in ("string", "bytes"):
+        key = pc.rank(source, sort_keys="ascending", tiebreaker="dense").to_numpy().astype(np.int64)
+    else:
+        key = float_sort_key(values) if dtype.startswith("float") else values
+    return Column(source, values, valid, key)
+
+
+def float_sort_key(values: np.ndarray) -> np.ndarray:
+    """float64 values as int64 keys in the value order: negatives below -0.0 below 0.0, NaN above
+    +inf (a NaN with its sign bit set just below one without); equal keys, equal bits, but for
+    the payload of a NaN. The IEEE bits of a negative number, its lower 63 flipped, order it."""
+    bits = values.view(np.int64)
+    key = np.where(bits < 0, bits ^ np.int64(_ALL_BUT_SIGN), bits)
+    nan = np.isnan(values)
+    key[nan] = np.where(bits[nan] < 0, _ALL_BUT_SIGN - 1, _ALL_BUT_SIGN)
+    return key
 
 
 def _numpy_values(source: pa.Array, dtype: str) -> np.ndarray:
@@ -139,26 +151,33 @@ def _numpy_values(source: pa.Array, dtype: str) -> np.ndarray:
 def order_events(code: np.ndarray, ts: np.ndarray, valid: np.ndarray, created: np.ndarray, hop: int) -> EventOrder:
     """Events with a key (``code >= 0``) and a time, sorted; ``created`` uses NULL_CREATED."""
     keep = np.flatnonzero((code >= 0) & valid)
-    order = keep[_by_code_then_value(code[keep], ts[keep])]
+    tile = tile_of(ts[keep], hop)
+    order = keep[_by_code_then_value(code[keep], tile)]
     return EventOrder(order, code[order], tile_of(ts[order], hop), ts[order], created[order])
 
 
 def _by_code_then_value(code: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """The stable order by (code, value): one sort of ``code * span + value offset`` when that
-    fits in int64 (4x faster than a lexsort of the two), else the lexsort."""
+    """The stable order by (code, value). Fastest first, as the numbers fit in int64: a plain
+    sort of ``(code * span + value offset) << bits | position`` (values only, no argsort: ~15x
+    faster than the stable argsort at 1M rows), a stable argsort of the packed pair, a lexsort."""
     if len(code) == 0:
         return np.zeros(0, dtype=np.int64)
     low, span = int(value.min()), int(value.max()) - int(value.min()) + 1
-    if (int(code.max()) + 1) * span >= 2**63:
+    pairs = (int(code.max()) + 1) * span
+    if pairs >= 2**63:
         return np.lexsort((value, code))
-    return np.argsort(code * span + (value - low), kind="stable")
+    packed = code * span + (value - low)
+    bits = (len(code) - 1).bit_length()
+    if pairs << bits >= 2**63:
+        return np.argsort(packed, kind="stable")
+    return np.sort((packed << bits) | np.arange(len(code))) & ((1 << bits) - 1)
 
 
 def events_of(order: EventOrder, index: np.ndarray, segment: np.ndarray, count: int, column: Column) -> Events:
     """The events at positions ``index`` of ``order``, of ``column``, in ``count`` segments."""
     row = order.row[index]
     return Events(
-        segment, count, column.values[row], column.valid[row], column.rank[row], row,
+        segment, count, column.values[row], column.valid[row], column.sort_key[row], row,
         order.ts[index], order.created[index],
     )
 
@@ -172,23 +191,14 @@ def build_tiles(order: EventOrder, reads: Mapping[Hashable, tuple[Function, Colu
     index = np.arange(len(order.code))
     events = _per_column(reads, lambda column: events_of(order, index, segment, count, column))
     states = {out: fn.build(events[id(column)]) for out, (fn, column) in reads.items()}
-    return Tiles(order.code[starts], order.tile[starts], states)
+    start = np.r_[np.flatnonzero(starts), len(order.code)]
+    return Tiles(order.code[starts], order.tile[starts], start, states)
 
 
 def _per_column(reads: Mapping[Hashable, tuple[Function, Column]], make) -> dict[int, Events]:
     """``make(column)`` once per distinct column read (functions share its sorted values)."""
     columns = {id(column): column for _, column in reads.values()}
     return {key: make(column) for key, column in columns.items()}
-
-
-def combine(fn: Function, left: State, left_has: np.ndarray, right: State, right_has: np.ndarray) -> State:
-    """Per entry: ``merge`` where both sides hold events, else the side that does (``left`` when
-    neither does); merges never see an empty side."""
-    only_right = right_has & ~left_has
-    out = tuple(np.where(only_right, r, part) for part, r in zip(left, right, strict=True))
-    both = np.flatnonzero(left_has & right_has)
-    put(out, both, fn.merge(take(left, both), take(right, both)))
-    return out
 
 
 def fold_newest_first(fn: Function, states: Sequence[State]) -> State | None:
@@ -217,24 +227,37 @@ def window_states(
     (code, time), inverse = _distinct_requests(*request)
     head = tile_of(time, hop)
     newer = tiles.search.first_at_or_after(code, head)
-    start = order.search.first_at_or_after(code, head * hop)
-    end = order.search.first_at_or_after(code, time + 1)
-    index, segment = _expand_ranges(start, end)
+    index, segment = _head_events(tiles, order, (code, time, head), newer)
     heads = _per_column(reads, lambda column: events_of(order, index, segment, len(code), column))
     states = {name: fn.build(heads[id(column)]) for name, (fn, column) in reads.items()}
-    has, out = end > start, {}
+    has, out = np.bincount(segment, minlength=len(code)) > 0, {}
     for window in sorted(windows):
         lo = tiles.search.first_at_or_after(code, head - window // hop)
-        for name, (fn, _) in reads.items():
-            states[name] = _fold_older_tiles(fn, tiles.states[name], states[name], has, (lo, newer))
+        _fold_older_tiles(reads, tiles.states, states, has, (lo, newer))
         has, newer = has | (newer > lo), lo
         out[window] = {name: take(state, inverse) for name, state in states.items()}
     return out
 
 
+def _head_events(
+    tiles: Tiles, order: EventOrder, request: tuple[np.ndarray, np.ndarray, np.ndarray], newer: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The positions in ``order`` of each request's events in its head tile at or before its
+    time, and the request of each (``newer``: each request's first tile at or after its head)."""
+    code, time, head = request
+    if len(tiles.code) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    at = np.minimum(newer, len(tiles.code) - 1)
+    held = (newer < len(tiles.code)) & (tiles.code[at] == code) & (tiles.tile[at] == head)
+    start, end = np.where(held, tiles.start[at], 0), np.where(held, tiles.start[at + 1], 0)
+    index, segment = _expand_ranges(start, end)
+    due = order.ts[index] <= time[segment]
+    return index[due], segment[due]
+
+
 def _distinct_requests(code: np.ndarray, time: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
     """The distinct (code, time) pairs sorted, and per request the position of its pair."""
-    order = np.lexsort((time, code))
+    order = _by_code_then_value(code, time)
     code, time = code[order], time[order]
     first = np.r_[True, (code[1:] != code[:-1]) | (time[1:] != time[:-1])][: len(code)]
     inverse = np.empty(len(order), dtype=np.int64)
@@ -243,18 +266,37 @@ def _distinct_requests(code: np.ndarray, time: np.ndarray) -> tuple[tuple[np.nda
 
 
 def _fold_older_tiles(
-    fn: Function, tile_states: State, state: State, has: np.ndarray, tile_range: tuple[np.ndarray, np.ndarray]
-) -> State:
-    """Per request, ``state = merge(tile, state)`` for its tiles ``hi - 1`` down to ``lo``, one
-    tile position per vectorized step (``has``: whether ``state`` holds an event yet)."""
+    reads: Mapping[Hashable, tuple[Function, Column]],
+    tile_states: Mapping[Hashable, State],
+    states: dict[Hashable, State],
+    has: np.ndarray,
+    tile_range: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Per request and read, ``state = merge(tile, state)`` for its tiles ``hi - 1`` down to
+    ``lo``, in place (``has``: whether the state holds an event yet; one that does not becomes
+    its newest tile, so merges never see an empty side).
+
+    One vectorized step per tile position. The requests are ordered longest run first, so the
+    ones still folding at a step are a prefix: each step works on slices, with no search for
+    the active requests and no scatter back."""
     lo, hi = tile_range
-    has = has.copy()
-    for step in range(int((hi - lo).max(initial=0))):
-        active = np.flatnonzero(hi - lo > step)
-        older = take(tile_states, hi[active] - 1 - step)
-        put(state, active, combine(fn, older, np.ones(len(active), bool), take(state, active), has[active]))
-        has[active] = True
-    return state
+    fresh = np.flatnonzero(~has & (hi > lo))
+    hi = hi.copy()
+    hi[fresh] -= 1
+    for name in reads:
+        put(states[name], fresh, take(tile_states[name], hi[fresh]))
+    busy = np.flatnonzero(hi > lo)
+    busy = busy[np.argsort(lo[busy] - hi[busy], kind="stable")]
+    newest, runs = hi[busy] - 1, hi[busy] - lo[busy]
+    folding = {name: take(states[name], busy) for name in reads}
+    for step in range(int(runs.max(initial=0))):
+        active = int(np.searchsorted(-runs, -step, side="left"))  # runs > step
+        tile = newest[:active] - step
+        for name, (fn, _) in reads.items():
+            prefix = tuple(part[:active] for part in folding[name])
+            put(prefix, slice(None), fn.merge(take(tile_states[name], tile), prefix))
+    for name in reads:
+        put(states[name], busy, folding[name])
 
 
 def _expand_ranges(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
