@@ -6,13 +6,16 @@ SQL range join and Feast 0.67, at three sizes (is the cost near-linear?).
 Workload (issue 12): entity rows (entity_id, t) over events (entity_id, event_timestamp, created,
 fare), 3 windows (1h, 1d, 7d) x 4 functions (count, sum, mean, max of fare) = 12 columns. Events
 are spread over 30 days, 100 per key; entity rows ask at random times in the same 30 days.
-``default`` is 100k entity rows over 1M events at its largest size; the three sizes are 1/4,
-1/2 and 1 of it (``small`` is a tenth, ``large`` four times).
+``default`` is 100k entity rows over 1M events at its middle size; the three sizes are 1/4, 1
+and 2 times it (25k x 250k, 100k x 1M, 200k x 2M: an 8x span to judge linearity; ``small`` is
+a tenth, ``large`` four times).
 
 Rows, each timed after one untimed warm-up at the smallest size (JVM start and data generation
 are outside every clock):
 
-- Granero, in process: ``get_historical_features_pandas(engine="local")``, pandas in and out.
+- Granero, pandas: ``get_historical_features_pandas`` (``engine="auto"``), pandas in and out;
+  the engine it picked by ``retrieval.local_max_rows`` is printed beside the time (in process
+  at every default size: 2M rows <= 5M).
 - Granero, Spark: ``get_historical_features`` on a cached Spark DataFrame of the entity rows,
   forced by a ``noop`` write (the offline table is Delta, materialized before the clock).
 - Spark SQL baseline: the same 12 columns by a range join of entity rows to the source's events
@@ -47,8 +50,8 @@ EVENTS_PER_KEY = 100
 DAYS = 30
 END = datetime(2026, 1, 31, tzinfo=UTC)
 SCALES = {"small": 100_000, "default": 1_000_000, "large": 4_000_000}
-"""Events at the largest size; entity rows are a tenth of the events."""
-FRACTIONS = (0.25, 0.5, 1.0)
+"""Events at the middle size; entity rows are a tenth of the events."""
+FRACTIONS = (0.25, 1.0, 2.0)
 
 DEFINITIONS = '''
 from granero import Entity, FeatureView, Field, FileSource
@@ -132,12 +135,14 @@ def refs() -> list[str]:
     return [f"trips:fare_{f}_{w}" for w in WINDOWS for f in FUNCTIONS]
 
 
-def granero_local(store, entities) -> float:
+def granero_pandas(store, entities, picked: list[str]) -> float:
+    """``get_historical_features_pandas`` as a user calls it; the engine it chose goes to ``picked``."""
     began = time.perf_counter()
-    frame = store.get_historical_features_pandas(entities, refs(), engine="local")
+    frame = store.get_historical_features_pandas(entities, refs())
     elapsed = time.perf_counter() - began
-    if frame.attrs.get("granero_engine") != "local" or len(frame) != len(entities):
-        raise SystemExit("the in-process engine did not answer every row")
+    if len(frame) != len(entities):
+        raise SystemExit("the pandas retrieval did not answer every row")
+    picked.append(frame.attrs.get("granero_engine", "?"))
     return elapsed
 
 
@@ -217,7 +222,9 @@ def measure_size(args: argparse.Namespace, store, paths: dict[str, str], warm_up
     pandas_rows = pd.read_parquet(paths["entities"])
     spark_rows = store.spark.read.parquet(paths["entities"]).cache()
     spark_rows.count()
-    timed = {"local": lambda: granero_local(store, pandas_rows), "spark": lambda: granero_spark(store, spark_rows),
+    picked: list[str] = []
+    timed = {"local": lambda: granero_pandas(store, pandas_rows, picked),
+             "spark": lambda: granero_spark(store, spark_rows),
              "baseline": lambda: spark_baseline(store.spark, paths["events"], spark_rows)}
     found = {}
     for name, run in timed.items():
@@ -225,10 +232,13 @@ def measure_size(args: argparse.Namespace, store, paths: dict[str, str], warm_up
             continue
         if warm_up:
             run()  # JIT, Python workers, imports
+        picked.clear()
         clocked = [with_cpu(run) for _ in range(args.runs)]
         found[name], found[f"{name}_cpu"] = [w for w, _ in clocked], [c for _, c in clocked]
-        print(f"{len(pandas_rows):,} rows: {name} {statistics.median(found[name]):.2f} s, "
+        engine = f" (engine {', '.join(sorted(set(picked)))})" if picked else ""
+        print(f"{len(pandas_rows):,} rows: {name}{engine} {statistics.median(found[name]):.2f} s, "
               f"{statistics.median(found[f'{name}_cpu']):.2f} CPU-s (load {os.getloadavg()[0]:.1f})", flush=True)
+    found["pandas_engine"] = sorted(set(picked))
     spark_rows.unpersist()
     return found
 
@@ -262,16 +272,19 @@ def tree_cpu_seconds() -> float:
 
 
 def table(results: dict) -> str:
-    lines = ["| entity rows x events | Granero in process s (CPU-s) | Granero Spark s (CPU-s) "
-             "| Spark SQL range join s (CPU-s) | baseline / in process, / Spark | Feast 0.67 |",
-             "|---|---:|---:|---:|---:|---|"]
+    lines = ["| entity rows x events | Granero pandas s (CPU-s) [engine] | Granero Spark s (CPU-s) "
+             "| Spark SQL range join s (CPU-s) | baseline / pandas, / Spark | pandas s per 1M events | Feast 0.67 |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for row in results["sizes"]:
         cells = {k: statistics.median(row[k]) if k in row else None for k in row if k.split("_")[0] in ENGINES}
         feast_cell = row.get("feast", {})
         feast_text = f"{feast_cell['seconds']:.2f} s" if "seconds" in feast_cell else feast_cell.get("error", "n/a")
         timings = " | ".join(f"{_s(cells.get(k))} ({_s(cells.get(f'{k}_cpu'))})" for k in ENGINES)
+        timings = timings.replace(" |", f" [{'/'.join(row.get('pandas_engine', [])) or 'n/a'}] |", 1)
         ratios = ", ".join(_ratio(cells.get("baseline"), cells.get(k)) for k in ("local", "spark"))
-        lines.append(f"| {row['entity_rows']:,} x {row['events']:,} | {timings} | {ratios} | {feast_text} |")
+        per_million = _s(cells["local"] * 1e6 / row["events"]) if cells.get("local") else "n/a"
+        lines.append(f"| {row['entity_rows']:,} x {row['events']:,} | {timings} | {ratios} | {per_million} "
+                     f"| {feast_text} |")
     return "\n".join(lines)
 
 
