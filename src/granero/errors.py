@@ -11,6 +11,7 @@
     │   └── UnknownName               it names a view, feature or service the registry lacks (also a NotFound)
     ├── OnlineStoreUnavailable        Redis cannot be reached
     ├── VerificationFailed            online values differ from the offline point-in-time values
+    ├── StaleViews                    an online view's newest value is older than asked (status --stale-after)
     ├── TransformError                an on-demand transform raised, or returned a wrong length/dtype
     ├── TransformCodeChanged          the transform code loaded is not the code applied
     ├── NotFound                      a named object does not exist
@@ -75,6 +76,14 @@ class OnlineStoreUnavailable(GraneroError):
 class VerificationFailed(GraneroError):
     grpc_code = "FAILED_PRECONDITION"
     exit_code = 9
+
+
+class StaleViews(GraneroError):
+    """An online view's newest value online is older than the threshold asked (``granero status
+    --stale-after``), or was never written: for monitoring to alert on."""
+
+    grpc_code = "FAILED_PRECONDITION"
+    exit_code = 14
 
 
 class TransformError(GraneroError):

@@ -1,7 +1,8 @@
 """``granero status``: per view, how fresh its online values are and where its writers stand.
 
 Exit codes: 0 shown; 3 nothing applied yet or the registry is unreadable; 7 the online store
-does not answer; 8 an unknown view was asked for.
+does not answer; 8 an unknown view was asked for; 14 with ``--stale-after``, a shown online
+view's latest event online is older than that (or was never written), after the report is printed.
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ import typer
 from rich.table import Table
 
 from granero.cli.common import JsonOption, RepoOption, console, handles_errors, open_store, print_json
-from granero.errors import UnknownName
+from granero.definitions.duration import parse_duration
+from granero.errors import StaleViews, UnknownName
 
 ViewsOption = Annotated[
     list[str] | None,
     typer.Option("--views", "-v", help="Views to show (repeatable or comma-separated; default: all)."),
+]
+StaleAfterOption = Annotated[
+    str | None,
+    typer.Option("--stale-after", metavar="DURATION", help=(
+        "Exit 14 when a shown online view's latest event online is older than this (15m, 2h, 1d; "
+        "a view never written online counts as stale); the report is printed first.")),
 ]
 
 
@@ -27,20 +35,37 @@ def register(app: typer.Typer) -> None:
 
 
 @handles_errors
-def status(repo: RepoOption = Path("."), views: ViewsOption = None, json_output: JsonOption = False) -> None:
+def status(repo: RepoOption = Path("."), views: ViewsOption = None, json_output: JsonOption = False,
+           stale_after: StaleAfterOption = None) -> None:
     """Each view's latest event time online and its age, last materialization, windows not yet
     synced online, and its stream's last micro-batch."""
-    from granero.freshness.report import freshness_report
+    from granero.freshness.report import freshness_report, stale_views
 
+    threshold = stale_threshold(stale_after)
     with open_store(repo) as store:
         known = store.registered().feature_views
         names = chosen_views(views, list(known))
         named = [(name, known[name].online) for name in names]
         report = freshness_report(store.online_store, store.registry, named, datetime.now(UTC))
+    stale = stale_views(report, threshold) if threshold is not None else []
     if json_output:
-        print_json([view.to_json() for view in report])
+        judged = threshold is not None  # "stale" only when asked
+        print_json([view.to_json() | ({"stale": view in stale} if judged else {}) for view in report])
     else:
         console.print(status_table(report))
+    if stale:
+        raise StaleViews(f"{len(stale)} view(s) older than --stale-after {stale_after}: "
+                         + ", ".join(f"{v.view} ({_age(v.age_seconds) or 'never written online'})" for v in stale))
+
+
+def stale_threshold(text: str | None) -> timedelta | None:
+    """``--stale-after`` as a duration (None when not given); a bad one is a usage error."""
+    if text is None:
+        return None
+    parsed = parse_duration(text)
+    if not isinstance(parsed, timedelta) or parsed <= timedelta(0):
+        raise typer.BadParameter(f"{text!r} is not a duration like 15m, 2h or 1d", param_hint="--stale-after")
+    return parsed
 
 
 def chosen_views(asked: list[str] | None, known: list[str]) -> list[str]:

@@ -67,6 +67,13 @@ def freshness_report(
     return report
 
 
+def stale_views(report: Iterable[ViewFreshness], threshold: timedelta) -> list[ViewFreshness]:
+    """The online views of ``report`` whose latest event online is older than ``threshold``, or
+    that were never written online; offline-only views are never stale (nothing is served)."""
+    limit = threshold.total_seconds()
+    return [view for view in report if view.online and (view.age_seconds is None or view.age_seconds > limit)]
+
+
 def store_freshness(store: FeatureStore, now: datetime | None = None) -> list[ViewFreshness]:
     """``freshness_report`` of every registered view of ``store`` (none before the first apply)."""
     current = store.registry.current()
