@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -55,6 +56,9 @@ class DeltaConfig(BaseModel):
     path: str = "data/offline"
 
 
+WRITE_ID = "granero-window-write:"
+"""Prefix of the ``userMetadata`` a window write tags its commit with, to find that commit."""
+
 _COMMIT_FILE = re.compile(r"(\d{20})\.json")
 """A commit of the Delta log: ``<version, 20 digits>.json`` (checkpoints and CRCs differ)."""
 
@@ -67,11 +71,20 @@ def latest_version(log_file_names: list[str]) -> int | None:
 
 def output_rows(commit_text: str) -> int:
     """``numOutputRows`` of a commit file's ``commitInfo`` action (0 when absent)."""
+    return info_output_rows(commit_info(commit_text))
+
+
+def info_output_rows(info: dict) -> int:
+    return int((info.get("operationMetrics") or {}).get("numOutputRows", 0))
+
+
+def commit_info(commit_text: str) -> dict:
+    """The ``commitInfo`` action of a commit file ({} when absent)."""
     for line in commit_text.splitlines():
         info = json.loads(line).get("commitInfo") if line.strip() else None
         if info is not None:
-            return int((info.get("operationMetrics") or {}).get("numOutputRows", 0))
-    return 0
+            return info
+    return {}
 
 
 def _timestamp_literal(moment: datetime) -> str:
@@ -204,19 +217,21 @@ class DeltaStore:
         from granero.offline.schema import parquet_write_options
         from granero.offline.spark_errors import spark_errors
 
+        write_id, before = uuid.uuid4().hex, self._latest_version(view_name)
         writer = (
             frame.write.format("delta")
             .partitionBy(*partition_columns)
             .option("mergeSchema", "true")
+            .option("userMetadata", f"{WRITE_ID}{write_id}")
             .options(**parquet_write_options(frame))
         )
-        if self.exists(view_name):
+        if before is not None:
             writer = writer.mode("overwrite").option("replaceWhere", window_predicate(interval))
         else:
             writer = writer.mode("append")
         with spark_errors(MaterializationError, f"writing the offline table of {view_name!r}"):
             writer.save(self.table_path(view_name))
-            return self._last_write(view_name)
+            return self._window_write(view_name, write_id, before)
 
     def append(self, view_name: str, frame: DataFrame, writer_id: str, sequence: int,
                partition_columns: list[str]) -> None:
@@ -234,14 +249,21 @@ class DeltaStore:
         with spark_errors(MaterializationError, f"appending to the offline table of {view_name!r}"):
             writer.save(self.table_path(view_name))
 
-    def _last_write(self, view_name: str) -> WindowWrite:
+    def _window_write(self, view_name: str, write_id: str, before: int | None) -> WindowWrite:
+        """The commit tagged ``write_id`` among those after ``before``: its rows and version.
+        None of them: Delta committed nothing (an empty frame over an empty window), so 0 rows
+        and the table as it was; never another writer's commit (a stream's append) nor the
+        previous one's count."""
         from granero.offline.tables import WindowWrite
 
-        version = self._latest_version(view_name)
-        if version is None:
+        latest = self._latest_version(view_name)
+        if latest is None:
             raise MaterializationError(f"offline table of {view_name!r} has an empty Delta log")
-        return WindowWrite(output_rows(self._read_log_file(view_name, f"{version:020d}.json")),
-                           version)
+        for version in range(latest, -1 if before is None else before, -1):
+            info = commit_info(self._read_log_file(view_name, f"{version:020d}.json"))
+            if info.get("userMetadata") == f"{WRITE_ID}{write_id}":
+                return WindowWrite(info_output_rows(info), version)
+        return WindowWrite(0, before)
 
     def _latest_version(self, view_name: str) -> int | None:
         """The newest commit, from a listing of the table's log (no Spark job)."""
