@@ -86,6 +86,38 @@ def _validity(length: int, nulls: Sequence[int]) -> pa.Buffer:
     return pa.py_buffer(bits)
 
 
+_EXACT = {"int32": int, "int64": int, "float32": float, "float64": float, "bool": bool,
+          "string": str, "bytes": bytes}
+"""The dtypes ``exact_array`` builds, each with the one Python type its values must have."""
+
+
+def exact_array(values: Sequence[Any], dtype: str) -> pa.Array | None:
+    """``values`` (None: null) as an array of ``dtype`` when each one is of the dtype's Python
+    type and fits it exactly (int range, float32 without rounding); else None, and the caller
+    converts them by the lossless rule (``conform``), which decides and explains. Row-mode outputs
+    (a list per output) take this path: the array is the one the rule gives, built cheaply."""
+    kind = _EXACT.get(dtype)
+    if kind is None:
+        return None
+    nulls = [row for row, value in enumerate(values) if value is None]
+    if nulls:
+        zero = kind()
+        values = [zero if value is None else value for value in values]
+    if not all(type(value) is kind for value in values):
+        return None
+    if dtype not in PACKED:
+        return _converted(values, dtype, nulls)
+    packed = _packed(values, PACKED[dtype], True)
+    if packed is None or (dtype == "float32" and not _same_floats(packed, values)):
+        return None
+    return _wrap(packed, dtype, len(values), nulls)
+
+
+def _same_floats(packed: array.array, values: Sequence[float]) -> bool:
+    """Every value came through float32 unchanged (NaN stays NaN)."""
+    return all(a == b or (a != a and b != b) for a, b in zip(packed, values, strict=True))
+
+
 def _converted(values: Sequence[Any], dtype: str, nulls: Sequence[int]) -> pa.Array:
     import pyarrow as pa
 

@@ -12,6 +12,7 @@ or mistyped values raise InvalidRequest naming the entity row, the field and the
 
 from __future__ import annotations
 
+import array
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from granero.errors import InvalidRequest
 from granero.on_demand.arrays import ARROW_TYPES, typed_array
+from granero.on_demand.rows import arrow_utc
 from granero.types import list_element
 
 if TYPE_CHECKING:
@@ -49,11 +51,35 @@ def request_arrays(
     return {name: _field_array(name, dtype, columns, count, view) for name, dtype in fields}
 
 
-def _field_array(name: str, dtype: str, columns: RequestColumns, count: int, view: str) -> pa.Array:
-    import pyarrow as pa
+def request_lists(
+    fields: Sequence[tuple[str, str]], columns: RequestColumns, count: int, view: str
+) -> dict[str, list[Any]]:
+    """``request_arrays``, as a row-mode transform sees the values (what ``to_pylist`` of those
+    arrays gives), with the same checks: a column of plain values builds no array."""
+    return {name: _field_list(name, dtype, columns, count, view) for name, dtype in fields}
 
+
+def _field_list(name: str, dtype: str, columns: RequestColumns, count: int, view: str) -> list[Any]:
+    column = _given(name, dtype, columns, count, view)
+    if column and _column_fits(dtype, column):
+        return array.array("f", column).tolist() if dtype == "float32" else list(column)
+    if column and dtype == "timestamp" and all(type(v) is datetime and _utc(v) for v in column):
+        utc = arrow_utc()
+        return [v.replace(tzinfo=utc) for v in column]
+    return _field_array(name, dtype, columns, count, view).to_pylist()
+
+
+def _utc(moment: datetime) -> bool:
+    """Naive (UTC by the rule) or at offset zero: Arrow's value is this wall time in UTC."""
+    offset = moment.utcoffset()
+    return offset is None or not offset
+
+
+def _given(name: str, dtype: str, columns: RequestColumns, count: int, view: str
+           ) -> Sequence[Any] | None:
+    """The field's column, checked for presence and length (None: absent from an empty batch)."""
     if name not in columns and count == 0:
-        return pa.array([], type=ARROW_TYPES(dtype))
+        return None
     if name not in columns:
         raise InvalidRequest(f"missing request value {name!r} ({dtype}) of on-demand view "
                              f"{view!r}: send it with every entity row")
@@ -61,6 +87,15 @@ def _field_array(name: str, dtype: str, columns: RequestColumns, count: int, vie
     if len(column) != count:
         raise InvalidRequest(f"request value {name!r}: {len(column)} values for {count} entity "
                              "rows; give one per entity row")
+    return column
+
+
+def _field_array(name: str, dtype: str, columns: RequestColumns, count: int, view: str) -> pa.Array:
+    import pyarrow as pa
+
+    column = _given(name, dtype, columns, count, view)
+    if column is None:
+        return pa.array([], type=ARROW_TYPES(dtype))
     if _column_fits(dtype, column):
         return typed_array(column, dtype, checked=True)  # each of the dtype's Python type
     for row, value in enumerate(column):

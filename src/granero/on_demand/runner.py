@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from granero.definitions.field import Field
 from granero.definitions.on_demand import OnDemandFeatureView, RequestSource
 from granero.errors import InvalidRequest, TransformError
+from granero.on_demand.arrays import exact_array
 from granero.on_demand.conform import as_arrow, lossless_cast
 from granero.types import arrow_type
 
@@ -79,11 +80,13 @@ def run_batch(transform: Runnable, columns: dict[str, pa.Array], length: int) ->
     """``run`` of inputs the caller built itself: one ``pa.Array`` of ``length`` values per name
     of ``transform.inputs``, in that order (serving's plan guarantees it once, so a request does
     not check it again). The transform's call and the checks of its outputs are ``run``'s."""
+    if transform.mode == "row":
+        return run_rows(transform, {name: column.to_pylist() for name, column in columns.items()},
+                        length)
     function = loaded_transform(transform)
     if length == 0:
         return {f.name: _empty(f.dtype) for f in transform.outputs}
-    call = _call_rows if transform.mode == "row" else _call
-    produced = call(transform, function, columns)
+    produced = _call(transform, function, columns)
     return {
         f.name: _output(transform, produced, f, target, length)
         for f, target in zip(transform.outputs, transform.targets, strict=True)
@@ -136,11 +139,35 @@ def _call(transform: Runnable, function: Callable, columns: dict[str, pa.Array])
     return produced
 
 
-def _call_rows(transform: Runnable, function: Callable, columns: dict[str, pa.Array]) -> Mapping:
-    """Row mode: the transform once per row, its dicts gathered into columns (slower)."""
-    import pyarrow as pa
+def run_rows(transform: Runnable, columns: Mapping[str, list], length: int) -> dict[str, pa.Array]:
+    """A row-mode transform on Python values (the request path's, which builds no input array):
+    one list of ``length`` values per name of ``transform.inputs``, each value the one Arrow's
+    ``to_pylist`` gives (``on_demand.rows``). Calls, errors and outputs are ``run_batch``'s."""
+    function = loaded_transform(transform)
+    if length == 0:
+        return {f.name: _empty(f.dtype) for f in transform.outputs}
+    produced = _rows(transform, function, columns, length)
+    return {
+        f.name: _row_output(transform, produced, f, target, length)
+        for f, target in zip(transform.outputs, transform.targets, strict=True)
+    }
 
-    rows = pa.table(columns).to_pylist() if columns else []
+
+def _row_output(transform: Runnable, produced: Mapping, field: Field, target: pa.DataType,
+                length: int) -> pa.Array:
+    """A row-mode output list packed directly when its values are plainly of the dtype
+    (``arrays.exact_array``), else converted and checked as any output is."""
+    packed = exact_array(produced[field.name], field.dtype)
+    return packed if packed is not None else _output(transform, produced, field, target, length)
+
+
+def _rows(transform: Runnable, function: Callable, columns: Mapping[str, list], length: int
+          ) -> dict[str, list]:
+    """The transform once per row (a dict of the inputs' values), its dicts gathered into a list
+    per output (an output a row leaves out is null there)."""
+    names = list(columns)
+    rows = [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)] \
+        if names else [{} for _ in range(length)]
     gathered: dict[str, list] = {f.name: [] for f in transform.outputs}
     for index, row in enumerate(rows):
         try:

@@ -3,7 +3,8 @@
 A request naming on-demand features is planned once per shape (``plan_lookup``): the plain views
 it asks for, plus one reader per view an on-demand view reads (its input features only), all
 read in the lookup's single store round trip. Each on-demand view then runs its transform once
-for the whole batch (``granero.on_demand.run_transform``, the function training calls), on its
+for the whole batch (``online.on_demand_step``: the runner training calls, in the transform's
+mode, vectorized on Arrow arrays or row by row on Python values), on its
 input features as read (null where a row is missing, withheld or null: what the training join
 gives) and the request's values (checked by ``on_demand.request_values``). Its answer takes the
 shape of a plain view's (``ViewColumns``), so the library and both wire layouts encode it as
@@ -30,17 +31,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from granero.definitions.refs import resolve_features
 from granero.errors import GraneroError, InvalidRequest, TransformCodeChanged
-from granero.on_demand.arrays import typed_array
 from granero.on_demand.request import split_request
-from granero.on_demand.request_values import MISSING, RequestColumns, request_arrays
-from granero.on_demand.runner import Runnable, run_batch, runnable
+from granero.on_demand.request_values import MISSING, RequestColumns
+from granero.on_demand.runner import runnable
 from granero.online.encoding import from_micros, to_micros
 from granero.online.lookup import OnlineResult, ViewColumns, ViewReader, read_columns, rows_to_columns
+from granero.online.on_demand_step import OnDemandReader
 
 if TYPE_CHECKING:
     from datetime import datetime
-
-    import pyarrow as pa
 
     from granero.definitions.on_demand import OnDemandFeatureView
     from granero.definitions.repo_definitions import RepoDefinitions
@@ -51,9 +50,6 @@ Transforms = Mapping[str, "OnDemandFeatureView | GraneroError"]
 """On-demand view name -> the registered view carrying its loaded transform, or why it cannot
 run (its code differs from the applied code, or the repo's files do not load)."""
 
-_ZEROS = {"int32": 0, "int64": 0, "float32": 0.0, "float64": 0.0, "bool": False, "timestamp": 0}
-"""What a ``ViewColumns`` column of a fixed-width dtype holds where it has no value."""
-_NOT_FOUND = 1
 PLAN_CACHE_SIZE = 1024
 
 
@@ -124,75 +120,6 @@ def refused_views(transforms: Transforms) -> dict[str, GraneroError]:
 
 
 # -- planning -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OnDemandReader:
-    """How to compute one on-demand view's requested outputs from its inputs' reads."""
-
-    name: str
-    view: OnDemandFeatureView
-    inputs: tuple[tuple[str, str, int, int], ...]
-    """Per feature input: (name, dtype, index of its input read, position in that read)."""
-    input_reads: tuple[int, ...]
-    """The input reads whose statuses are this view's (one per input view)."""
-    request_fields: tuple[tuple[str, str], ...]
-    outputs: tuple[tuple[str, str], ...]
-    """The requested outputs (name, dtype), in request order."""
-    transform: Runnable
-    """The view's transform as the runner takes it (``runner.runnable``), resolved once."""
-
-    def compute(self, reads: Sequence[ViewColumns], request: RequestColumns, count: int
-                ) -> ViewColumns:
-        """The outputs for every entity row, as a view's read (see the module docstring)."""
-        produced = run_batch(self.transform, self._columns(reads, request, count), count)
-        status, events = self._statuses(reads, count)
-        withheld = [row for row, code in enumerate(status) if code]
-        values, missing = [], []
-        for name, dtype in self.outputs:
-            column, nulls = _output_column(produced[name], dtype)
-            values.append(column)
-            missing.append(sorted({*nulls, *withheld}) if withheld else nulls)
-        return ViewColumns(status, events, values, missing)
-
-    def _columns(self, reads: Sequence[ViewColumns], request: RequestColumns, count: int
-                 ) -> dict[str, pa.Array]:
-        """Every input of the transform as an Arrow array of ``count`` values, in its declared
-        order (``run_batch``'s terms): a feature null where its row is missing, withheld or
-        null, as the training join gives it; request values checked."""
-        built = {name: typed_array(reads[read].values[position], dtype, reads[read].missing[position])
-                 for name, dtype, read, position in self.inputs}
-        built.update(request_arrays(self.request_fields, request, count, self.name))
-        return {name: built[name] for name in self.transform.inputs}
-
-    def _statuses(self, reads: Sequence[ViewColumns], count: int) -> tuple[list[int], list[int]]:
-        """Per entity row: NOT_FOUND if an input view's is, else OUTSIDE_MAX_AGE if one's is, else
-        PRESENT; and the oldest input row's event time (0 when NOT_FOUND or no input view)."""
-        if not self.input_reads:
-            return [0] * count, [0] * count
-        statuses = [reads[i].status for i in self.input_reads]
-        events = [reads[i].event_micros for i in self.input_reads]
-        if len(statuses) == 1:
-            return list(statuses[0]), list(events[0])
-        status = [_NOT_FOUND if _NOT_FOUND in row else max(row) for row in zip(*statuses, strict=True)]
-        oldest = [0 if code == _NOT_FOUND else min(times)
-                  for code, times in zip(status, zip(*events, strict=True), strict=True)]
-        return status, oldest
-
-
-def _output_column(array: pa.Array, dtype: str) -> tuple[list[Any], list[int]]:
-    """An output array as a ``ViewColumns`` column and its null rows."""
-    import numpy as np
-    import pyarrow as pa
-
-    if dtype == "timestamp":
-        array = array.cast(pa.int64())
-    nulls: list[int] = []
-    if array.null_count:
-        nulls = np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False)).tolist()
-        if dtype in _ZEROS:
-            array = array.fill_null(_ZEROS[dtype])
-    return array.to_pylist(), nulls
 
 
 class PlainOutput(NamedTuple):
