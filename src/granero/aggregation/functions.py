@@ -71,6 +71,19 @@ class Events:
             keep[crowded] = keep[crowded][np.argsort(within)]
         return segment, self.values[keep]
 
+    @cached_property
+    def value_counts(self) -> np.ndarray:
+        """Non-null values per segment. Shared: count, mean, the spreads and the extremes return
+        this very array in their states, so the fold gathers it once for all of them."""
+        return _counts(self.by_value[0], self.count)
+
+    @cached_property
+    def float_sums(self) -> np.ndarray:
+        """The float64 sum of each segment's values in ``by_value`` order (shared like
+        ``value_counts``: float sums and means)."""
+        segment, values = self.by_value
+        return _segment_reduce(np.add, segment, values.astype(np.float64, copy=False), self.count, 0.0)
+
 
 def take(state: State, index: np.ndarray) -> State:
     return tuple(part[index] for part in state)
@@ -146,7 +159,7 @@ class Count(Function):
         return (np.zeros(count, dtype=np.int64),)
 
     def build(self, events: Events) -> State:
-        return (_counts(events.segment[events.valid], events.count),)
+        return (events.value_counts,)
 
     def merge(self, left: State, right: State) -> State:
         return (left[0] + right[0],)
@@ -165,10 +178,10 @@ class Sum(Function):
 
     def build(self, events: Events) -> State:
         segment, values = events.by_value
-        total = _segment_reduce(np.add, segment, values, events.count, values.dtype.type(0))
-        if total.dtype == np.int64:
-            _check_int_sum(_segment_reduce(np.add, segment, values.astype(np.float64), events.count, 0.0))
-        return (total,)
+        if values.dtype == np.float64:
+            return (events.float_sums,)
+        _check_int_sum(events.float_sums)
+        return (_segment_reduce(np.add, segment, values, events.count, values.dtype.type(0)),)
 
     def merge(self, left: State, right: State) -> State:
         total = left[0] + right[0]
@@ -193,9 +206,7 @@ class Mean(Function):
         return np.zeros(count, dtype=np.int64), np.zeros(count)
 
     def build(self, events: Events) -> State:
-        segment, values = events.by_value
-        values = values.astype(np.float64)
-        return _counts(segment, events.count), _segment_reduce(np.add, segment, values, events.count, 0.0)
+        return events.value_counts, events.float_sums
 
     def merge(self, left: State, right: State) -> State:
         return left[0] + right[0], left[1] + right[1]
@@ -222,7 +233,7 @@ class Extreme(Function):
 
     def build(self, events: Events) -> State:
         segment, values = events.by_value
-        has = _counts(segment, events.count) > 0
+        has = events.value_counts > 0
         value = np.zeros(events.count, dtype=values.dtype)
         edge = (_lasts if self._greatest else _firsts)(segment)
         value[segment[edge]] = values[edge]
@@ -297,9 +308,9 @@ class Spread(Function):
     def build(self, events: Events) -> State:
         segment, values = events.by_value
         values = values.astype(np.float64)
-        n = _counts(segment, events.count)
+        n = events.value_counts
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = _segment_reduce(np.add, segment, values, events.count, 0.0) / np.maximum(n, 1)
+            mean = events.float_sums / np.maximum(n, 1)
         deviation = values - mean[segment]
         return n, mean, _segment_reduce(np.add, segment, deviation * deviation, events.count, 0.0)
 

@@ -151,9 +151,10 @@ def _numpy_values(source: pa.Array, dtype: str) -> np.ndarray:
 def order_events(code: np.ndarray, ts: np.ndarray, valid: np.ndarray, created: np.ndarray, hop: int) -> EventOrder:
     """Events with a key (``code >= 0``) and a time, sorted; ``created`` uses NULL_CREATED."""
     keep = np.flatnonzero((code >= 0) & valid)
-    tile = tile_of(ts[keep], hop)
-    order = keep[_by_code_then_value(code[keep], tile)]
-    return EventOrder(order, code[order], tile_of(ts[order], hop), ts[order], created[order])
+    code, tile = code[keep], tile_of(ts[keep], hop)
+    by = _by_code_then_value(code, tile)
+    order = keep[by]
+    return EventOrder(order, code[by], tile[by], ts[order], created[order])
 
 
 def _by_code_then_value(code: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -173,13 +174,12 @@ def _by_code_then_value(code: np.ndarray, value: np.ndarray) -> np.ndarray:
     return np.sort((packed << bits) | np.arange(len(code))) & ((1 << bits) - 1)
 
 
-def events_of(order: EventOrder, index: np.ndarray, segment: np.ndarray, count: int, column: Column) -> Events:
-    """The events at positions ``index`` of ``order``, of ``column``, in ``count`` segments."""
-    row = order.row[index]
-    return Events(
-        segment, count, column.values[row], column.valid[row], column.sort_key[row], row,
-        order.ts[index], order.created[index],
-    )
+def events_of(order: EventOrder, index: np.ndarray | None, segment: np.ndarray, count: int, column: Column) -> Events:
+    """The events at positions ``index`` of ``order`` (None: all of them, uncopied), of
+    ``column``, in ``count`` segments."""
+    row, ts, created = (order.row, order.ts, order.created) if index is None else (
+        order.row[index], order.ts[index], order.created[index])
+    return Events(segment, count, column.values[row], column.valid[row], column.sort_key[row], row, ts, created)
 
 
 def build_tiles(order: EventOrder, reads: Mapping[Hashable, tuple[Function, Column]]) -> Tiles:
@@ -188,8 +188,7 @@ def build_tiles(order: EventOrder, reads: Mapping[Hashable, tuple[Function, Colu
     starts = np.r_[True, changed][: len(order.code)]
     segment = np.cumsum(starts) - 1
     count = int(starts.sum())
-    index = np.arange(len(order.code))
-    events = _per_column(reads, lambda column: events_of(order, index, segment, count, column))
+    events = _per_column(reads, lambda column: events_of(order, None, segment, count, column))
     states = {out: fn.build(events[id(column)]) for out, (fn, column) in reads.items()}
     start = np.r_[np.flatnonzero(starts), len(order.code)]
     return Tiles(order.code[starts], order.tile[starts], start, states)
@@ -291,12 +290,20 @@ def _fold_older_tiles(
     folding = {name: take(states[name], busy) for name in reads}
     for step in range(int(runs.max(initial=0))):
         active = int(np.searchsorted(-runs, -step, side="left"))  # runs > step
-        tile = newest[:active] - step
+        tile, gathered = newest[:active] - step, {}
         for name, (fn, _) in reads.items():
             prefix = tuple(part[:active] for part in folding[name])
-            put(prefix, slice(None), fn.merge(take(tile_states[name], tile), prefix))
+            older = tuple(_gather(part, tile, gathered) for part in tile_states[name])
+            put(prefix, slice(None), fn.merge(older, prefix))
     for name in reads:
         put(states[name], busy, folding[name])
+
+
+def _gather(part: np.ndarray, index: np.ndarray, gathered: dict[int, np.ndarray]) -> np.ndarray:
+    """``part[index]``, once per step for a part several states share (``Events.value_counts``)."""
+    if id(part) not in gathered:
+        gathered[id(part)] = part[index]
+    return gathered[id(part)]
 
 
 def _expand_ranges(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
