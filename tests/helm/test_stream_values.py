@@ -10,7 +10,7 @@ from granero.config import load_config
 from tests.helm.test_chart import KUBE_VERSIONS, helm, helm_template, render, validator  # noqa: F401 (fixtures)
 
 STREAM = ["--set", "stream.enabled=true", "--set", "stream.views={driver_stats,trips}",
-          "--set", "stream.triggerInterval=1 second"]
+          "--set", "stream.triggerInterval=1 second", "--set", "stream.offlineTriggerInterval=1 minute"]
 
 
 def stream_deployments(docs: list[dict]) -> list[dict]:
@@ -36,12 +36,14 @@ def test_enabled_stream_runs_one_query_process_with_its_config(helm, validator, 
     streaming = load_config(tmp_path).streaming
     assert streaming.checkpoint_location == "/data/streaming/checkpoints"
     assert streaming.trigger_interval == "1 second"
+    assert streaming.offline_trigger_interval == "1 minute"
     for version in KUBE_VERSIONS:
         assert validator.manifest_problems(render(helm, *STREAM, kube_version=version), [version]) == []
 
 
 def test_bad_stream_values_are_refused(helm):  # noqa: F811 (the imported fixture)
-    for bad in (["--set", "stream.triggerInterval=soon"], ["--set", "stream.views={not-a-name}"],
+    for bad in (["--set", "stream.triggerInterval=soon"], ["--set", "stream.offlineTriggerInterval=later"],
+                ["--set", "stream.views={not-a-name}"],
                 ["--set", "stream.replicas=2"]):
         result = helm_template(helm, "--set", "stream.enabled=true", *bad)
         assert result.returncode != 0, bad

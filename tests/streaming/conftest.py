@@ -93,7 +93,7 @@ def stream_repo(tmp_path: Path, kafka: Broker, redis_url: str) -> StreamRepo:
           master: local[2]
           conf: {{spark.sql.shuffle.partitions: "2", spark.default.parallelism: "2",
                   spark.databricks.delta.snapshotPartitions: "2", spark.ui.enabled: "false"}}
-        streaming: {{trigger_interval: 200 milliseconds}}
+        streaming: {{trigger_interval: 200 milliseconds, offline_trigger_interval: 1 second}}
         """))
     trip_source = repo / "data" / "trip_source"
     append_trips(trip_source, [(1, datetime.now(UTC) - timedelta(hours=1), 10)])

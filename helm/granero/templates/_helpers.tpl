@@ -129,7 +129,8 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- $_ := set $config "access" (include "granero.accessConfig" . | fromYaml) }}
 {{- with .Values.stream }}{{- if .enabled }}
 {{- $_ := set $config "streaming" (dict "checkpoint_location" .checkpointLocation
-      "dead_letter_location" .deadLetterLocation "trigger_interval" .triggerInterval) }}
+      "dead_letter_location" .deadLetterLocation "trigger_interval" .triggerInterval
+      "offline_trigger_interval" .offlineTriggerInterval) }}
 {{- end }}{{- end }}
 {{- toYaml $config }}
 {{- end }}

@@ -12,9 +12,11 @@ _INTERVAL = re.compile(r"^\d+(\.\d+)?\s*(milliseconds?|seconds?|minutes?)$")
 class StreamingConfig(BaseModel):
     """Checkpoints and dead letters live in folders (relative paths are taken from the repo).
 
-    ``trigger_interval`` is the micro-batch trigger: each view's query starts a batch this long
-    after the previous one started (at once when a batch took longer). 200 ms keeps produce ->
-    served near half a second at low rates while a busy topic still gets batches of thousands.
+    A view runs two queries (``streaming.job``): the online one, whose micro-batch trigger is
+    ``trigger_interval``, and the durable one (dead letters, landing, offline append), triggered
+    every ``offline_trigger_interval``. A query starts a batch this long after its previous one
+    started (at once when a batch took longer). The short online trigger keeps produce -> served
+    low; the long offline one pays a Delta commit's fixed cost once for many rows.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -22,10 +24,11 @@ class StreamingConfig(BaseModel):
     checkpoint_location: str = "data/streaming/checkpoints"
     dead_letter_location: str = "data/streaming/dead_letters"
     trigger_interval: str = "200 milliseconds"
+    offline_trigger_interval: str = "30 seconds"
     max_offsets_per_trigger: int | None = None
     """Most Kafka messages one micro-batch reads (None: all that arrived)."""
 
-    @field_validator("trigger_interval")
+    @field_validator("trigger_interval", "offline_trigger_interval")
     @classmethod
     def _interval(cls, value: str) -> str:
         if not _INTERVAL.match(value.strip()):

@@ -1,11 +1,16 @@
-"""``granero stream``: one Structured Streaming query per view, writing through the batch paths.
+"""``granero stream``: Structured Streaming queries per view, writing through the batch paths.
 
-Each view with a ``stream_source`` gets its own query (its own checkpoint folder
-``<checkpoint_location>/<view>``, its own progress and failures) whose ``foreachBatch`` is a
-``MicroBatchWriter``. Everything a query would refuse late is refused before any starts: a view
-without a stream source, a schema Spark cannot read, a column the view needs and the messages
-lack, a type that cannot become its declared dtype, a filter or transformation that does not
-analyse.
+Each view with a ``stream_source`` gets a durable query (checkpoint ``<checkpoint_location>/<view>``,
+``foreachBatch`` a ``MicroBatchWriter``: dead letters, landing, offline append exactly once;
+trigger ``offline_trigger_interval``). A plain view served online also gets an online query
+(checkpoint ``<checkpoint_location>/<view>.online``, ``OnlineBatchWriter``, trigger
+``trigger_interval``) reading the same source on its own, so the online write never waits for a
+Delta commit. An aggregate view has only the durable query, on the short trigger: its online
+values are recomputed from the offline events it appends.
+
+Everything a query would refuse late is refused before any starts: a view without a stream
+source, a schema Spark cannot read, a column the view needs and the messages lack, a type that
+cannot become its declared dtype, a filter or transformation that does not analyse.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from granero.offline.materialize import check_expressions, column_label, input_t
 from granero.offline.schema import table_dtypes
 from granero.offline.spark_casts import refusals
 from granero.offline.spark_errors import spark_errors
-from granero.streaming.micro_batch import MicroBatchWriter, StreamTargets
+from granero.streaming.micro_batch import MicroBatchWriter, OnlineBatchWriter, StreamTargets
 from granero.streaming.parse import describe, parsed, stream_frame
 
 if TYPE_CHECKING:
@@ -73,22 +78,44 @@ def _empty_rows(spark: SparkSession, view: FeatureView) -> DataFrame:
     return stream_frame(spark, view.model_copy(update={"stream_source": view.source}), {}).limit(0)
 
 
+def has_online_query(view: FeatureView, targets: StreamTargets) -> bool:
+    """Whether the view's online rows come from a query of their own (plain views served online)."""
+    return targets.online is not None and view.online and not view.is_aggregate
+
+
 def start_query(
     spark: SparkSession, view: FeatureView, writer: MicroBatchWriter, config: StreamingConfig,
     available_now: bool,
 ) -> StreamingQuery:
-    """Start one view's query; ``available_now`` processes what is there, then stops."""
+    """Start one view's durable query; ``available_now`` processes what is there, then stops."""
+    trigger = config.offline_trigger_interval if not writer.targets.write_online else config.trigger_interval
+    query = _start(spark, view, writer, config, available_now, (view.name, trigger))
+    writer.started(query.id)
+    return query
+
+
+def start_online_query(
+    spark: SparkSession, view: FeatureView, writer: OnlineBatchWriter, config: StreamingConfig,
+    available_now: bool,
+) -> StreamingQuery:
+    """Start one view's online query (its own checkpoint: it may run ahead of the durable one)."""
+    return _start(spark, view, writer, config, available_now, (f"{view.name}.online", config.trigger_interval))
+
+
+def _start(
+    spark: SparkSession, view: FeatureView, writer: object, config: StreamingConfig, available_now: bool,
+    name_and_trigger: tuple[str, str],
+) -> StreamingQuery:
+    name, interval = name_and_trigger
     options = {}
     if config.max_offsets_per_trigger and isinstance(view.source, KafkaSource):
         options["maxOffsetsPerTrigger"] = str(config.max_offsets_per_trigger)
     frame = stream_frame(spark, view.model_copy(update={"stream_source": view.source}), options)
-    stream = (frame.writeStream.queryName(f"granero_{view.name}").foreachBatch(writer)
-              .option("checkpointLocation", f"{config.checkpoint_location.rstrip('/')}/{view.name}"))
-    trigger = {"availableNow": True} if available_now else {"processingTime": config.trigger_interval}
+    stream = (frame.writeStream.queryName(f"granero_{name}").foreachBatch(writer)
+              .option("checkpointLocation", f"{config.checkpoint_location.rstrip('/')}/{name}"))
+    trigger = {"availableNow": True} if available_now else {"processingTime": interval}
     with spark_errors(MaterializationError, f"starting the stream of feature view {view.name!r}"):
-        query = stream.trigger(**trigger).start()
-    writer.started(query.id)
-    return query
+        return stream.trigger(**trigger).start()
 
 
 def run_streams(store: FeatureStore, names: list[str] | None, available_now: bool = False) -> dict[str, dict[str, int]]:
@@ -99,20 +126,28 @@ def run_streams(store: FeatureStore, names: list[str] | None, available_now: boo
     from pyspark.sql import SparkSession
 
     writers: dict[str, MicroBatchWriter] = {}
-    queries = start_streams(store, names, available_now, writers)
+    online: dict[str, OnlineBatchWriter] = {}
+    queries = start_streams(store, names, available_now, writers, online)
     previous = signal.signal(signal.SIGTERM, lambda *_: stop_streams(queries))
     try:
         await_streams(SparkSession.getActiveSession(), queries)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return {name: dict(writer.totals) for name, writer in writers.items()}
+    return {name: stream_totals(writer, online.get(name)) for name, writer in writers.items()}
+
+
+def stream_totals(writer: MicroBatchWriter, online: OnlineBatchWriter | None) -> dict[str, int]:
+    """The durable query's batches, rows and dead letters; the online query's as ``online_*``."""
+    totals = online.totals if online is not None else {"batches": 0, "rows": 0}
+    return {**writer.totals, **{f"online_{name}": count for name, count in totals.items()}}
 
 
 def start_streams(
     store: FeatureStore, names: list[str] | None, available_now: bool = False,
-    writers: dict[str, MicroBatchWriter] | None = None,
+    writers: dict[str, MicroBatchWriter] | None = None, online: dict[str, OnlineBatchWriter] | None = None,
 ) -> list[StreamingQuery]:
-    """Check every view to stream, then start one query each (the session gets the Kafka jars)."""
+    """Check every view to stream, then start its queries (the session gets the Kafka jars);
+    ``writers`` and ``online`` receive each view's durable and online writers."""
     from granero.offline.spark_session import get_job_spark
 
     defs = store.registered()
@@ -122,8 +157,14 @@ def start_streams(
     for view in views:
         check_streamable(spark, defs, view)
     writers = {} if writers is None else writers
+    online = {} if online is None else online
     writers |= {view.name: MicroBatchWriter(view, defs, _targets(store, defs, view)) for view in views}
-    return [start_query(spark, view, writers[view.name], store.config.streaming, available_now) for view in views]
+    online |= {view.name: OnlineBatchWriter(view, defs, store.online_store) for view in views
+               if not writers[view.name].targets.write_online}
+    config = store.config.streaming
+    fast = [start_online_query(spark, view, online[view.name], config, available_now)
+            for view in views if view.name in online]
+    return fast + [start_query(spark, view, writers[view.name], config, available_now) for view in views]
 
 
 def _targets(store: FeatureStore, defs: RepoDefinitions, view: FeatureView) -> StreamTargets:
@@ -131,13 +172,15 @@ def _targets(store: FeatureStore, defs: RepoDefinitions, view: FeatureView) -> S
     if view.is_aggregate:
         registered = defs.feature_views[view.name]
         aggregates = lambda interval: store._sync_views(defs, [registered], interval)  # noqa: E731
-    return StreamTargets(
+    targets = StreamTargets(
         offline=store.offline_store,
         online=store.online_store,
         landing=landing_location(store.config.offline_store.path),
         dead_letters=store.config.streaming.dead_letter_location.rstrip("/"),
         sync_aggregates=aggregates,
     )
+    targets.write_online = not has_online_query(view, targets)
+    return targets
 
 
 def await_streams(spark: SparkSession, queries: list[StreamingQuery]) -> None:

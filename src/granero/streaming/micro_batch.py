@@ -1,22 +1,28 @@
-"""One micro-batch of a view's stream, written exactly once to every store.
+"""Micro-batches of a view's stream: the online writer (fast, at least once) and the durable
+writer (exactly once), each the ``foreachBatch`` of its own query (``streaming.job``).
 
-Per batch (Spark's ``foreachBatch``, on the driver), in this order:
+Online (``OnlineBatchWriter``, a short trigger): parse (Kafka) → rows that can become table rows
+→ the view's filter, transformations and lossless casts (``materialize.table_rows``, the batch
+pipeline itself) → online, write-if-newer. One Spark job per batch; nothing else waits on it. A
+batch replayed after a kill writes the same rows again, which write-if-newer makes a no-op.
 
-    parse (Kafka) → rows that cannot become table rows → dead letters (one folder per batch)
-    → the view's filter, transformations and lossless casts (``materialize.table_rows``, the
-      batch pipeline itself) → online, write-if-newer → landed (``offline.landing``)
+Durable (``MicroBatchWriter``, a longer trigger), in this order:
+
+    parse → rows that cannot become table rows → dead letters (one folder per batch)
+    → ``table_rows`` → online only where no online query runs (aggregate views: their
+      entities recomputed from the offline table) → landed (``offline.landing``)
     → appended to the offline table → ``freshness.record_stream_progress``
 
-Every step is idempotent for a given batch: a dead-letter folder and a landed file are named by
-the query's id and the batch id (a replay rewrites the same folder, finds the same file), the
-offline append is keyed by the same pair (Delta's ``txnAppId``/``txnVersion``), and an online
-write of the same rows is write-if-newer. Spark commits the batch's Kafka offsets to the
-checkpoint only after ``foreachBatch`` returned, so a process killed anywhere in a batch replays
-that batch on restart: nothing lost, nothing twice.
+Every durable step is idempotent for a given batch: a dead-letter folder and a landed file are
+named by the query's id and the batch id (a replay rewrites the same folder, finds the same
+file), the offline append is keyed by the same pair (Delta's ``txnAppId``/``txnVersion``).
+Spark commits the batch's Kafka offsets to the checkpoint only after ``foreachBatch`` returned,
+so a process killed anywhere in a batch replays that batch on restart: nothing lost, nothing
+twice.
 
 A row becomes a dead letter (raw value, error, topic/partition/offset) when its message does not
 parse, when it has no join key or event time, or when a value would change in the cast to its
-declared dtype; such rows never fail the query.
+declared dtype; such rows never fail a query (the online writer skips them).
 """
 
 from __future__ import annotations
@@ -61,6 +67,27 @@ class StreamTargets:
     sync_aggregates: object = None
     """For an aggregate view: ``f(interval)`` recomputing its entities with events in ``interval``
     from the offline table (the facade's sync); None for plain views."""
+    write_online: bool = True
+    """False when the view's own online query writes its rows online (``OnlineBatchWriter``)."""
+
+
+@dataclass
+class OnlineBatchWriter:
+    """The online query's ``foreachBatch``: the batch's table rows, write-if-newer, nothing else."""
+
+    view: FeatureView
+    """The view as the stream reads it (``source`` is the stream source)."""
+    defs: RepoDefinitions
+    online: RedisStore
+    totals: dict[str, int] = field(default_factory=lambda: {"batches": 0, "rows": 0})
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        typed = table_rows(good_rows(checked_rows(batch, self.defs, self.view)), self.defs, self.view, ALL_TIME)
+        rows = typed.toArrow().drop_columns([EVENT_DATE])
+        if rows.num_rows:
+            write_table(self.online, self.view, self.defs.join_keys(self.view), rows)
+        self.totals["batches"] += 1
+        self.totals["rows"] += rows.num_rows
 
 
 @dataclass
@@ -84,13 +111,10 @@ class MicroBatchWriter:
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         if not self._started.wait(QUERY_ID_WAIT_SECONDS):
             raise MaterializationError(f"stream of view {self.view.name!r}: the query never reported its id")
-        from pyspark.sql import functions as F
-
-        checked = self.checked(batch).persist()
+        checked = checked_rows(batch, self.defs, self.view).persist()
         try:
             dead = self.write_dead_letters(checked, batch_id)
-            good = checked.where(F.col(ERROR).isNull()).drop(ERROR, *RECORD_COLUMNS)
-            rows = self.write_rows(good, batch_id)
+            rows = self.write_rows(good_rows(checked), batch_id)
         finally:
             checked.unpersist()
         for name, count in (("batches", 1), ("rows", rows), ("dead_letters", dead)):
@@ -98,16 +122,6 @@ class MicroBatchWriter:
         if self.targets.online is not None:
             record_stream_progress(self.targets.online, self.view.name, batch_id=batch_id, rows=rows,
                                    dead_letters=dead, at=datetime.now(UTC))
-
-    def checked(self, batch: DataFrame) -> DataFrame:
-        """The batch's rows with ERROR set where a row cannot become a table row."""
-        from pyspark.sql import functions as F
-
-        source = self.view.source
-        rows = parsed(batch, source) if isinstance(source, KafkaSource) else _as_records(batch)
-        if self.view.filter:
-            rows = rows.where(F.col(ERROR).isNotNull() | F.coalesce(F.expr(self.view.filter), F.lit(False)))
-        return rows.withColumn(ERROR, F.coalesce(F.col(ERROR), row_problem(rows, self.defs, self.view)))
 
     def write_dead_letters(self, checked: DataFrame, batch_id: int) -> int:
         """The batch's unreadable rows, in a folder of their own (rewritten by a replay); how many."""
@@ -129,7 +143,8 @@ class MicroBatchWriter:
         if table.num_rows == 0:
             return 0
         rows = table.drop_columns([EVENT_DATE])
-        if self.targets.online is not None and self.view.online and not self.view.is_aggregate:
+        if self.targets.write_online and self.targets.online is not None and self.view.online \
+                and not self.view.is_aggregate:
             write_table(self.targets.online, self.view, self.defs.join_keys(self.view), rows)
         write_landed(self.targets.landing, self.view.name, rows, self.batch_key(batch_id))
         frame = typed.sparkSession.createDataFrame(table, schema=typed.schema)
@@ -142,6 +157,24 @@ class MicroBatchWriter:
     def batch_key(self, batch_id: int) -> str:
         """``<view>-<query id>-<batch id>``: the same for a replay of the batch, new for a new query."""
         return f"{self.view.name}-{self.query_id}-{batch_id}"
+
+
+def checked_rows(batch: DataFrame, defs: RepoDefinitions, view: FeatureView) -> DataFrame:
+    """The batch's rows with ERROR set where a row cannot become a table row."""
+    from pyspark.sql import functions as F
+
+    source = view.source
+    rows = parsed(batch, source) if isinstance(source, KafkaSource) else _as_records(batch)
+    if view.filter:
+        rows = rows.where(F.col(ERROR).isNotNull() | F.coalesce(F.expr(view.filter), F.lit(False)))
+    return rows.withColumn(ERROR, F.coalesce(F.col(ERROR), row_problem(rows, defs, view)))
+
+
+def good_rows(checked: DataFrame) -> DataFrame:
+    """The rows of ``checked_rows`` that can become table rows, without the record's columns."""
+    from pyspark.sql import functions as F
+
+    return checked.where(F.col(ERROR).isNull()).drop(ERROR, *RECORD_COLUMNS)
 
 
 def _as_records(rows: DataFrame) -> DataFrame:
