@@ -10,6 +10,9 @@ a malformed message becomes a dead letter.
 
 from __future__ import annotations
 
+import functools
+import json
+import operator
 from typing import TYPE_CHECKING
 
 from granero.definitions import FeatureView, FileSource, KafkaSource
@@ -68,7 +71,10 @@ def _decoded(source: KafkaSource) -> tuple[Column, Column]:
         from pyspark.sql.avro.functions import from_avro
 
         message = from_avro(F.col("value"), source.value_schema, {"mode": "PERMISSIVE"})
-        return message, F.when(F.col("m").isNull(), F.lit("not an Avro record of the source's schema"))
+        # PERMISSIVE gives an unreadable record as a struct of nulls, not a null struct
+        unread = [F.col(f"m.`{field['name']}`").isNull() for field in json.loads(source.value_schema).get("fields", [])]
+        failed = functools.reduce(operator.and_, unread, F.lit(True))  # a null struct too
+        return message, F.when(failed, F.lit("not an Avro record of the source's schema (or every field null)"))
     schema = f"{source.value_schema}, `{CORRUPT}` STRING"
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
     message = F.from_json(F.col("value").cast("string"), schema, options)
