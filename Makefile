@@ -41,8 +41,13 @@ helm:
 demo: setup
 	bash feature_repo/scripts/demo.sh
 
+# The suite runs on TEST_WORKERS pytest-xdist workers (each with its own redis-server and Spark
+# session); a unit of work is a test file, the costliest first (tests/conftest.py). TEST_WORKERS=0
+# runs it in one process.
+TEST_WORKERS ?= 2
 test: setup helm
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 \
+		-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: setup
 	bash bench/run.sh $(ARGS)

@@ -51,13 +51,37 @@ def scaled(seconds: float) -> float:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """pytest-timeout's limit per test (``--timeout``, or a test's own marker) scaled like every
-    other wait, by the load when the suite starts."""
+    other wait, by the load when the suite starts; under pytest-xdist, costliest files first."""
     base = config.getoption("timeout", default=None)
     for item in items:
         marker = item.get_closest_marker("timeout")
         seconds = marker.args[0] if marker and marker.args else base
         if seconds:
             item.add_marker(pytest.mark.timeout(scaled(float(seconds))), append=False)
+    if xdist_worker():
+        costliest_files_first(items)
+
+
+def xdist_worker() -> str | None:
+    """The pytest-xdist worker this process is (``gw0``, ``gw1``...), None in a one-process run."""
+    return os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def expected_cost(item: pytest.Item) -> int:
+    """A rough rank of a test's wall time: ``slow`` ones far above, then those that use Spark."""
+    spark = "spark" in item.fixturenames or item.get_closest_marker("spark") is not None
+    return 20 * (item.get_closest_marker("slow") is not None) + 3 * spark + 1
+
+
+def costliest_files_first(items: list[pytest.Item]) -> None:
+    """Test files by falling expected cost, each file's own order kept. ``make test`` hands whole
+    files to the workers (``--dist loadfile``: module fixtures built once) in this order, the
+    longest first, so the last files taken are short and the workers finish together."""
+    files: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+    ranked = sorted(files.values(), key=lambda tests: -sum(map(expected_cost, tests)))
+    items[:] = [item for tests in ranked for item in tests]
 
 
 def free_port() -> int:
@@ -101,8 +125,11 @@ def start_redis(directory: Path, port: int, *extra: str) -> subprocess.Popen:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a real redis-server for this test session: CI's (GRANERO_TEST_REDIS_URL), else our own."""
-    if os.environ.get("GRANERO_TEST_REDIS_URL"):
+    """URL of a real redis-server for this test session: GRANERO_TEST_REDIS_URL's, else our own.
+
+    Under pytest-xdist each worker starts its own whatever the variable says: tests pick
+    hard-coded database numbers (and flush some), which two workers on one server would share."""
+    if os.environ.get("GRANERO_TEST_REDIS_URL") and not xdist_worker():
         yield os.environ["GRANERO_TEST_REDIS_URL"]
         return
     port = free_port()
