@@ -68,6 +68,20 @@ ratio = OnDemandFeatureView(
 )
 
 
+def ratio_row(row):
+    conv, add = row["conv_rate"], row["val_to_add"]
+    if conv is None or add is None:
+        return {"plus_val": None, "scaled": None}
+    return {"plus_val": conv + add, "scaled": conv * add * 2.0 - 1.0}
+
+
+ratio_rows = OnDemandFeatureView(
+    inputs=[driver_stats[["conv_rate"]], trip],
+    features=[Field(name="plus_val", dtype="float64"), Field(name="scaled", dtype="float64")],
+    transform=ratio_row, mode="row",
+)
+
+
 def passthrough(columns):
     return {"conv": columns["conv_rate"], "add": columns["val_to_add"]}
 
@@ -80,6 +94,8 @@ floor = OnDemandFeatureView(
 '''
 PLAIN = ["driver_stats:conv_rate"]
 ON_DEMAND = ["ratio:plus_val", "ratio:scaled"]
+ROW = ["ratio_rows:plus_val", "ratio_rows:scaled"]
+"""The same feature in row mode: Python arithmetic per row, no Arrow on the request path."""
 TRIVIAL = ["floor:conv", "floor:add"]
 """The same request through a transform that does nothing: Granero's part of the overhead."""
 BATCHES = (1, 100)

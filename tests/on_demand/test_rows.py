@@ -2,8 +2,8 @@
 
 Training runs a row-mode transform on the Python values of its Arrow batch (``to_pylist``); a
 lookup hands it the values it holds, with no Arrow array in between (``on_demand.rows``,
-``request_values.request_lists``), and packs plain outputs without the generic conversion
-(``arrays.exact_array``). For every dtype, nulls, and 0, 1 or many rows, each shortcut must give
+``request_values.request_lists``), and takes plain outputs as they are, without the generic
+conversion (``arrays.plain_column``). For every dtype, nulls, and 0, 1 or many rows, each shortcut must give
 what the Arrow path gives, value by value and type by type (timestamps in Arrow's UTC zone), and
 the same error where that path refuses.
 """
@@ -20,12 +20,13 @@ from hypothesis import strategies as st
 
 from granero.definitions.field import Field
 from granero.errors import InvalidRequest, TransformError
-from granero.on_demand.arrays import exact_array, typed_array
+from granero.on_demand.arrays import plain_column, typed_array
 from granero.on_demand.conform import as_arrow, lossless_cast
 from granero.on_demand.request_values import request_arrays, request_lists
 from granero.on_demand.rows import arrow_utc, feature_values
-from granero.on_demand.runner import Runnable, run_batch, run_rows
+from granero.on_demand.runner import Runnable, row_outputs, run_batch, run_rows
 from granero.online.encoding import to_micros
+from granero.online.on_demand_step import _output_column
 from granero.types import SCALARS, arrow_type
 from tests.on_demand.test_request_values import VALUES, valid_values
 
@@ -109,22 +110,26 @@ PLAIN_OUTPUT = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), s
 
 @settings(max_examples=600, deadline=None, derandomize=True, database=None)
 @given(dtype=st.sampled_from(DTYPES), values=st.lists(PLAIN_OUTPUT, max_size=5))
-def test_an_output_packed_directly_is_the_array_the_lossless_rule_gives(dtype, values):
-    packed = exact_array(values, dtype)
-    if packed is None:
+def test_an_output_taken_as_is_is_what_the_lossless_rule_gives(dtype, values):
+    """A plain column (a read's form) and its array equal the rule's array and that array's read
+    form, wherever ``plain_column`` takes the values."""
+    plain = plain_column(values, dtype)
+    if plain is None:
         return
-    packed.validate(full=True)
     expected = lossless_cast(as_arrow(values), arrow_type(dtype))
-    assert packed.type == expected.type
-    assert same(packed.to_pylist(), expected.to_pylist())
+    column, nulls = _output_column(expected, dtype)
+    assert same(plain[0], column) and plain[1] == nulls
+    packed = typed_array(plain[0], dtype, plain[1], checked=True)
+    packed.validate(full=True)
+    assert packed.type == expected.type and same(packed.to_pylist(), expected.to_pylist())
 
 
 @pytest.mark.parametrize("dtype", ["int32", "int64", "float32", "float64", "bool", "string", "bytes"])
-def test_plain_outputs_are_packed_directly(dtype):
+def test_plain_outputs_are_taken_as_is(dtype):
     values = {"int32": [1, None, -5], "int64": [2**40, None, 0], "float32": [0.5, None, 1.25],
               "float64": [0.1, None, math.nan], "bool": [True, None, False],
               "string": ["a", None, ""], "bytes": [b"a", None, b""]}[dtype]
-    assert exact_array(values, dtype) is not None
+    assert plain_column(values, dtype) is not None
 
 
 def echo(row):
@@ -160,9 +165,15 @@ def test_a_row_transform_on_python_values_answers_as_on_arrow_arrays(a, b, sum_d
         assert got == expected
         return
     assert not isinstance(got, tuple), got
-    for name, column in expected.items():
-        assert got[name].type == column.type
-        assert same(got[name].to_pylist(), column.to_pylist())
+    forms = row_outputs(transform, lists, length)  # the lookup's form: no array when plain
+    for field in transform.outputs:
+        column = expected[field.name]
+        assert got[field.name].type == column.type
+        assert same(got[field.name].to_pylist(), column.to_pylist())
+        form = forms[field.name]
+        form = form if type(form) is tuple else _output_column(form, field.dtype)
+        wanted = _output_column(column, field.dtype)
+        assert same(form[0], wanted[0]) and form[1] == wanted[1]
 
 
 def test_row_errors_are_named_alike_on_both_paths():

@@ -88,29 +88,38 @@ def _validity(length: int, nulls: Sequence[int]) -> pa.Buffer:
 
 _EXACT = {"int32": int, "int64": int, "float32": float, "float64": float, "bool": bool,
           "string": str, "bytes": bytes}
-"""The dtypes ``exact_array`` builds, each with the one Python type its values must have."""
+"""The dtypes ``plain_column`` takes, each with the one Python type its values must have."""
+_ZEROS = {"int32": 0, "int64": 0, "float32": 0.0, "float64": 0.0, "bool": False}
+_INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 
 
-def exact_array(values: Sequence[Any], dtype: str) -> pa.Array | None:
-    """``values`` (None: null) as an array of ``dtype`` when each one is of the dtype's Python
-    type and fits it exactly (int range, float32 without rounding); else None, and the caller
-    converts them by the lossless rule (``conform``), which decides and explains. Row-mode outputs
-    (a list per output) take this path: the array is the one the rule gives, built cheaply."""
+def plain_column(values: Sequence[Any], dtype: str) -> tuple[list[Any], list[int]] | None:
+    """``values`` (None: null) as a read's column holds them (the dtype's zero at a null
+    fixed-width row) and the null rows, when each value is of the dtype's one Python type and
+    fits it exactly (int range, float32 without rounding); else None, and the caller converts
+    them by the lossless rule (``conform``), which decides and explains. Row-mode outputs (a
+    list per output) take this path: the same values the rule gives, without building them."""
     kind = _EXACT.get(dtype)
     if kind is None:
         return None
     nulls = [row for row, value in enumerate(values) if value is None]
-    if nulls:
-        zero = kind()
-        values = [zero if value is None else value for value in values]
-    if not all(type(value) is kind for value in values):
+    zero = _ZEROS.get(dtype)
+    column = [zero if value is None else value for value in values] if nulls else list(values)
+    if not {*map(type, column)} <= {kind, type(None)}:  # one pass in C, no call per value
         return None
-    if dtype not in PACKED:
-        return _converted(values, dtype, nulls)
-    packed = _packed(values, PACKED[dtype], True)
-    if packed is None or (dtype == "float32" and not _same_floats(packed, values)):
-        return None
-    return _wrap(packed, dtype, len(values), nulls)
+    return (column, nulls) if _fits(column, dtype) else None
+
+
+def _fits(column: list[Any], dtype: str) -> bool:
+    """Each value (of the dtype's Python type) is exactly a value of ``dtype``."""
+    if not column:
+        return True
+    if dtype in _INT_RANGE:
+        low, high = _INT_RANGE[dtype]
+        return low <= min(column) and max(column) <= high
+    if dtype == "float32":
+        return _same_floats(array.array("f", column), column)
+    return True
 
 
 def _same_floats(packed: array.array, values: Sequence[float]) -> bool:

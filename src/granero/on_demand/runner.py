@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from granero.definitions.field import Field
 from granero.definitions.on_demand import OnDemandFeatureView, RequestSource
 from granero.errors import InvalidRequest, TransformError
-from granero.on_demand.arrays import exact_array
+from granero.on_demand.arrays import plain_column, typed_array
 from granero.on_demand.conform import as_arrow, lossless_cast
 from granero.types import arrow_type
 
@@ -143,22 +143,26 @@ def run_rows(transform: Runnable, columns: Mapping[str, list], length: int) -> d
     """A row-mode transform on Python values (the request path's, which builds no input array):
     one list of ``length`` values per name of ``transform.inputs``, each value the one Arrow's
     ``to_pylist`` gives (``on_demand.rows``). Calls, errors and outputs are ``run_batch``'s."""
+    return {
+        f.name: typed_array(out[0], f.dtype, out[1], checked=True) if type(out) is tuple else out
+        for f, out in zip(transform.outputs, row_outputs(transform, columns, length).values(), strict=True)
+    }
+
+
+def row_outputs(transform: Runnable, columns: Mapping[str, list], length: int
+                ) -> dict[str, tuple[list, list[int]] | pa.Array]:
+    """``run_rows``' outputs, each as ``arrays.plain_column`` gives it (values and null rows, no
+    array built) when its values are plainly of its dtype, else as the checked array."""
     function = loaded_transform(transform)
     if length == 0:
         return {f.name: _empty(f.dtype) for f in transform.outputs}
     produced = _rows(transform, function, columns, length)
-    return {
-        f.name: _row_output(transform, produced, f, target, length)
-        for f, target in zip(transform.outputs, transform.targets, strict=True)
-    }
-
-
-def _row_output(transform: Runnable, produced: Mapping, field: Field, target: pa.DataType,
-                length: int) -> pa.Array:
-    """A row-mode output list packed directly when its values are plainly of the dtype
-    (``arrays.exact_array``), else converted and checked as any output is."""
-    packed = exact_array(produced[field.name], field.dtype)
-    return packed if packed is not None else _output(transform, produced, field, target, length)
+    outputs: dict[str, tuple[list, list[int]] | pa.Array] = {}
+    for field, target in zip(transform.outputs, transform.targets, strict=True):
+        plain = plain_column(produced[field.name], field.dtype)
+        outputs[field.name] = plain if plain is not None else \
+            _output(transform, produced, field, target, length)
+    return outputs
 
 
 def _rows(transform: Runnable, function: Callable, columns: Mapping[str, list], length: int
@@ -166,19 +170,20 @@ def _rows(transform: Runnable, function: Callable, columns: Mapping[str, list], 
     """The transform once per row (a dict of the inputs' values), its dicts gathered into a list
     per output (an output a row leaves out is null there)."""
     names = list(columns)
-    rows = [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)] \
-        if names else [{} for _ in range(length)]
-    gathered: dict[str, list] = {f.name: [] for f in transform.outputs}
+    if names:
+        rows = [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    else:
+        rows = [{} for _ in range(length)]
+    results = []
     for index, row in enumerate(rows):
         try:
             result = function(row)
         except Exception as error:  # user code
             raise _failed(transform, f"raised {type(error).__name__} on row {index}: {error}") from error
-        if not isinstance(result, Mapping):
+        if type(result) is not dict and not isinstance(result, Mapping):
             raise _failed(transform, f"returned a {type(result).__name__} on row {index}, not a dict")
-        for name, values in gathered.items():
-            values.append(result.get(name))
-    return gathered
+        results.append(result)
+    return {f.name: [result.get(f.name) for result in results] for f in transform.outputs}
 
 
 def _output(transform: Runnable, produced: Mapping, field: Field, target: pa.DataType, length: int) -> pa.Array:

@@ -9,8 +9,8 @@ join gives) and the request's values (checked by ``on_demand.request_values``). 
 transform in its mode's form, by the same runner training calls:
 
     vectorized   one Arrow array per input (``arrays.typed_array``), ``runner.run_batch``
-    row          the Python values a row sees (``on_demand.rows``), ``runner.run_rows``:
-                 no Arrow array is built for the inputs, and plain outputs are packed directly
+    row          the Python values a row sees (``on_demand.rows``), ``runner.row_outputs``:
+                 no Arrow array is built, in or out, unless an output needs converting
 
 Both forms give a transform the same values as training's Arrow batches do (property tests in
 ``tests/on_demand/test_rows.py`` hold the row form to the Arrow form).
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from granero.on_demand.arrays import typed_array
 from granero.on_demand.request_values import RequestColumns, request_arrays, request_lists
 from granero.on_demand.rows import feature_values
-from granero.on_demand.runner import Runnable, run_batch, run_rows
+from granero.on_demand.runner import Runnable, row_outputs, run_batch
 from granero.online.lookup import ViewColumns
 
 if TYPE_CHECKING:
@@ -58,14 +58,15 @@ class OnDemandReader:
                 ) -> ViewColumns:
         """The outputs for every entity row, as a view's read (see ``online.on_demand``)."""
         if self.transform.mode == "row":
-            produced = run_rows(self.transform, self._lists(reads, request, count), count)
+            produced = row_outputs(self.transform, self._lists(reads, request, count), count)
         else:
             produced = run_batch(self.transform, self._columns(reads, request, count), count)
         status, events = self._statuses(reads, count)
         withheld = [row for row, code in enumerate(status) if code]
         values, missing = [], []
         for name, dtype in self.outputs:
-            column, nulls = _output_column(produced[name], dtype)
+            output = produced[name]
+            column, nulls = output if type(output) is tuple else _output_column(output, dtype)
             values.append(column)
             missing.append(sorted({*nulls, *withheld}) if withheld else nulls)
         return ViewColumns(status, events, values, missing)
