@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -47,6 +47,21 @@ def scaled(seconds: float) -> float:
     """A timeout of ``seconds`` on an idle machine, scaled to this one's load (every fixed wait of
     the suite goes through here)."""
     return seconds * timeout_scale()
+
+
+def hypothesis_profile():
+    """Hypothesis' default deadline per example (200 ms) scaled like every other wait, so a busy
+    machine slows an example down without failing it. Tests that set their own keep theirs."""
+    from hypothesis import settings
+
+    return settings(deadline=timedelta(seconds=scaled(0.2)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from hypothesis import settings
+
+    settings.register_profile("granero", hypothesis_profile())
+    settings.load_profile("granero")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -29,3 +29,15 @@ def test_pytest_timeouts_per_test_limit_is_scaled_too(request):
         pytest.skip("run without pytest-timeout's --timeout")
     marker = request.node.get_closest_marker("timeout")
     assert marker is not None and base <= marker.args[0] <= 10 * base
+
+
+def test_hypothesis_deadlines_are_scaled_too(monkeypatch):
+    from datetime import timedelta
+
+    from hypothesis import settings
+
+    from tests.conftest import hypothesis_profile
+
+    monkeypatch.setenv("GRANERO_TEST_TIMEOUT_SCALE", "3")
+    assert hypothesis_profile().deadline == timedelta(milliseconds=600)
+    assert settings.get_current_profile_name() == "granero"  # loaded by tests/conftest.py
