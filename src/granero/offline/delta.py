@@ -7,8 +7,9 @@ version, and a failed job leaves only unreferenced files that ``VACUUM`` removes
 (columns) are merged into the table schema; older rows read them as null.
 
 Concurrent writers of the *same* view are serialised by Delta's optimistic concurrency (the
-second fails with a conflict error); ``table_version`` is read right after the commit, so under
-concurrent writers it may name a later commit.
+second fails with a conflict error). A window write tags its commit (``userMetadata``) and reports
+that commit's version and row count, whatever other writers (a stream's appends) committed since;
+an empty frame over an empty window commits nothing and reports 0 rows at the version before.
 
 Versions and commit metrics are read straight from the ``_delta_log`` folder on the driver (list
 the folder, read one commit file) rather than through ``DeltaTable.history``, which runs a Spark
