@@ -236,9 +236,10 @@ def measure_size(args: argparse.Namespace, store, paths: dict[str, str], warm_up
         clocked = [with_cpu(run) for _ in range(args.runs)]
         found[name], found[f"{name}_cpu"] = [w for w, _ in clocked], [c for _, c in clocked]
         engine = f" (engine {', '.join(sorted(set(picked)))})" if picked else ""
+        if picked:
+            found["pandas_engine"] = sorted(set(picked))
         print(f"{len(pandas_rows):,} rows: {name}{engine} {statistics.median(found[name]):.2f} s, "
               f"{statistics.median(found[f'{name}_cpu']):.2f} CPU-s (load {os.getloadavg()[0]:.1f})", flush=True)
-    found["pandas_engine"] = sorted(set(picked))
     spark_rows.unpersist()
     return found
 
