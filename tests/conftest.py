@@ -83,9 +83,11 @@ def xdist_worker() -> str | None:
 
 
 def expected_cost(item: pytest.Item) -> int:
-    """A rough rank of a test's wall time: ``slow`` ones far above, then those that use Spark."""
+    """A rough rank of a test's wall time, about in seconds: ``slow`` ones (or those with a Kafka
+    broker) far above, then those that use Spark, then the rest."""
+    slow = item.get_closest_marker("slow") is not None or "kafka" in item.fixturenames
     spark = "spark" in item.fixturenames or item.get_closest_marker("spark") is not None
-    return 20 * (item.get_closest_marker("slow") is not None) + 3 * spark + 1
+    return 30 * slow + 3 * spark + 1
 
 
 def costliest_files_first(items: list[pytest.Item]) -> None:

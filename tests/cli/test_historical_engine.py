@@ -31,6 +31,7 @@ def by_keys(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.mark.spark
+@pytest.mark.slow
 def test_small_requests_run_in_process_and_match_spark(spark, example_repo, tmp_path, monkeypatch):
     store = FeatureStore(example_repo)
     store.apply()

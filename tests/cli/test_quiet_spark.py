@@ -45,6 +45,7 @@ def materialize(repo: Path, *flags: str, env: dict[str, str]) -> subprocess.Comp
 
 
 @pytest.mark.spark
+@pytest.mark.slow
 def test_spark_stays_quiet_by_default_even_through_the_resolver(example_repo, tmp_path):
     FeatureStore(example_repo).apply()
     log = tmp_path / "spark.log"
@@ -56,6 +57,7 @@ def test_spark_stays_quiet_by_default_even_through_the_resolver(example_repo, tm
 
 
 @pytest.mark.spark
+@pytest.mark.slow
 def test_verbose_shows_the_jvm_output_on_stderr(example_repo, tmp_path):
     FeatureStore(example_repo).apply()
     log = tmp_path / "spark.log"

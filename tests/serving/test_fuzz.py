@@ -34,7 +34,7 @@ from granero.serving.v1.value_pb2 import Value
 from tests.conftest import scaled
 from tests.serving.conftest import DTYPES, MAX_BATCH, feature_name
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 SCALE = float(os.environ.get("GRANERO_FUZZ_SCALE", "1"))
 TIMEOUT = scaled(10)

@@ -41,7 +41,7 @@ from tests.serving.test_fuzz import (
     unexpected_errors,
 )
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 PUSH_ROWS = 20
 COLUMN_NAMES = st.one_of(

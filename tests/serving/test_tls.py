@@ -347,6 +347,7 @@ def test_serve_off_loopback_without_tls_exits_2_naming_the_way_out(serving_repo,
     assert "refusing to serve plain text on 0.0.0.0" in said and "--insecure" in said
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_and_get_online_over_mtls_as_real_processes(serving_repo, store, ca, tmp_path,
                                                           workers):
