@@ -17,11 +17,18 @@ ids as a key column and asks for the COLUMNS layout (the generated stub, no clie
 process: ``FeatureStore.get_online_features`` (entity rows in, OnlineResult out). Requests of
 the two views alternate in rounds of 50, so a loaded machine slows both alike; each cell is the
 median (p50) and p99 of ``--requests`` sequential requests after 100 warm-up ones.
+
+Beside the latencies, the CPU time per request of every process that serves it (this one, the
+gRPC server's for gRPC cells, redis-server), from nanosecond counters (``time.process_time``,
+``/proc/<pid>/task/*/schedstat``): on a shared, loaded machine wall times stretch with the other
+jobs, CPU times far less, so their ratio is the steadier estimate of a quiet machine's.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import random
 import subprocess
 import sys
@@ -130,18 +137,39 @@ def local_caller(store, refs: list[str], size: int, entities: int):
     return call
 
 
-def race(plain, aggregate, requests: int) -> tuple[list[float], list[float]]:
-    """Both callers, alternating rounds of ROUND requests after 100 warm-up calls each."""
+def race(plain, aggregate, requests: int, pids: list[int]) -> list[tuple[list[float], float]]:
+    """Both callers, alternating rounds of ROUND requests after 100 warm-up calls each: per
+    caller, its latencies (ms) and its CPU ms per request in this process and ``pids``."""
     for _ in range(100):
         plain(), aggregate()
     times: tuple[list[float], list[float]] = ([], [])
+    cpu = [0.0, 0.0]
     while len(times[1]) < requests:
-        for call, out in ((plain, times[0]), (aggregate, times[1])):
+        for k, call in enumerate((plain, aggregate)):
+            before = cpu_seconds(pids)
             for _ in range(ROUND):
                 started = time.perf_counter()
                 call()
-                out.append((time.perf_counter() - started) * 1000)
-    return times
+                times[k].append((time.perf_counter() - started) * 1000)
+            cpu[k] += cpu_seconds(pids) - before
+    return [(times[k], cpu[k] * 1000 / len(times[k])) for k in (0, 1)]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds used so far by this process and every thread of ``pids``."""
+    total = time.process_time()
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # a thread that just ended
+                total += int((task / "schedstat").read_text().split()[0]) / 1e9
+    return total
+
+
+def redis_pid(port: int) -> int:
+    import redis
+
+    with redis.Redis(port=port) as client:
+        return int(client.info("server")["process_id"])
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -167,23 +195,28 @@ def main() -> None:
         rows = []
         try:
             address = server.stdout.readline().strip()
+            pids = {"gRPC": [server.pid, redis_pid(port)], "in process": [redis_pid(port)]}
             with FeatureStore(repo) as store:
                 for path, caller, target in (("gRPC", grpc_caller, address), ("in process", local_caller, store)):
                     for size in (1, 100):
                         plain, aggregate = race(caller(target, PLAIN, size, options.entities),
-                                                caller(target, AGGREGATES, size, options.entities), options.requests)
+                                                caller(target, AGGREGATES, size, options.entities),
+                                                options.requests, pids[path])
                         rows.append((path, size, plain, aggregate))
         finally:
             server.terminate()
             server.wait(30)
     print(f"online lookup, {options.entities:,} entities, {options.requests} requests per cell after 100 warm-up "
-          f"(p50 / p99 ms; ratio of p50s)")
-    print("| path | entities | plain view, 12 features | aggregate view, 12 aggregates | ratio |")
-    print("|---|---:|---:|---:|---:|")
-    for path, size, plain, aggregate in rows:
+          f"(p50 / p99 ms, ratio of p50s; CPU ms per request of client, server and redis-server, ratio); "
+          f"load {os.getloadavg()[0]:.1f} at the end")
+    print("| path | entities | plain view, 12 features | aggregate view, 12 aggregates | ratio "
+          "| CPU plain / aggregate | CPU ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for path, size, (plain, plain_cpu), (aggregate, aggregate_cpu) in rows:
         ratio = quantile(aggregate, 0.5) / quantile(plain, 0.5)
         print(f"| {path} | {size} | {quantile(plain, 0.5):.3f} / {quantile(plain, 0.99):.3f} | "
-              f"{quantile(aggregate, 0.5):.3f} / {quantile(aggregate, 0.99):.3f} | {ratio:.2f}x |")
+              f"{quantile(aggregate, 0.5):.3f} / {quantile(aggregate, 0.99):.3f} | {ratio:.2f}x | "
+              f"{plain_cpu:.3f} / {aggregate_cpu:.3f} | {aggregate_cpu / plain_cpu:.2f}x |")
 
 
 if __name__ == "__main__":

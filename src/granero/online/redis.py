@@ -8,8 +8,9 @@ standalone server and one key on a Cluster (a script must keep to one slot there
 pipelined ``batch_size`` keys at a time. Each key expires at its row's event_timestamp + the
 view's ttl (PXAT), so Redis reclaims rows nobody may be served any more.
 
-Reads are one MGET on a standalone server; on a Cluster, one pipeline that redis-py splits into
-one round trip per node holding requested keys.
+Reads are one MGET on a standalone server, followed in the same packed payload by one ZRANGE
+per aggregate entity (``redis_wire.WINDOW_READ``); on a Cluster, one pipeline that redis-py
+splits into one round trip per node holding requested keys.
 
 Consistency of expiry: once a key has expired a lookup says NOT_FOUND where the read-time ttl
 check alone would have said OUTSIDE_MAX_AGE; both withhold the value (null), exactly as the
@@ -44,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from granero.errors import ConfigError, OnlineStoreUnavailable
 from granero.online.encoding import key_prefix
+from granero.online.redis_wire import last_members, pack, read_replies, window_read, window_reads
 from granero.redaction import redact_url
 
 if TYPE_CHECKING:
@@ -74,27 +76,6 @@ return written
 """KEYS: the keys; ARGV: per key its encoded value and expire-at unix ms ('' for never).
 Returns how many values were stored (the others were older than what Redis holds)."""
 
-READ_WINDOWS = """
-local out = {}
-for _, key in ipairs(KEYS) do
-  for _, tile in ipairs(ARGV) do
-    local found = redis.pcall('ZRANGE', key, tile, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1)
-    if found.err then
-      out[#out + 1] = ''
-    else
-      out[#out + 1] = found[1] or false
-    end
-  end
-end
-return out
-"""
-"""KEYS: an aggregate view's entity keys; ARGV: tile indexes. Per key, per tile, the last
-member scored at or before the tile (the change point in force then), or nil (Lua ``false``);
-an empty member where the key holds no sorted set (a row of the view's plain definition: read
-as another definition's member, NOT_FOUND, instead of failing the request with WRONGTYPE). One
-reply for a whole view, parsed in C by hiredis, where a ZRANGE per entity would cost a Python
-call per reply. Sent with EVAL, whose body Redis caches by digest, so a restarted server needs no reloading."""
-_READ_WINDOWS = READ_WINDOWS.encode()
 
 
 class WindowRead(NamedTuple):
@@ -351,29 +332,25 @@ class RedisStore:
 
     def _run_packed(self, calls: list[list[bytes]]) -> list[Any]:
         """Send commands packed here (redis-py's packing costs as much as Redis' work) on one
-        pooled connection; tried once more on a fresh one, as reads and writes are idempotent."""
-        from redis.exceptions import ConnectionError, TimeoutError
-
-        payload = b"".join(map(_resp, calls))
-        try:
-            return self._send_packed(payload, len(calls))
-        except (ConnectionError, TimeoutError):
-            return self._send_packed(payload, len(calls))
+        pooled connection; see ``_send_packed``."""
+        return self._send_packed(b"".join(map(pack, calls)), len(calls))
 
     def _send_packed(self, payload: bytes, replies: int) -> list[Any]:
-        from redis.exceptions import ResponseError
+        """The replies (errors as values) of a payload of ``replies`` commands, on one pooled
+        connection; tried once more on a fresh one, as reads and writes are idempotent."""
+        from redis.exceptions import ConnectionError, TimeoutError
 
+        try:
+            return self._send_once(payload, replies)
+        except (ConnectionError, TimeoutError):
+            return self._send_once(payload, replies)
+
+    def _send_once(self, payload: bytes, replies: int) -> list[Any]:
         pool = self.client.connection_pool
         connection = pool.get_connection()
         try:
             connection.send_packed_command([payload])
-            results: list[Any] = []
-            for _ in range(replies):
-                try:
-                    results.append(connection.read_response())
-                except ResponseError as error:
-                    results.append(error)
-            return results
+            return read_replies(connection, replies)
         except BaseException:
             connection.disconnect()
             raise
@@ -389,27 +366,32 @@ class RedisStore:
         return reply
 
     def _read_with_windows(self, keys: list[bytes], windows: Sequence[WindowRead]) -> list[Any]:
-        """``read`` with window reads: on a standalone server one packed payload (an MGET, then
-        one READ_WINDOWS call per WindowRead); on a Cluster one pipeline of GETs and one call per
-        entity key (a script keeps to one slot)."""
-        calls = [_window_call(self._prefix(w.view), w.keys, w.tiles) for w in windows]
+        """``read`` with window reads (``WINDOW_READ`` per entity key and tile): on a standalone
+        server one payload packed here, the MGET first; on a Cluster one pipeline of GETs and
+        ZRANGEs, which redis-py routes per key."""
         if not self.settings.cluster:
-            replies = self._run_packed(([[b"MGET", *keys]] if keys else []) + calls)
-            for reply in replies:
-                if isinstance(reply, Exception):
-                    raise reply
-            found = replies[0] if keys else []
-            return found + [member for reply in replies[len(replies) - len(calls):] for member in reply]
+            payload = b"".join(window_reads(self._prefix(w.view), w.keys, w.tiles) for w in windows)
+            count = sum(len(w.keys) * len(w.tiles) for w in windows)
+            if keys:
+                payload, count = pack([b"MGET", *keys]) + payload, count + 1
+            replies = self._send_packed(payload, count)
+            if keys and isinstance(replies[0], Exception):
+                raise replies[0]
+            return (replies[0] + last_members(replies[1:])) if keys else last_members(replies)
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
             pipe.get(key)
         for window in windows:
             prefix = self._prefix(window.view)
-            tiles = [b"%d" % tile for tile in window.tiles]
-            for key in window.keys:  # the str name: redis-py routes EVAL by its keys then
-                pipe.execute_command("EVAL", READ_WINDOWS, 1, prefix + key, *tiles)
-        replies = pipe.execute()
-        return replies[: len(keys)] + [member for reply in replies[len(keys) :] for member in reply]
+            for key in window.keys:
+                for tile in window.tiles:
+                    pipe.execute_command("ZRANGE", *window_read(prefix + key, tile)[1:])  # routed by
+                    # the str name (a bytes name makes redis-py ask the server for the keys)
+        replies = pipe.execute(raise_on_error=False)
+        for reply in replies[: len(keys)]:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies[: len(keys)] + last_members(replies[len(keys) :])
 
     def _unlink(self, keys: list[bytes]) -> int:
         if not keys:
@@ -445,18 +427,6 @@ def _script_call(sha: str, prefix: bytes, rows: list[tuple[bytes, bytes, bytes]]
     keys = [prefix + key for key, _, _ in rows]
     arguments = [item for _, value, expire_at in rows for item in (value, expire_at)]
     return [b"EVALSHA", sha.encode(), b"%d" % len(rows), *keys, *arguments]
-
-
-def _window_call(prefix: bytes, keys: Sequence[bytes], tiles: Sequence[int]) -> list[bytes]:
-    arguments = [b"%d" % tile for tile in tiles]
-    return [b"EVAL", _READ_WINDOWS, b"%d" % len(keys), *(prefix + key for key in keys), *arguments]
-
-
-def _resp(command: list[bytes]) -> bytes:
-    """A command in the Redis protocol (RESP): an array of bulk strings (packed by hiredis, in C)."""
-    import hiredis
-
-    return hiredis.pack_command(tuple(command))
 
 
 def _connect(settings: RedisSettings) -> Any:
