@@ -6,7 +6,9 @@ One run, printed side by side (and written to bench/out/on_demand-<UTC>.json):
 
 - **Per-request overhead.** An on-demand view doing a few arithmetic operations on two inputs
   (the feature ``conv_rate`` and the request value ``val_to_add``: ``plus_val = c + v``,
-  ``scaled = c * v * 2 - 1``) against the same request without it (``driver_stats:conv_rate``),
+  ``scaled = c * v * 2 - 1``), in both modes: vectorized (``ratio``, four pyarrow.compute calls)
+  and row-wise (``ratio_rows``, Python arithmetic per row), against the same request without it
+  (``driver_stats:conv_rate``),
   at 1 and 100 entities: Granero in process (``FeatureStore.get_online_features``) and over gRPC
   (a ``granero serve`` process, the generated stub, COLUMNS layout, request values as
   ``request_columns``); Feast 0.67 in process with the same view in ``pandas`` and ``python``
@@ -182,6 +184,8 @@ def in_process(store: Any, entities: int, count: int) -> dict[str, dict]:
             "plain": lambda s=samples, t=turn: store.get_online_features(s[next(t) % 64], PLAIN),
             "on_demand": lambda s=samples, t=turn, r=request: store.get_online_features(
                 s[next(t) % 64], ON_DEMAND, request_data=r),
+            "row": lambda s=samples, t=turn, r=request: store.get_online_features(
+                s[next(t) % 64], ROW, request_data=r),
             "trivial": lambda s=samples, t=turn, r=request: store.get_online_features(
                 s[next(t) % 64], TRIVIAL, request_data=r),
         }, count)
@@ -205,8 +209,9 @@ def over_grpc(address: str, entities: int, count: int, server_pid: int) -> dict[
     with grpc.insecure_channel(address) as channel:
         stub = FeatureServingStub(channel)
         for batch in BATCHES:
-            requests: dict[str, list] = {"plain": [], "on_demand": [], "trivial": []}
-            for kind, refs in (("plain", PLAIN), ("on_demand", ON_DEMAND), ("trivial", TRIVIAL)):
+            requests: dict[str, list] = {"plain": [], "on_demand": [], "row": [], "trivial": []}
+            for kind, refs in (("plain", PLAIN), ("on_demand", ON_DEMAND), ("row", ROW),
+                               ("trivial", TRIVIAL)):
                 for _ in range(64):
                     request = pb.GetOnlineFeaturesRequest(layout=pb.COLUMNS)
                     request.features.refs.extend(refs)
@@ -322,10 +327,12 @@ def report(results: dict) -> str:
     lines = ["| system, path | entities | plain p50 (ms) | on-demand p50 (ms) | overhead p50 (us) "
              "| plain CPU/call (us) | on-demand CPU/call (us) | overhead CPU (us) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    rows = (("Granero, in process", results["granero_sdk"], "on_demand"),
+    rows = (("Granero, in process, vectorized (pyarrow)", results["granero_sdk"], "on_demand"),
+            ("Granero, in process, row mode (Python)", results["granero_sdk"], "row"),
             ("Granero, in process, pass-through transform (Granero's part)",
              results["granero_sdk"], "trivial"),
-            ("Granero, gRPC (server CPU)", results["granero_grpc"], "on_demand"),
+            ("Granero, gRPC (server CPU), vectorized", results["granero_grpc"], "on_demand"),
+            ("Granero, gRPC (server CPU), row mode", results["granero_grpc"], "row"),
             ("Granero, gRPC (server CPU), pass-through transform", results["granero_grpc"],
              "trivial"),
             ("Feast 0.67, in process, pandas mode", _feast(results), "pandas"),

@@ -62,12 +62,13 @@ def replayed(store: Any) -> None:
     online.read = read
 
 
-def measure(store: Any, rounds: int, end: datetime) -> dict[str, float]:
+def measure(store: Any, rounds: int, end: datetime, batches: tuple[int, ...] = BATCHES
+            ) -> dict[str, float]:
     import pyarrow as pa
 
     view = store.transforms.transforms(store.registered())["ratio"]
     results = {}
-    for batch in BATCHES:
+    for batch in batches:
         rows = [{"driver_id": i} for i in random.Random(7).sample(range(1, 1001), batch)]
         request = {"val_to_add": [1.5] * batch}
         columns = {"conv_rate": pa.array([0.25] * batch), "val_to_add": pa.array(request["val_to_add"])}
@@ -87,12 +88,12 @@ def measure(store: Any, rounds: int, end: datetime) -> dict[str, float]:
     return results
 
 
-def report(results: dict[str, float]) -> str:
+def report(results: dict[str, float], batches: tuple[int, ...] = BATCHES) -> str:
     lines = ["| entities | plain (us) | vectorized (us) | row (us) | pass-through (us) "
              "| overhead vectorized (us) | overhead row (us) | Granero's part (us) "
              "| transform alone (us) | transform after a lookup (us) |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for batch in BATCHES:
+    for batch in batches:
         plain, od, row, floor, alone, after = (results[f"{k}/{batch}"] for k in (
             "plain", "on_demand", "row", "trivial", "transform", "plain_then_transform"))
         lines.append(f"| {batch} | {plain:.1f} | {od:.1f} | {row:.1f} | {floor:.1f} | {od - plain:.1f} "
@@ -103,7 +104,10 @@ def report(results: dict[str, float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument("--batches", default=",".join(map(str, BATCHES)),
+                        help="entity counts, e.g. 1,10,30,100 (where row mode stops paying)")
     args = parser.parse_args()
+    batches = tuple(int(b) for b in args.batches.split(","))
     end = datetime.now(UTC).replace(microsecond=0)
     with tempfile.TemporaryDirectory() as scratch, private_redis(Path(scratch) / "redis") as port:
         source = Path(scratch) / "driver_stats.parquet"
@@ -111,9 +115,9 @@ def main() -> None:
         store = load_online(granero_repo(Path(scratch) / "repo", source, port, free_port()), source)
         replayed(store)
         load = os.getloadavg()[0]
-        results = measure(store, args.rounds, end)
+        results = measure(store, args.rounds, end, batches)
         store.close()
-    print(report(results))
+    print(report(results, batches))
     print(f"\nLoad average (1 min) at the start and end: {load:.1f}, {os.getloadavg()[0]:.1f}")
 
 

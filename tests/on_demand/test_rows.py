@@ -189,3 +189,15 @@ def test_row_errors_are_named_alike_on_both_paths():
     wrong = outcome(lambda: run_rows(transform, {"a": [1]}, 1))
     assert wrong == outcome(lambda: run_batch(transform, {"a": pa.array([1])}, 1))
     assert "output 'out_sum' (declared float64)" in wrong[1]
+
+
+@pytest.mark.parametrize("dtype", [f"list<{s}>" for s in SCALARS])
+def test_row_outputs_of_empty_and_null_lists_take_the_declared_type(dtype):
+    """A list output of only [] and [None] is list<null> to Arrow: nulls of the declared element
+    type, as a vectorized transform's typed list would be (it was refused: null -> element)."""
+    def lists(row):
+        return {"out_a": row["a"], "out_sum": None}
+
+    transform = runnable({"a": dtype}, "int64", lists)
+    got = run_rows(transform, {"a": [[], [None], None]}, 3)["out_a"]
+    assert got.type == arrow_type(dtype) and got.to_pylist() == [[], [None], None]

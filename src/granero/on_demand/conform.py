@@ -1,7 +1,8 @@
 """What a transform returns, made into its declared Arrow type, or refused: never a lossy cast.
 
     same type                           kept as is
-    a column of nulls (Arrow null)      nulls of the declared type
+    a column of nulls (Arrow null)      nulls of the declared type (also as list elements: a
+                                        column of [] and [None] is a list<null> to Arrow)
     int*  -> int32/int64/float32/64     each value must come back equal (range, 2**53...)
     float -> float32/float64/int*       each value must come back equal (0.1 -> float32 refused,
                                         1.5 -> int refused; NaN stays NaN)
@@ -59,6 +60,8 @@ def refusal(source: pa.DataType, target: pa.DataType) -> str | None:
     """Why ``source`` values never become ``target`` ones (None: they may, value by value)."""
     import pyarrow as pa
 
+    if pa.types.is_null(source):  # nulls only (e.g. the elements of [] or [None]): any type
+        return None
     families = (_family(source), _family(target))
     if families[0] != families[1] and families != ("integer", "float") and families != ("float", "integer"):
         return f"{source} does not convert to {target}"

@@ -8,6 +8,11 @@ executor through ``mapInArrow``), with the same function object.
 
 A batch of no rows never calls the transform: it gives empty columns of the declared dtypes, so
 a transform need not handle the empty case (``np.max`` of nothing...).
+
+Row mode has one path, on Python values (``run_rows``): an Arrow batch (training, the probe)
+gets there through ``to_pylist``, a request directly (``on_demand.rows``). Its outputs are
+gathered per output and taken as they are when plainly of their dtype (``arrays.plain_column``),
+else converted and checked like a vectorized transform's.
 """
 
 from __future__ import annotations
