@@ -10,6 +10,7 @@ latest event time wins, whatever arrived last).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -170,3 +171,60 @@ def check_delta_stream(store: FeatureStore) -> None:
     assert sorted(table["total"].to_pylist()) == [9, 10, 11, 20]
     served = store.get_online_features([{"driver_id": 1}, {"driver_id": 2}], features=["trip_totals:total"])
     assert served.to_dict()["trip_totals__total"] == [11, 20]
+
+
+def served_notes(store: FeatureStore, drivers: list[int]) -> list[str | None]:
+    result = store.get_online_features([{"driver_id": d} for d in drivers], features=["driver_stats:note"])
+    return result.to_dict()["driver_stats__note"]
+
+
+def offline_notes(store: FeatureStore) -> list[str]:
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return sorted(offline_rows(store)["note"].to_pylist())
+    except TableNotFoundError:
+        return []
+
+
+def landing_held(store: FeatureStore, view: str) -> contextlib.AbstractContextManager[None]:
+    """The view's landing lock (the one every landing writer takes) held by this process: the
+    stream's durable writer waits in its landing step, before the offline append, until released."""
+    from granero.offline.landing import _locked
+
+    folder = Path(landing_location(store.config.offline_store.path)) / view
+    folder.mkdir(parents=True, exist_ok=True)
+    return _locked(folder)
+
+
+def test_online_values_do_not_wait_for_the_offline_writes(stream_repo: StreamRepo, kafka, tmp_path: Path):
+    """While the durable writer is stuck (its landing lock held), two rounds of events are each
+    served online; released, it appends both rounds to the offline table, each event once. One
+    query doing both would serve the first round and then wait on the lock, never the second."""
+    rng = random.Random(1414)
+    rounds = [random_events(rng, 200, 0), random_events(rng, 200, 200)]
+    store = FeatureStore(stream_repo.path)
+    log = tmp_path / "stream.log"
+    with landing_held(store, "driver_stats"):
+        process = start_stream(stream_repo.path, log)
+        try:
+            for index, events in enumerate(rounds):
+                produce(kafka.bootstrap_servers, stream_repo.topic, encoded(events), scaled(30))
+                latest = latest_per_driver([e for r in rounds[:index + 1] for e in r])
+                drivers = sorted(latest)
+                expected = [latest[d]["note"] for d in drivers]
+                try:
+                    wait_until(lambda: served_notes(store, drivers) == expected, 300, process, log)  # noqa: B023
+                except AssertionError as error:
+                    raise AssertionError(f"round {index + 1} of {len(rounds)} not served online: {error}") from None
+            assert offline_notes(store) == []  # the durable writer is still waiting on the lock
+        except BaseException:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+    try:
+        every = sorted(e["note"] for r in rounds for e in r)
+        wait_until(lambda: offline_notes(store) == every, 300, process, log)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=scaled(30))
+        store.close()
