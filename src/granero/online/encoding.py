@@ -1,26 +1,7 @@
-"""The bytes Granero keeps in Redis: key layout and value format. Pure: no I/O.
-
-Keys
-----
-``<project>:<view>:<entity key>``, one key per (feature view, entity), so each view keeps its own
-expiry (its ttl), never one shared by every view of an entity. The entity key serialises the
-view's join key values in ``defs.join_keys(view)`` order, each as a one-byte type tag then::
-
-    i  int32 and int64 alike   8 bytes, big-endian two's complement
-    ?  bool                    1 byte, 0 or 1
-    t  timestamp               8 bytes, big-endian microseconds since the Unix epoch (UTC)
-    s  string                  4-byte big-endian length, then UTF-8
-    y  bytes                   4-byte big-endian length, then the bytes
-
-Fixed widths and length prefixes make it injective: (1, 23) and (12, 3) differ, and so do
-("a", "bc") and ("ab", "c"). Integers share one width so widening an int32 key keeps its keys.
-A Python int from a request and an Arrow/numpy value on a Spark executor give the same bytes.
-
-Redis Cluster: keys carry no hash tag, so a view's keys spread over all slots instead of piling up
-on one node. Project and view names cannot contain braces; a ``{...}`` that happens to occur
-inside a binary entity key only narrows what Redis hashes, which client and server compute alike.
-Every command touches a single key, so the client splits pipelines per node and never meets a
-CROSSSLOT error.
+"""The bytes Granero keeps in Redis for a row: the value format, encoded column-wise and decoded
+row by row or in batches. Pure: no I/O. The keys are ``online.entity_keys``'s, times and Arrow
+columns ``online.arrow_columns``'s (both re-exported here, where callers have always found them);
+an aggregate view's members wrap these values (``online.aggregate_encoding``).
 
 Values (format version 1, little-endian)
 ----------------------------------------
@@ -53,11 +34,22 @@ import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from granero.online.arrow_columns import (
+    EPOCH,
+    as_micros,
+    binary,
+    expire_at_ms,
+    fixed_numpy,
+    from_micros,
+    micros_column,
+    null_bitmaps,
+    to_micros,
+)
+from granero.online.entity_keys import encode_entity_key, encode_entity_keys, encode_single_keys, key_prefix
 from granero.types import list_element
 
 if TYPE_CHECKING:
@@ -67,18 +59,8 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 NULL_CREATED = -(2**63)
 """created_timestamp of a row whose source has none: lower than any real time."""
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
 
 _HEADER = struct.Struct("<BqqI")
-_KEY_TAG = {
-    "int32": b"i",
-    "int64": b"i",
-    "bool": b"?",
-    "timestamp": b"t",
-    "string": b"s",
-    "bytes": b"y",
-}
 _FIXED_FORMAT = {
     "int32": "i",
     "int64": "q",
@@ -95,83 +77,11 @@ _NUMPY_FORMAT = {
     "bool": "u1",
     "timestamp": "<i8",
 }
-
-
-# -- time ------------------------------------------------------------------------------------------
-
-
-def to_micros(moment: datetime) -> int:
-    """Exact microseconds since the epoch; a naive datetime is taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - EPOCH) // _MICRO
-
-
-def from_micros(micros: int) -> datetime:
-    return EPOCH + timedelta(microseconds=micros)
-
-
-def expire_at_ms(event_micros: np.ndarray, ttl: timedelta) -> np.ndarray:
-    """Unix ms at which a row stops being servable, rounded up so Redis keeps it through the
-    inclusive end of its ttl (``now - event_timestamp == ttl`` is still served)."""
-    end = event_micros + ttl // _MICRO
-    return -(-end // 1000)
-
-
-# -- keys ------------------------------------------------------------------------------------------
-
-
-def key_prefix(project: str, view: str) -> bytes:
-    """``<project>:<view>:``, the part of every key of a view before the entity key."""
-    return f"{project}:{view}:".encode()
-
-
-def encode_entity_key(dtypes: Sequence[str], values: Sequence[Any]) -> bytes:
-    """The entity key of already-validated Python values (int, bool, str, bytes, datetime)."""
-    return b"".join(_key_field(dtype, value) for dtype, value in zip(dtypes, values, strict=True))
-
-
-def encode_single_keys(dtype: str, values: Sequence[Any]) -> list[bytes]:
-    """``encode_entity_key`` of many one-column keys; integers without a call per key."""
-    if dtype in ("int32", "int64"):
-        tag = _KEY_TAG[dtype]
-        return [tag + int(v).to_bytes(8, "big", signed=True) for v in values]
-    return [_key_field(dtype, value) for value in values]
-
-
-def _key_field(dtype: str, value: Any) -> bytes:
-    tag = _KEY_TAG[dtype]
-    if dtype in ("int32", "int64"):
-        return tag + int(value).to_bytes(8, "big", signed=True)
-    if dtype == "bool":
-        return tag + (b"\x01" if value else b"\x00")
-    if dtype == "timestamp":
-        return tag + to_micros(value).to_bytes(8, "big", signed=True)
-    data = value.encode() if dtype == "string" else bytes(value)
-    return tag + len(data).to_bytes(4, "big") + data
-
-
-def encode_entity_keys(dtypes: Sequence[str], columns: Sequence[pa.Array]) -> list[bytes]:
-    """Entity keys of Arrow columns (no nulls), column-wise: the same bytes as encode_entity_key."""
-    fields = [_key_column(dtype, column) for dtype, column in zip(dtypes, columns, strict=True)]
-    if len(fields) == 1:
-        return fields[0]
-    return [b"".join(parts) for parts in zip(*fields, strict=True)]
-
-
-def _key_column(dtype: str, column: pa.Array) -> list[bytes]:
-    import numpy as np
-
-    if column.null_count:
-        raise ValueError(f"a join key column ({dtype}) holds nulls")
-    tag = _KEY_TAG[dtype]
-    if dtype in ("string", "bytes"):
-        return [tag + len(v).to_bytes(4, "big") + v for v in _binary(column).to_pylist()]
-    width = 1 if dtype == "bool" else 8
-    record = np.empty(len(column), dtype=[("tag", "u1"), ("value", ">u1" if width == 1 else ">i8")])
-    record["tag"] = tag[0]
-    record["value"] = _fixed_numpy(dtype, column)
-    return np.frombuffer(record.tobytes(), dtype=f"V{1 + width}").tolist()
+__all__ = [  # the names other modules import from here, the moved ones included
+    "EPOCH", "FORMAT_VERSION", "NULL_CREATED", "StoredBatch", "StoredRow", "ValueCodec", "batch_values",
+    "decode_batch", "encode_entity_key", "encode_entity_keys", "encode_list", "encode_single_keys",
+    "expire_at_ms", "from_micros", "key_prefix", "micros_column", "read_version", "to_micros", "value_codec",
+]
 
 
 # -- values ----------------------------------------------------------------------------------------
@@ -269,13 +179,13 @@ class ValueCodec:
         record = np.zeros(len(event), dtype=self._numpy_dtype())
         record["version"] = FORMAT_VERSION
         record["event"] = micros_column(event)
-        record["created"] = _micros(created).fill_null(NULL_CREATED).to_numpy()
+        record["created"] = as_micros(created).fill_null(NULL_CREATED).to_numpy()
         record["schema"] = self.schema_id
-        record["nulls"] = _null_bitmaps(columns, self.bitmap_size)
+        record["nulls"] = null_bitmaps(columns, self.bitmap_size)
         payloads = []
         for i, ((_, dtype), column) in enumerate(zip(self.features, columns, strict=True)):
             if dtype in _FIXED_FORMAT:
-                record[f"f{i}"] = _fixed_numpy(dtype, column)
+                record[f"f{i}"] = fixed_numpy(dtype, column)
             else:
                 payloads.append(_payloads(dtype, column))
                 record[f"f{i}"] = [len(p) for p in payloads[-1]]
@@ -434,53 +344,11 @@ def _payload_column(
     return column
 
 
-# -- column helpers (Arrow -> numpy / bytes) -------------------------------------------------
-
-
-def micros_column(column: pa.Array) -> np.ndarray:
-    """A timestamp column as int64 microseconds since the epoch (nulls are not allowed)."""
-    if column.null_count:
-        raise ValueError("timestamp column holds nulls")
-    return _micros(column).to_numpy()
-
-
-def _micros(column: pa.Array) -> pa.Array:
-    import pyarrow as pa
-
-    if pa.types.is_timestamp(column.type):
-        column = column.cast(pa.timestamp("us", tz="UTC"), safe=False)
-    return column.cast(pa.int64())
-
-
-def _fixed_numpy(dtype: str, column: pa.Array) -> np.ndarray:
-    if dtype == "timestamp":
-        column = _micros(column)
-    filler = False if dtype == "bool" else 0
-    return column.fill_null(filler).to_numpy(zero_copy_only=False)
-
-
-def _null_bitmaps(columns: Sequence[pa.Array], size: int) -> np.ndarray:
-    import numpy as np
-
-    nulls = np.zeros((len(columns[0]) if columns else 0, size * 8), dtype=bool)
-    for i, column in enumerate(columns):
-        if column.null_count:
-            nulls[:, i] = column.is_null().to_numpy(zero_copy_only=False)
-    return np.packbits(nulls, axis=1, bitorder="little")
-
-
-def _binary(column: pa.Array) -> pa.Array:
-    import pyarrow as pa
-
-    if pa.types.is_large_string(column.type) or pa.types.is_large_binary(column.type):
-        return column.cast(pa.large_binary())
-    return column.cast(pa.binary())
-
 
 def _payloads(dtype: str, column: pa.Array) -> list[bytes]:
     element = list_element(dtype)
     if element is None:
-        return [v or b"" for v in _binary(column).to_pylist()]
+        return [v or b"" for v in binary(column).to_pylist()]
     return [b"" if items is None else encode_list(element, items) for items in column.to_pylist()]
 
 
