@@ -3,8 +3,8 @@
 The value of ``f(column) over W`` at ``now`` is read, never computed here: the entity's sorted set
 holds one member per change point (``online.aggregate_encoding``), and the last one scored at or
 before ``now // hop`` holds every window's value at ``now``. So a request sends one tile index
-(``window_tiles``), ``RedisStore.read`` answers every entity of the view with one script call (one
-``ZRANGE ... BYSCORE REV LIMIT 0 1`` per entity), and the members of a whole request decode in
+(``window_tiles``), ``RedisStore.read`` answers every entity of the view in the request's one
+round trip (one ``ZRANGE ... BYSCORE REV LIMIT 0 1`` per entity), and the members of a whole request decode in
 one numpy pass, as a plain view's rows do.
 
 Statuses: PRESENT, with the window's value; NULL_VALUE where that value is null (a mean, min...
