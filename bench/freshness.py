@@ -1,6 +1,7 @@
 """Freshness bench: an event produced to Kafka -> its value returned by gRPC GetOnlineFeatures.
 
-``.venv/bin/python -m bench.freshness [--rates 1000,10000] [--seconds 20] [--trigger "200 milliseconds"]``
+``.venv/bin/python -m bench.freshness [--rates 1000,10000] [--seconds 20] [--trigger "200 milliseconds"]
+[--offline-trigger "30 seconds"] [--baseline DIR]``
 
 Per rate, on loopback: a real Kafka broker (KRaft, tests/streaming/broker.py), a private
 redis-server, ``granero stream`` (Spark Structured Streaming, the view's micro-batch trigger set
@@ -12,6 +13,10 @@ served at the end of the first poll that returned its seq or a later one of its 
 event replaces it by write-if-newer): latency = that time - its produce time, an upper bound by
 at most one poll. Events never served within ``--drain`` seconds after the last is produced are
 reported as missing, not dropped from the percentiles silently.
+
+``--baseline DIR`` (a checkout of another commit, e.g. ``git worktree add DIR HEAD~1``) measures,
+per rate and in the same run on the same broker and redis-server, that checkout's stream job and
+server first, then this one's: interleaved, so a busy machine weighs on both alike.
 
 A push row does the same for ``Client.push`` (gRPC PushFeatures, one row, online and offline)
 -> served, one push at a time.
@@ -68,6 +73,8 @@ class Run:
     changes: dict[int, list[tuple[int, float]]] = field(default_factory=dict)  # driver -> [(seq, seen at)]
     polls: int = 0
     poll_seconds: list[float] = field(default_factory=list)
+    load: float = field(default_factory=lambda: os.getloadavg()[0])
+    """The 1-minute load average as the run began."""
 
     def latencies(self) -> tuple[np.ndarray, int]:
         """Per served event, seen - produced (s); and how many events were never seen."""
@@ -82,7 +89,16 @@ class Run:
         return (seen - self.produced_at)[served], int((~served).sum())
 
 
-def write_repo(root: Path, servers: str, topic: str, redis_port: int, trigger: str) -> Path:
+def variant_env(source: Path | None) -> dict[str, str] | None:
+    """The environment running a checkout's granero (its ``src`` first on the path), or None."""
+    if source is None:
+        return None
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(source / "src"), str(source)])}
+
+
+def write_repo(root: Path, servers: str, topic: str, redis_port: int, triggers: dict[str, str],
+               env: dict[str, str] | None = None) -> Path:
+    """A repo streaming ``topic``; ``triggers``: the ``streaming:`` intervals to set."""
     root.mkdir(parents=True)
     (root / "feature_store.yaml").write_text(textwrap.dedent(f"""\
         project: fresh_{uuid.uuid4().hex[:8]}
@@ -91,11 +107,11 @@ def write_repo(root: Path, servers: str, topic: str, redis_port: int, trigger: s
         spark:
           master: local[2]
           conf: {{spark.sql.shuffle.partitions: "2", spark.default.parallelism: "2", spark.ui.enabled: "false"}}
-        streaming: {{trigger_interval: {trigger}}}
+        streaming: {json.dumps(triggers)}
         """))
     (root / "views.py").write_text(VIEWS.format(servers=servers, topic=topic))
     subprocess.run([sys.executable, "-m", "granero.cli.main", "apply", "--repo", str(root)],
-                   check=True, capture_output=True, cwd=ROOT)
+                   check=True, capture_output=True, cwd=ROOT, env=env)
     return root
 
 
@@ -153,23 +169,34 @@ class Poller:
             self.poll()
 
 
-def measure_rate(args: argparse.Namespace, servers: str, redis_port: int, rate: int, out: Path) -> dict:
+def triggers(args: argparse.Namespace, baseline: bool) -> dict[str, str]:
+    """The ``streaming:`` intervals (a baseline checkout may not know ``offline_trigger_interval``)."""
+    chosen = {"trigger_interval": args.trigger}
+    if args.offline_trigger and not baseline:
+        chosen["offline_trigger_interval"] = args.offline_trigger
+    return chosen
+
+
+def measure_rate(args: argparse.Namespace, servers: str, redis_port: int, rate: int, out: Path,
+                 source: Path | None = None) -> dict:
+    """One rate with this checkout's stream job and server, or those of ``source``."""
     from tests.streaming.broker import create_topic
 
     from granero.serving.client import Client
 
-    topic = f"fresh_{rate}_{uuid.uuid4().hex[:6]}"
+    label = "baseline" if source else "current"
+    topic, env = f"fresh_{rate}_{uuid.uuid4().hex[:6]}", variant_env(source)
     create_topic(servers, topic, partitions=2, timeout=60)
-    repo = write_repo(out / f"repo_{rate}", servers, topic, redis_port, args.trigger)
-    grpc_port, log = free_port(), (out / f"processes_{rate}.log").open("ab")
+    repo = write_repo(out / f"repo_{rate}_{label}", servers, topic, redis_port, triggers(args, bool(source)), env)
+    grpc_port, log = free_port(), (out / f"processes_{rate}_{label}.log").open("ab")
     started = [subprocess.Popen([sys.executable, "-m", "granero.cli.main", *command, "--repo", str(repo)],
-                                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+                                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True, env=env)
                for command in (["stream"], ["serve", "--port", str(grpc_port), "--host", "127.0.0.1"])]
     try:
         with Client(f"127.0.0.1:{grpc_port}", timeout=10) as client:
             warm_up(client, servers, topic, args, out)
             first_seq = 10 * args.drivers  # after the warm-up's
-            result = measured(client, servers, topic, rate, first_seq, args, out)
+            result = {"variant": label, **measured(client, servers, topic, rate, first_seq, args, out)}
             result["push"] = measure_push(client, args.pushes) if args.pushes else None
             result["stream"] = stream_progress(repo)
             return result
@@ -238,7 +265,7 @@ def measured(client, servers: str, topic: str, rate: int, first_seq: int, args: 
 
 def summary(rate: int, achieved: float, latencies: np.ndarray, missing: int, run: Run) -> dict:
     pct = (lambda q: float(np.percentile(latencies, q))) if len(latencies) else (lambda q: float("nan"))
-    return {"rate": rate, "achieved_rate": round(achieved), "events": len(run.produced_at),
+    return {"rate": rate, "load": run.load, "achieved_rate": round(achieved), "events": len(run.produced_at),
             "served": len(latencies), "missing": missing, "p50_s": pct(50), "p99_s": pct(99),
             "max_s": float(latencies.max()) if len(latencies) else float("nan"),
             "polls": run.polls, "poll_p50_ms": 1000 * float(np.median(run.poll_seconds or [0]))}
@@ -264,18 +291,21 @@ def served_seq(client, driver: int) -> int | None:
 
 
 def markdown(results: list[dict], args: argparse.Namespace) -> str:
-    lines = [f"Freshness, Kafka produce -> gRPC served (trigger {args.trigger}, {args.drivers} drivers, "
-             f"{args.seconds:g} s per rate, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", "",
-             "| rate (events/s) | achieved | events | served | missing | p50 (s) | p99 (s) | max (s) | polls |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"Freshness, Kafka produce -> gRPC served (trigger {args.trigger}, offline trigger "
+             f"{args.offline_trigger or 'default'}, {args.drivers} drivers, {args.seconds:g} s per rate, load "
+             f"average {os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} cores)", "",
+             "| variant | rate (events/s) | achieved | events | served | missing | p50 (s) | p99 (s) | max (s) "
+             "| polls | load at start |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['rate']:,} | {r['achieved_rate']:,} | {r['events']:,} | {r['served']:,} | {r['missing']:,} "
-                     f"| {r['p50_s']:.3f} | {r['p99_s']:.3f} | {r['max_s']:.3f} | {r['polls']} |")
+        lines.append(f"| {r['variant']} | {r['rate']:,} | {r['achieved_rate']:,} | {r['events']:,} | {r['served']:,} "
+                     f"| {r['missing']:,} | {r['p50_s']:.3f} | {r['p99_s']:.3f} | {r['max_s']:.3f} | {r['polls']} "
+                     f"| {r['load']:.1f} |")
     pushes = [r["push"] for r in results if r.get("push")]
     if pushes:
         lines += ["", "| push -> served (1 row, gRPC, online and offline) | pushes | p50 (s) | p99 (s) |",
                   "|---|---|---|---|"]
-        lines += [f"| at {r['rate']:,} events/s streaming | {p['pushes']} | {p['p50_s']:.3f} | {p['p99_s']:.3f} |"
+        lines += [f"| at {r['rate']:,} events/s streaming ({r['variant']}) | {p['pushes']} | {p['p50_s']:.3f} "
+                  f"| {p['p99_s']:.3f} |"
                   for r, p in zip(results, pushes, strict=False)]
     return "\n".join(lines)
 
@@ -287,6 +317,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--seconds", type=float, default=20.0, help="producing time per rate")
     add("--drivers", type=int, default=1000, help="entities the events go round (one poll reads them all)")
     add("--trigger", default="200 milliseconds", help="streaming.trigger_interval of the stream job")
+    add("--offline-trigger", help="streaming.offline_trigger_interval (default: the config's)")
+    add("--baseline", type=Path, help="a checkout to measure first at each rate, e.g. a git worktree")
     add("--drain", type=float, default=300.0, help="seconds to wait for the last events after producing")
     add("--startup", type=float, default=600.0, help="seconds the stream and server may take to start")
     add("--pushes", type=int, default=100, help="one-row pushes timed to served (0: none)")
@@ -301,12 +333,20 @@ def run_all(args: argparse.Namespace, out: Path) -> list[dict]:
     broker = start_broker(out / "kafka", timeout=args.startup)
     try:
         with private_redis(out / "redis") as redis_port:
-            results = [measure_rate(args, broker.bootstrap_servers, redis_port, int(rate), out)
-                       for rate in args.rates.split(",")]
+            results = []
+            for rate in args.rates.split(","):
+                for source in variants(args):
+                    results.append(measure_rate(args, broker.bootstrap_servers, redis_port, int(rate), out, source))
+                    print(json.dumps(results[-1], default=str), flush=True)  # kept if a later rate fails
     finally:
         broker.stop(timeout=60)
-    (out / "results.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+    (out / "results.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=1, default=str))
     return results
+
+
+def variants(args: argparse.Namespace) -> list[Path | None]:
+    """The checkouts measured at each rate, in order: the baseline (if any), then this one."""
+    return [args.baseline.resolve(), None] if args.baseline else [None]
 
 
 def phase(bench) -> None:
