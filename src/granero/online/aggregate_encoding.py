@@ -175,4 +175,4 @@ def decode_members(layout: AggregateLayout, members: Sequence[bytes | None]) -> 
     """Every member at once (None where an entity had none), as ``encoding.decode_batch`` reads
     plain values: read the slots with ``encoding.batch_values(layout.codec, batch, ...)``. A
     member of another schema is not ``found``; neither is None (the caller tells them apart)."""
-    return decode_batch(layout.codec, [None if m is None else m[TILE_BYTES:] for m in members])
+    return decode_batch(layout.codec, members, skip=TILE_BYTES)  # the tile prefix skipped in place

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from granero.aggregation.engine import Aggregate, AggregationSpec
@@ -93,6 +93,14 @@ class AggregateReader(ViewReader):
         _READERS[id(definition), view.features] = (definition, reader)
         return reader
 
+    @cached_property
+    def empty_is_null(self) -> Any:
+        """bool per requested output: its empty window's value is null (else it is the zero of
+        its dtype, as ``test_aggregate_read_columns`` checks for every function and dtype)."""
+        import numpy as np
+
+        return np.array([empty is None for empty in self.empties], dtype=bool)
+
     def window_tiles(self, now_micros: int) -> tuple[int, ...]:
         """The tile of ``now``: the member to read is the last change point at or before it."""
         return (now_micros // self.layout.hop,)
@@ -108,7 +116,10 @@ class AggregateReader(ViewReader):
         return ViewRead(Status.PRESENT, now_micros, stored.values)
 
     def read_columns(self, raw: Sequence[bytes | None], now_micros: int) -> ViewColumns:
-        """``read`` of every entity at once; ``raw``: per entity, its member."""
+        """``read`` of every entity at once; ``raw``: per entity, its member. Whole-batch numpy
+        throughout: an entity without a member holds the empty window's values because each of
+        them is its dtype's zero, what ``batch_values`` leaves where a value is missing
+        (``_reader`` checks it), or null."""
         if len(raw) < ROW_BY_ROW_BELOW:
             return self._columns_of_reads([self.read(raw[i : i + 1], now_micros) for i in range(len(raw))])
         import numpy as np
@@ -117,26 +128,24 @@ class AggregateReader(ViewReader):
             batch = decode_members(self.layout, raw)
         except ValueError as error:
             raise GraneroError(f"online value of view {self.name!r} is unreadable: {error}") from None
-        absent = np.fromiter((m is None for m in raw), bool, len(raw))
-        stale = ~batch.found & ~absent
-        nulls = batch.nulls[:, self.wanted] & batch.found[:, None]
+        stale = ~batch.found & ~batch.absent  # another definition's member: NOT_FOUND
+        nulls = batch.nulls[:, self.wanted]
         values = batch_values(self.codec, batch, self.wanted, nulls | ~batch.found[:, None])
+        gaps = nulls | stale[:, None] | (batch.absent[:, None] & self.empty_is_null)
+        if not stale.any():
+            return ViewColumns([0] * len(raw), [now_micros] * len(raw), values, rows_by_column(gaps))
         return ViewColumns(np.where(stale, 1, 0).tolist(), np.where(stale, 0, now_micros).tolist(), values,
-                           self._fill_empties(values, nulls, stale, absent))
+                           rows_by_column(gaps))
 
-    def _fill_empties(self, values: list[list[Any]], nulls: Any, stale: Any, absent: Any) -> list[list[int]]:
-        """Puts the empty window's values where an entity has no member; returns, per output,
-        the rows without a value (stale, null, or empty and null when empty)."""
-        import numpy as np
 
-        rows = np.flatnonzero(absent).tolist()
-        gaps = []
-        for k, empty in enumerate(self.empties):
-            if empty is None:
-                gaps.append(np.flatnonzero(nulls[:, k] | stale | absent).tolist())
-                continue
-            column = values[k]
-            for row in rows:
-                column[row] = empty
-            gaps.append(np.flatnonzero(nulls[:, k] | stale).tolist())
-        return gaps
+def rows_by_column(mask: Any) -> list[list[int]]:
+    """Per column of a boolean matrix (rows, columns), the rows set in it: one ``nonzero`` for
+    the whole matrix, not one per column."""
+    import numpy as np
+
+    if not mask.any():
+        return [[] for _ in range(mask.shape[1])]
+    columns, rows = np.nonzero(mask.T)  # ordered by column, then row
+    bounds = np.searchsorted(columns, np.arange(mask.shape[1] + 1)).tolist()
+    found = rows.tolist()
+    return [found[start:end] for start, end in zip(bounds, bounds[1:], strict=False)]

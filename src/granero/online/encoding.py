@@ -232,30 +232,79 @@ class StoredBatch(NamedTuple):
     nulls: np.ndarray
     """bool (values, features in declared order): the row holds null there."""
     fields: np.ndarray
-    """The fixed-width part of every value as a numpy record (zeros where not found)."""
+    """The fixed-width part of every value as a numpy record (zeros where not found); may be a
+    strided view of the values' bytes."""
     data: Sequence[bytes | None]
+    absent: np.ndarray
+    """bool per value: the store held nothing (None), as opposed to a value of another schema."""
+    skip: int = 0
+    """Bytes before each value in ``data`` that are not its own (``decode_batch``)."""
 
 
-def decode_batch(codec: ValueCodec, data: Sequence[bytes | None]) -> StoredBatch:
+def decode_batch(codec: ValueCodec, data: Sequence[bytes | None], skip: int = 0) -> StoredBatch:
     """What ``codec.decode`` reads of each value, for all of them in one pass of numpy over their
-    fixed-width parts (every feature but strings, bytes and lists lives there)."""
+    fixed-width parts (every feature but strings, bytes and lists lives there). ``skip``: leading
+    bytes of every value that are not its own (an aggregate member's tile index), passed over in
+    place: the records are a view of the joined values, never sliced off one by one."""
     import numpy as np
 
-    _check_versions(data)
-    size, dtype = codec._struct.size, _batch_dtype(codec)
-    fixed = not codec._var_slots
-    rows = [i for i, d in enumerate(data)
-            if d is not None and (len(d) == size or (not fixed and len(d) > size))]
-    blob = b"".join([data[i] for i in rows] if fixed else [data[i][:size] for i in rows])
-    record = np.frombuffer(blob, dtype=dtype) if rows else np.zeros(0, dtype)
+    size = codec._struct.size
+    lengths = _lengths(data)
+    rows = _readable(lengths, skip + size, bool(codec._var_slots))
+    picked = data if rows is None else [data[i] for i in rows.tolist()]
+    record = _record_bytes(picked, skip, size, lengths if rows is None else lengths[rows]).view(
+        _batch_dtype(codec))[:, 0]
+    _check_versions(data, skip, record, lengths, rows)
     mine = record["schema"] == codec.schema_id
     if not mine.all():  # written under another schema: reads as absent
-        rows, record = [r for r, ok in zip(rows, mine.tolist(), strict=True) if ok], record[mine]
-    fields = _scatter(record, rows, len(data))
-    found = np.zeros(len(data), dtype=bool)
-    found[rows] = True
+        rows = np.flatnonzero(mine) if rows is None else rows[mine]
+        record = record[mine]
+    found = np.ones(len(data), dtype=bool) if rows is None else _marked(rows, len(data))
+    fields = record if rows is None else _scatter(record, rows, len(data))
     nulls = np.unpackbits(fields["nulls"], axis=1, count=len(codec.features), bitorder="little")
-    return StoredBatch(found, fields["event"].astype(np.int64), nulls.view(bool), fields, data)
+    return StoredBatch(found, fields["event"].astype(np.int64), nulls.view(bool), fields, data, lengths < 0, skip)
+
+
+def _lengths(data: Sequence[bytes | None]) -> np.ndarray:
+    """int64 per value: its length in bytes, -1 for None (one C loop when there is no None)."""
+    import numpy as np
+
+    try:
+        return np.fromiter(map(len, data), np.int64, len(data))
+    except TypeError:  # a None among them
+        return np.fromiter((-1 if d is None else len(d) for d in data), np.int64, len(data))
+
+
+def _readable(lengths: np.ndarray, width: int, variable: bool) -> np.ndarray | None:
+    """Positions of the values that can hold a record of ``width`` bytes (exactly that many,
+    or more when the codec has payloads); None when all are exactly that long."""
+    import numpy as np
+
+    exact = lengths == width
+    if exact.all():
+        return None
+    return np.flatnonzero(exact | (lengths > width) if variable else exact)
+
+
+def _record_bytes(values: Sequence[bytes], skip: int, size: int, lengths: np.ndarray) -> np.ndarray:
+    """(values, size) uint8: each value's ``size`` bytes after its first ``skip``. A view of the
+    joined values when all are ``skip + size`` long; gathered by one index otherwise."""
+    import numpy as np
+
+    joined = np.frombuffer(b"".join(values), dtype=np.uint8)
+    width = skip + size
+    if len(joined) == len(values) * width:
+        return joined.reshape(len(values), width)[:, skip:]
+    starts = np.cumsum(lengths) - lengths
+    return joined[starts[:, None] + np.arange(skip, width)]
+
+
+def _marked(rows: np.ndarray, count: int) -> np.ndarray:
+    import numpy as np
+
+    found = np.zeros(count, dtype=bool)
+    found[rows] = True
+    return found
 
 
 def batch_values(
@@ -268,7 +317,7 @@ def batch_values(
 
     columns: list[Any] = [None] * len(wanted)
     any_missing = bool(missing.any())
-    raw = batch.fields.view(np.uint8).reshape(len(batch.fields), batch.fields.dtype.itemsize)
+    raw = batch.fields[:, None].view(np.uint8)  # (values, record bytes), a view even if strided
     for positions, byte_index, dtype in _fixed_groups(codec, wanted):
         matrix = np.ascontiguousarray(raw[:, byte_index]).view(dtype)  # one matrix per group
         if any_missing:
@@ -281,8 +330,19 @@ def batch_values(
     return columns
 
 
-def _check_versions(data: Sequence[bytes | None]) -> None:
-    for version in {d[0] for d in data if d} - {FORMAT_VERSION}:
+def _check_versions(
+    data: Sequence[bytes | None], skip: int, record: np.ndarray, lengths: np.ndarray, rows: np.ndarray | None
+) -> None:
+    """Every value's format version (at ``skip``) is ours: the records' at once, the others'
+    (too short or long for a record, rare) one by one."""
+    import numpy as np
+
+    stored = record["version"]
+    versions = set(stored[stored != FORMAT_VERSION].tolist())
+    if rows is not None:
+        others = np.flatnonzero(lengths > skip)
+        versions |= {data[i][skip] for i in np.setdiff1d(others, rows).tolist()}
+    for version in versions - {FORMAT_VERSION}:
         raise ValueError(
             f"online value has format version {version}, this Granero reads {FORMAT_VERSION}"
         )
@@ -317,12 +377,10 @@ def _fixed_groups(
     return found
 
 
-def _scatter(record: np.ndarray, rows: list[int], count: int) -> np.ndarray:
+def _scatter(record: np.ndarray, rows: np.ndarray, count: int) -> np.ndarray:
     """``record`` spread to ``count`` rows (at positions ``rows``), zeros elsewhere."""
     import numpy as np
 
-    if len(rows) == count:
-        return record
     full = np.zeros(count, dtype=record.dtype)
     full[rows] = record
     return full
@@ -332,7 +390,7 @@ def _payload_column(
     codec: ValueCodec, batch: StoredBatch, index: int, missing: np.ndarray
 ) -> list[Any]:
     """A string, bytes or list feature of every value (None where ``missing``), row by row."""
-    size, fields = codec._struct.size, batch.fields
+    size, fields = batch.skip + codec._struct.size, batch.fields
     offsets = [fields[f"f{j}"].tolist() for j in codec._var_slots if j < index]
     starts = [size + sum(parts) for parts in zip(*offsets, strict=True)] if offsets else None
     lengths, dtype = fields[f"f{index}"].tolist(), codec.features[index][1]

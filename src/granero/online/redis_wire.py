@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from itertools import islice
 from typing import Any, NamedTuple
 
 WINDOW_READ = (b"ZRANGE", b"<key>", b"<tile>", b"-inf", b"BYSCORE", b"REV", b"LIMIT", b"0", b"1")
@@ -105,17 +106,14 @@ class BufferedReplies(NamedTuple):
         return cls(reader, incomplete, push, handle)
 
     def take(self, most: int) -> list[Any]:
-        """Up to ``most`` replies complete in the buffer, without touching the socket."""
-        replies: list[Any] = []
-        while len(replies) < most:
-            reply = self.reader.gets()
-            if reply is self.incomplete:
-                break
-            if isinstance(reply, self.push):
-                self.handle_push(reply)
-            else:
-                replies.append(reply)
-        return replies
+        """Up to ``most`` replies complete in the buffer, without touching the socket: taken in
+        one C loop (``iter`` until the incomplete marker), push messages picked out after."""
+        replies = list(islice(iter(self.reader.gets, self.incomplete), most))
+        if self.push not in map(type, replies):
+            return replies
+        for push in (reply for reply in replies if type(reply) is self.push):
+            self.handle_push(push)
+        return [reply for reply in replies if type(reply) is not self.push]
 
 
 @cache
