@@ -137,27 +137,34 @@ def local_caller(store, refs: list[str], size: int, entities: int):
     return call
 
 
-def race(plain, aggregate, requests: int, pids: list[int]) -> list[tuple[list[float], float]]:
+def race(plain, aggregate, requests: int, pids: list[int]) -> list[tuple[list[float], float, float]]:
     """Both callers, alternating rounds of ROUND requests after 100 warm-up calls each: per
-    caller, its latencies (ms) and its CPU ms per request in this process and ``pids``."""
+    caller, its latencies (ms), its CPU ms per request in this process and ``pids``, and in
+    redis-server alone (the last of ``pids``)."""
     for _ in range(100):
         plain(), aggregate()
     times: tuple[list[float], list[float]] = ([], [])
-    cpu = [0.0, 0.0]
+    cpu, redis = [0.0, 0.0], [0.0, 0.0]
     while len(times[1]) < requests:
         for k, call in enumerate((plain, aggregate)):
-            before = cpu_seconds(pids)
+            before, in_redis = cpu_seconds(pids), task_seconds(pids[-1:])
             for _ in range(ROUND):
                 started = time.perf_counter()
                 call()
                 times[k].append((time.perf_counter() - started) * 1000)
             cpu[k] += cpu_seconds(pids) - before
-    return [(times[k], cpu[k] * 1000 / len(times[k])) for k in (0, 1)]
+            redis[k] += task_seconds(pids[-1:]) - in_redis
+    return [(times[k], cpu[k] * 1000 / len(times[k]), redis[k] * 1000 / len(times[k])) for k in (0, 1)]
 
 
 def cpu_seconds(pids: list[int]) -> float:
     """CPU seconds used so far by this process and every thread of ``pids``."""
-    total = time.process_time()
+    return time.process_time() + task_seconds(pids)
+
+
+def task_seconds(pids: list[int]) -> float:
+    """CPU seconds used so far by every thread of ``pids``."""
+    total = 0.0
     for pid in pids:
         for task in Path(f"/proc/{pid}/task").iterdir():
             with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # a thread that just ended
@@ -207,16 +214,18 @@ def main() -> None:
             server.terminate()
             server.wait(30)
     print(f"online lookup, {options.entities:,} entities, {options.requests} requests per cell after 100 warm-up "
-          f"(p50 / p99 ms, ratio of p50s; CPU ms per request of client, server and redis-server, ratio); "
+          f"(p50 / p99 ms, ratio of p50s; CPU ms per request of client, server and redis-server, ratio; "
+          f"redis-server's part alone); "
           f"load {os.getloadavg()[0]:.1f} at the end")
     print("| path | entities | plain view, 12 features | aggregate view, 12 aggregates | ratio "
-          "| CPU plain / aggregate | CPU ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for path, size, (plain, plain_cpu), (aggregate, aggregate_cpu) in rows:
+          "| CPU plain / aggregate | CPU ratio | of which redis-server |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for path, size, (plain, plain_cpu, plain_redis), (aggregate, aggregate_cpu, aggregate_redis) in rows:
         ratio = quantile(aggregate, 0.5) / quantile(plain, 0.5)
         print(f"| {path} | {size} | {quantile(plain, 0.5):.3f} / {quantile(plain, 0.99):.3f} | "
               f"{quantile(aggregate, 0.5):.3f} / {quantile(aggregate, 0.99):.3f} | {ratio:.2f}x | "
-              f"{plain_cpu:.3f} / {aggregate_cpu:.3f} | {aggregate_cpu / plain_cpu:.2f}x |")
+              f"{plain_cpu:.3f} / {aggregate_cpu:.3f} | {aggregate_cpu / plain_cpu:.2f}x | "
+              f"{plain_redis:.3f} / {aggregate_redis:.3f} |")
 
 
 if __name__ == "__main__":
