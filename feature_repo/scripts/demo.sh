@@ -98,6 +98,11 @@ step "status: freshness of every view"
 # day already materialized reaches serving and training via `granero materialize-incremental`
 step "late data: a late Delta row, re-materialized by the next incremental run (one process)"
 "$BIN/python" $REPO/scripts/late_data_demo.py --out $REPO/data/late_demo
+
+# streaming (README "Streaming"): a local single-node Kafka broker (the jars `make setup` fetched)
+# is started and stopped by the script; `granero stream --available-now` runs in process once
+step "stream: events produced to a local Kafka broker, served online and stored offline (one process)"
+"$BIN/python" $REPO/scripts/stream_demo.py --out $REPO/data/stream_demo
 printf '   (%ss)\n' $((SECONDS - LAST))
 echo
 echo "demo finished in $((SECONDS - STARTED))s: training set in $REPO/data/training_set, server log in $REPO/data/serve.log"

@@ -1,6 +1,6 @@
 """One real Kafka broker (KRaft) for the streaming tests, and a feature repo streaming from it.
 
-The broker starts once per test session on loopback ports (tests/streaming/broker.py), is
+The broker starts once per test session on loopback ports (granero.streaming.local_broker), is
 waited for by polling, and is stopped at the end. Each test gets its own topic and project, so
 tests share the broker and the session's redis-server without seeing each other's data.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from granero.streaming.local_broker import Broker, create_topic, start_broker
 from tests.conftest import scaled
-from tests.streaming.broker import Broker, create_topic, start_broker
 
 
 @pytest.fixture(scope="session")
