@@ -1,0 +1,28 @@
+"""The local broker's lifecycle: a start that is interrupted (Ctrl-C while waiting for the broker)
+or fails leaves no JVM behind, and the broker serves topics until stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from granero.streaming import local_broker
+from tests.conftest import scaled
+
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, local_broker.GraneroError])
+def test_an_interrupted_start_stops_its_broker(tmp_path: Path, monkeypatch, interruption):
+    started = []
+
+    def interrupted(broker, timeout):
+        started.append(broker)
+        raise interruption("stopped while waiting")
+
+    monkeypatch.setattr(local_broker, "_wait_until_ready", interrupted)
+    with pytest.raises(interruption):
+        local_broker.start_broker(tmp_path, timeout=scaled(120))
+    (broker,) = started
+    assert broker.process.poll() is not None  # the JVM was stopped, not left running
