@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 import pytest
 from typer.testing import CliRunner
 
+from granero.cli.common import console
 from granero.cli.main import app
 from granero.feature_store import FeatureStore
 from granero.freshness import record_stream_progress
@@ -80,7 +81,7 @@ def test_status_as_a_subprocess_shows_every_view(materialized_repo):
 
 
 @pytest.mark.redis
-def test_status_shows_stream_progress_and_pushed_freshness(tmp_path, online_url, project):
+def test_status_shows_stream_progress_and_pushed_freshness(tmp_path, online_url, project, monkeypatch):
     repo = write_repo(tmp_path / "repo", online_url, project)
     with FeatureStore(repo) as store:
         store.apply()
@@ -93,6 +94,8 @@ def test_status_shows_stream_progress_and_pushed_freshness(tmp_path, online_url,
     assert view["stream"] == {"batch_id": 12, "rows": 40, "dead_letters": 2,
                               "at": (event + timedelta(seconds=1)).isoformat()}
     assert view["last_materialized"] is None and view["materialized_at"] is None
+    # rich fixes a console's width when it is created if COLUMNS is set then (as under xdist)
+    monkeypatch.setattr(console, "_width", int(WIDE["COLUMNS"]))
     table = runner.invoke(app, ["status", "--repo", str(repo)], env=WIDE)
     assert "2026-01-07 12:00:00" in table.stdout and "12, 40, 2, 2026-01-07 12:00:01" in table.stdout
 
