@@ -13,7 +13,7 @@ DELTA := io.delta:delta-spark_2.13:4.0.1
 HAS_DELTA_JARS := from granero.offline.spark_session import delta_jars_conf as c, maven_repository as m; \
 	raise SystemExit("spark.jars" not in c(m()))
 # Streaming: Spark's Kafka connector and spark-avro (4.0.0: 4.0.1's token-provider POM is not
-# served), and Kafka itself for the test broker (KRaft, run on the machine's Java by tests/streaming).
+# served), and Kafka itself for the test broker (KRaft, run on the machine's Java by granero.streaming.local_broker for tests and the demo).
 STREAM_JARS := org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.0 org.apache.spark:spark-avro_2.13:4.0.0
 KAFKA := org.apache.kafka:kafka_2.13:4.1.1
 HAS_STREAM_JARS := from granero.offline.spark_session import STREAM_JARS as s, maven_jar as j, maven_repository as m; \

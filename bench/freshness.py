@@ -3,7 +3,7 @@
 ``.venv/bin/python -m bench.freshness [--rates 1000,10000] [--seconds 20] [--trigger "200 milliseconds"]
 [--offline-trigger "30 seconds"] [--baseline DIR]``
 
-Per rate, on loopback: a real Kafka broker (KRaft, tests/streaming/broker.py), a private
+Per rate, on loopback: a real Kafka broker (KRaft, granero.streaming.local_broker), a private
 redis-server, ``granero stream`` (Spark Structured Streaming, the view's micro-batch trigger set
 by ``--trigger``) and ``granero serve`` as subprocesses. A producer process sends JSON events at
 the rate, round-robin over ``--drivers`` drivers, each carrying its sequence number and its
@@ -180,7 +180,7 @@ def triggers(args: argparse.Namespace, baseline: bool) -> dict[str, str]:
 def measure_rate(args: argparse.Namespace, servers: str, redis_port: int, rate: int, out: Path,
                  source: Path | None = None) -> dict:
     """One rate with this checkout's stream job and server, or those of ``source``."""
-    from tests.streaming.broker import create_topic
+    from granero.streaming.local_broker import create_topic
 
     from granero.serving.client import Client
 
@@ -327,7 +327,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run_all(args: argparse.Namespace, out: Path) -> list[dict]:
     """Every rate of ``args``, each on its own topic and repo, on one broker and redis-server."""
-    from tests.streaming.broker import start_broker
+    from granero.streaming.local_broker import start_broker
 
     (out / "kafka").mkdir(parents=True, exist_ok=True)
     broker = start_broker(out / "kafka", timeout=args.startup)
