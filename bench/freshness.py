@@ -180,9 +180,8 @@ def triggers(args: argparse.Namespace, baseline: bool) -> dict[str, str]:
 def measure_rate(args: argparse.Namespace, servers: str, redis_port: int, rate: int, out: Path,
                  source: Path | None = None) -> dict:
     """One rate with this checkout's stream job and server, or those of ``source``."""
-    from granero.streaming.local_broker import create_topic
-
     from granero.serving.client import Client
+    from granero.streaming.local_broker import create_topic
 
     label = "baseline" if source else "current"
     topic, env = f"fresh_{rate}_{uuid.uuid4().hex[:6]}", variant_env(source)
