@@ -3,6 +3,7 @@ or fails leaves no JVM behind, and the broker serves topics until stopped."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,10 @@ def test_an_interrupted_start_stops_its_broker(tmp_path: Path, monkeypatch, inte
         local_broker.start_broker(tmp_path, timeout=scaled(120))
     (broker,) = started
     assert broker.process.poll() is not None  # the JVM was stopped, not left running
+
+
+def test_a_cluster_id_never_starts_like_an_option(monkeypatch):
+    """CI once drew ``-Q_vV3...``: the storage tool read it as an option and refused to format."""
+    drawn = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x01" * 16)])
+    monkeypatch.setattr(local_broker.uuid, "uuid4", lambda: next(drawn))
+    assert local_broker.cluster_id() == "AQEBAQEBAQEBAQEBAQEBAQ"

@@ -126,13 +126,22 @@ class Broker:
         self.stop(timeout=30)
 
 
+def cluster_id() -> str:
+    """A random KRaft cluster id: a UUID in URL-safe base64 that never starts with "-", which the
+    storage tool would take for an option (1 id in 64 did; Kafka's own ids skip those too)."""
+    while True:
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster.startswith("-"):
+            return cluster
+
+
 def start_broker(directory: Path, timeout: float) -> Broker:
     """Format storage and start ``kafka.Kafka``; returns once a client lists its topics."""
     port, controller_port = _free_port(), _free_port()
     properties = directory / "server.properties"
     properties.write_text(_server_properties(directory, port, controller_port))
     java = ["java", "-Xmx512m", "-cp", broker_classpath()]
-    cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster = cluster_id()
     log = directory / "kafka.log"
     subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(properties)],
                    check=True, capture_output=True, timeout=timeout)
