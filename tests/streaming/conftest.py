@@ -75,6 +75,21 @@ trip_totals = FeatureView(  # a Delta table as a stream source
 '''
 
 
+def write_store_yaml(repo: Path, project: str, redis_url: str, streaming: str = "{}") -> None:
+    """A stream test repo's ``feature_store.yaml``: Delta offline, the test Redis, a small local
+    Spark; ``streaming``: the ``streaming:`` block (YAML flow mapping)."""
+    (repo / "feature_store.yaml").write_text(textwrap.dedent(f"""\
+        project: {project}
+        offline_store: {{type: delta, path: data/offline}}
+        online_store: {{type: redis, url: "{redis_url}"}}
+        spark:
+          master: local[2]
+          conf: {{spark.sql.shuffle.partitions: "2", spark.default.parallelism: "2",
+                  spark.databricks.delta.snapshotPartitions: "2", spark.ui.enabled: "false"}}
+        streaming: {streaming}
+        """))
+
+
 @pytest.fixture
 def stream_repo(tmp_path: Path, kafka: Broker, redis_url: str) -> StreamRepo:
     """A repo whose view ``driver_stats`` streams JSON from a fresh 2-partition topic, and
@@ -85,16 +100,8 @@ def stream_repo(tmp_path: Path, kafka: Broker, redis_url: str) -> StreamRepo:
     create_topic(kafka.bootstrap_servers, topic, partitions=2, timeout=scaled(30))
     repo = tmp_path / "repo"
     repo.mkdir()
-    (repo / "feature_store.yaml").write_text(textwrap.dedent(f"""\
-        project: {project}
-        offline_store: {{type: delta, path: data/offline}}
-        online_store: {{type: redis, url: "{redis_url}"}}
-        spark:
-          master: local[2]
-          conf: {{spark.sql.shuffle.partitions: "2", spark.default.parallelism: "2",
-                  spark.databricks.delta.snapshotPartitions: "2", spark.ui.enabled: "false"}}
-        streaming: {{trigger_interval: 200 milliseconds, offline_trigger_interval: 1 second}}
-        """))
+    write_store_yaml(repo, project, redis_url,
+                     "{trigger_interval: 200 milliseconds, offline_trigger_interval: 1 second}")
     trip_source = repo / "data" / "trip_source"
     append_trips(trip_source, [(1, datetime.now(UTC) - timedelta(hours=1), 10)])
     (repo / "views.py").write_text(VIEWS.format(servers=kafka.bootstrap_servers, topic=topic,

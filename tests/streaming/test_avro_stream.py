@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import struct
-import textwrap
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from granero.feature_store import FeatureStore
 from tests.conftest import scaled
 from tests.streaming.broker import Broker, create_topic, produce
+from tests.streaming.conftest import write_store_yaml
 from tests.streaming.test_kafka_stream import dead_letters, offline_rows, run_available_now
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.spark, pytest.mark.redis]
@@ -84,15 +84,7 @@ def avro_repo(tmp_path: Path, kafka: Broker, redis_url: str) -> Path:
     create_topic(kafka.bootstrap_servers, topic, partitions=1, timeout=scaled(30))
     repo = tmp_path / "repo"
     repo.mkdir()
-    (repo / "feature_store.yaml").write_text(textwrap.dedent(f"""\
-        project: {project}
-        offline_store: {{type: delta, path: data/offline}}
-        online_store: {{type: redis, url: "{redis_url}"}}
-        spark:
-          master: local[2]
-          conf: {{spark.sql.shuffle.partitions: "2", spark.default.parallelism: "2",
-                  spark.ui.enabled: "false"}}
-        """))
+    write_store_yaml(repo, project, redis_url)
     (repo / "views.py").write_text(VIEWS.format(servers=kafka.bootstrap_servers, topic=topic,
                                                 schema=json.dumps(SCHEMA)))
     with FeatureStore(repo) as store:
