@@ -1,7 +1,7 @@
 """Freshness bench: an event produced to Kafka -> its value returned by gRPC GetOnlineFeatures.
 
-``.venv/bin/python -m bench.freshness [--rates 1000,10000] [--seconds 20] [--trigger "200 milliseconds"]
-[--offline-trigger "30 seconds"] [--baseline DIR]``
+``.venv/bin/python -m bench.freshness [--rates 1000,10000] [--seconds 60] [--warm-up 30]
+[--trigger "200 milliseconds"] [--offline-trigger "30 seconds"] [--baseline DIR]``
 
 Per rate, on loopback: a real Kafka broker (KRaft, granero.streaming.local_broker), a private
 redis-server, ``granero stream`` (Spark Structured Streaming, the view's micro-batch trigger set
@@ -11,8 +11,14 @@ produce time as the event time. The poller asks the server for every driver's ``
 call, again and again, and notes when each driver's served value changes. An event counts as
 served at the end of the first poll that returned its seq or a later one of its driver (a later
 event replaces it by write-if-newer): latency = that time - its produce time, an upper bound by
-at most one poll. Events never served within ``--drain`` seconds after the last is produced are
-reported as missing, not dropped from the percentiles silently.
+at most one poll and its interval. Polls start every ``--poll-interval`` seconds (default 50 ms),
+not back to back: a poller at full speed and the server answering it take most of this 2-core
+machine and starve the stream job they measure. Events never served within ``--drain`` seconds
+after the last is produced are reported as missing, not dropped from the percentiles silently.
+The events of the first ``--warm-up`` seconds at the rate are produced and served like the others
+but left out of the percentiles: a stream job runs for days, and its first half minute at a new
+rate (the JVM compiling the hot paths, the first offline batch) is not its steady freshness. The
+measured span outlasts the offline trigger, so the durable query's batches weigh on it.
 
 ``--baseline DIR`` (a checkout of another commit, e.g. ``git worktree add DIR HEAD~1``) measures,
 per rate and in the same run on the same broker and redis-server, that checkout's stream job and
@@ -76,8 +82,9 @@ class Run:
     load: float = field(default_factory=lambda: os.getloadavg()[0])
     """The 1-minute load average as the run began."""
 
-    def latencies(self) -> tuple[np.ndarray, int]:
-        """Per served event, seen - produced (s); and how many events were never seen."""
+    def latencies(self, first: int = 0) -> tuple[np.ndarray, int]:
+        """Per served event from the ``first`` on, seen - produced (s); and how many of those
+        events were never seen."""
         seen = np.full(len(self.produced_at), np.nan)
         for driver, changes in self.changes.items():
             seqs = [s for s, _ in changes]
@@ -85,8 +92,8 @@ class Run:
                 at = bisect_left(seqs, seq)
                 if at < len(changes):
                     seen[seq] = changes[at][1]
-        served = ~np.isnan(seen)
-        return (seen - self.produced_at)[served], int((~served).sum())
+        served = ~np.isnan(seen[first:])
+        return (seen - self.produced_at)[first:][served], int((~served).sum())
 
 
 def variant_env(source: Path | None) -> dict[str, str] | None:
@@ -145,13 +152,17 @@ def produce_at_rate(servers: str, topic: str, rate: int, seconds: float, drivers
 class Poller:
     """Asks the server for every driver's seq, notes in ``run`` when each driver's changes."""
 
-    def __init__(self, client, run: Run, first_seq: int) -> None:
+    def __init__(self, client, run: Run, first_seq: int, interval: float = 0.0) -> None:
         self.client, self.run, self.first_seq = client, run, first_seq
         self.drivers = list(range(run.drivers))
         self.served = {d: -1 for d in self.drivers}
+        self.interval, self.next_at = interval, time.monotonic()
 
     def poll(self) -> None:
+        """One poll, started ``interval`` after the previous one started (at once if that is past)."""
+        time.sleep(max(0.0, self.next_at - time.monotonic()))
         begun = time.monotonic()
+        self.next_at = begun + self.interval
         result = self.client.get_online_features({"driver_id": self.drivers}, features=["driver_seq:seq"])
         seen_at = time.time()
         self.run.polls += 1
@@ -193,7 +204,7 @@ def measure_rate(args: argparse.Namespace, servers: str, redis_port: int, rate: 
                for command in (["stream"], ["serve", "--port", str(grpc_port), "--host", "127.0.0.1"])]
     try:
         with Client(f"127.0.0.1:{grpc_port}", timeout=10) as client:
-            warm_up(client, servers, topic, args, out)
+            warm_up(client, servers, topic, args, out, repo)
             first_seq = 10 * args.drivers  # after the warm-up's
             result = {"variant": label, **measured(client, servers, topic, rate, first_seq, args, out)}
             result["push"] = measure_push(client, args.pushes) if args.pushes else None
@@ -216,8 +227,10 @@ def stream_progress(repo: Path) -> dict | None:
     return progress.to_json() if progress else None
 
 
-def warm_up(client, servers: str, topic: str, args: argparse.Namespace, out: Path) -> None:
-    """One event per driver, waited for until served: the stream query and the server are up."""
+def warm_up(client, servers: str, topic: str, args: argparse.Namespace, out: Path, repo: Path) -> None:
+    """One event per driver, waited for until served and until the durable query wrote its first
+    batch: the queries and the server are up and warm. A stream job runs for days; its start
+    (the JVM's warm-up, the offline table's creation) is not what freshness measures."""
     run = Run(0, np.zeros(args.drivers), args.drivers)
     ready_deadline = time.monotonic() + args.startup
     answered = 0  # the client's channels take calls in turn: each must have connected
@@ -235,6 +248,10 @@ def warm_up(client, servers: str, topic: str, args: argparse.Namespace, out: Pat
     if len(run.changes) < args.drivers:
         raise SystemExit(f"the stream served {len(run.changes)} of {args.drivers} warm-up events in "
                          f"{args.startup} s: see {out}/processes_*.log")
+    while stream_progress(repo) is None:
+        if time.monotonic() > ready_deadline:
+            raise SystemExit(f"the durable query wrote no batch in {args.startup} s: see {out}/processes_*.log")
+        time.sleep(0.5)
 
 
 def produce_process(servers: str, topic: str, rate: int, seconds: float, drivers: int,
@@ -247,24 +264,27 @@ def produce_process(servers: str, topic: str, rate: int, seconds: float, drivers
 
 def measured(client, servers: str, topic: str, rate: int, first_seq: int, args: argparse.Namespace,
              out: Path) -> dict:
+    """Events at ``rate`` for ``--warm-up`` + ``--seconds``; the percentiles are of the events
+    produced after the warm-up."""
     file = out / f"produced_{rate}.npy"
-    producer = produce_process(servers, topic, rate, args.seconds, args.drivers, first_seq, file)
-    total = int(rate * args.seconds)
+    producer = produce_process(servers, topic, rate, args.warm_up + args.seconds, args.drivers, first_seq, file)
+    total, warm = int(rate * (args.warm_up + args.seconds)), int(rate * args.warm_up)
     run = Run(rate, np.zeros(total), args.drivers)  # produce times are read once it is done
-    poller = Poller(client, run, first_seq)
+    poller = Poller(client, run, first_seq, args.poll_interval)
     while producer.is_alive():
         poller.poll()
     producer.join()
     run.produced_at = np.load(file)
     poller.until_all_served(time.monotonic() + args.drain)
-    latencies, missing = run.latencies()
-    achieved = total / (run.produced_at[-1] - run.produced_at[0]) if total > 1 else 0.0
-    return summary(rate, achieved, latencies, missing, run)
+    latencies, missing = run.latencies(first=warm)
+    measured_at = run.produced_at[warm:]
+    achieved = (len(measured_at) - 1) / (measured_at[-1] - measured_at[0]) if len(measured_at) > 1 else 0.0
+    return summary(rate, achieved, latencies, missing, run, len(measured_at))
 
 
-def summary(rate: int, achieved: float, latencies: np.ndarray, missing: int, run: Run) -> dict:
+def summary(rate: int, achieved: float, latencies: np.ndarray, missing: int, run: Run, events: int) -> dict:
     pct = (lambda q: float(np.percentile(latencies, q))) if len(latencies) else (lambda q: float("nan"))
-    return {"rate": rate, "load": run.load, "achieved_rate": round(achieved), "events": len(run.produced_at),
+    return {"rate": rate, "load": run.load, "achieved_rate": round(achieved), "events": events,
             "served": len(latencies), "missing": missing, "p50_s": pct(50), "p99_s": pct(99),
             "max_s": float(latencies.max()) if len(latencies) else float("nan"),
             "polls": run.polls, "poll_p50_ms": 1000 * float(np.median(run.poll_seconds or [0]))}
@@ -291,7 +311,8 @@ def served_seq(client, driver: int) -> int | None:
 
 def markdown(results: list[dict], args: argparse.Namespace) -> str:
     lines = [f"Freshness, Kafka produce -> gRPC served (trigger {args.trigger}, offline trigger "
-             f"{args.offline_trigger or 'default'}, {args.drivers} drivers, {args.seconds:g} s per rate, load "
+             f"{args.offline_trigger or 'default'}, {args.drivers} drivers, {args.seconds:g} s measured per rate after "
+             f"{args.warm_up:g} s of warm-up, polled every {args.poll_interval * 1000:g} ms, load "
              f"average {os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} cores)", "",
              "| variant | rate (events/s) | achieved | events | served | missing | p50 (s) | p99 (s) | max (s) "
              "| polls | load at start |", "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -313,11 +334,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.freshness", description=__doc__.split("\n\n")[0])
     add = parser.add_argument
     add("--rates", default="1000,10000", help="events/s, comma-separated")
-    add("--seconds", type=float, default=20.0, help="producing time per rate")
+    add("--seconds", type=float, default=60.0, help="measured producing time per rate")
+    add("--warm-up", type=float, default=30.0,
+        help="seconds produced at the rate before the measured ones (not in the percentiles)")
     add("--drivers", type=int, default=1000, help="entities the events go round (one poll reads them all)")
     add("--trigger", default="200 milliseconds", help="streaming.trigger_interval of the stream job")
     add("--offline-trigger", help="streaming.offline_trigger_interval (default: the config's)")
     add("--baseline", type=Path, help="a checkout to measure first at each rate, e.g. a git worktree")
+    add("--poll-interval", type=float, default=0.05, help="seconds from one poll's start to the next")
     add("--drain", type=float, default=300.0, help="seconds to wait for the last events after producing")
     add("--startup", type=float, default=600.0, help="seconds the stream and server may take to start")
     add("--pushes", type=int, default=100, help="one-row pushes timed to served (0: none)")

@@ -171,6 +171,18 @@ def table_rows(
     """Source rows of the window turned into offline-table rows (pure: a lazy plan), with the
     window's ``landed`` rows (pushed or streamed, already in table form: the view's filter and
     transformations are not applied to them again) before full ties are dropped."""
+    dated = dated_rows(source, defs, view, interval, landed)
+    if view.is_aggregate:  # events: every one counts, full ties included
+        return dated
+    return without_full_ties(dated, defs, view)
+
+
+def dated_rows(
+    source: DataFrame, defs: RepoDefinitions, view: FeatureView, interval: Interval,
+    landed: DataFrame | None = None,
+) -> DataFrame:
+    """``table_rows`` before full ties are dropped: row by row only (filter, transformations,
+    casts, rows without a key or event time left out), so a streaming query can run it too."""
     from pyspark.sql import functions as F
 
     columns = _typed_columns(source, defs, view)
@@ -181,12 +193,13 @@ def table_rows(
     typed = in_window.select(*[column.alias(name) for name, column in columns.items()])
     if landed is not None:
         typed = typed.unionByName(conform(landed, typed.schema))
-    keys = list(defs.join_keys(view))
-    present = typed.dropna(subset=[*keys, EVENT_TIMESTAMP])
-    dated = present.withColumn(EVENT_DATE, utc_date(F.col(EVENT_TIMESTAMP)))
-    if view.is_aggregate:  # events: every one counts, full ties included
-        return dated
-    return drop_full_ties(dated, [EVENT_DATE, *keys], view.feature_names)
+    present = typed.dropna(subset=[*defs.join_keys(view), EVENT_TIMESTAMP])
+    return present.withColumn(EVENT_DATE, utc_date(F.col(EVENT_TIMESTAMP)))
+
+
+def without_full_ties(dated: DataFrame, defs: RepoDefinitions, view: FeatureView) -> DataFrame:
+    """A plain view's ``dated_rows`` with one row per full tie (``drop_full_ties``)."""
+    return drop_full_ties(dated, [EVENT_DATE, *defs.join_keys(view)], view.feature_names)
 
 
 def _typed_columns(source: DataFrame, defs: RepoDefinitions, view: FeatureView) -> dict[str, Column]:

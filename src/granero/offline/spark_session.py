@@ -39,6 +39,9 @@ STREAM_JARS = (
 """Spark's Kafka connector (4.0.0: 4.0.1's token-provider POM is not served) with the runtime
 dependencies pyspark's jars lack, and spark-avro for ``from_avro``; added for streaming only."""
 
+FAIR_POOLS = Path(__file__).parent.parent / "streaming" / "fair_scheduler.xml"
+"""The scheduler pools of stream queries (``granero_online`` first, then ``granero_durable``)."""
+
 VERBOSE_ENV = "GRANERO_VERBOSE"
 SPARK_LOG_ENV = "GRANERO_SPARK_LOG"
 
@@ -73,6 +76,8 @@ def spark_conf(config: SparkConfig, streaming: bool = False) -> dict[str, str]:
         # to record call sites for error messages: a third of a training retrieval's planning.
         "spark.python.sql.dataFrameDebugging.enabled": "false",
     }
+    if streaming:  # online stream queries' tasks before durable ones' (streaming/fair_scheduler.xml)
+        defaults |= {"spark.scheduler.mode": "FAIR", "spark.scheduler.allocation.file": str(FAIR_POOLS)}
     return {**defaults, **config.conf}
 
 

@@ -37,7 +37,15 @@ from granero.errors import MaterializationError
 from granero.freshness import record_stream_progress
 from granero.offline.casts import rule
 from granero.offline.landing import write_landed
-from granero.offline.materialize import EPOCH, column_label, input_types, source_inputs, table_rows
+from granero.offline.materialize import (
+    EPOCH,
+    column_label,
+    dated_rows,
+    input_types,
+    source_inputs,
+    table_rows,
+    without_full_ties,
+)
 from granero.offline.schema import EVENT_DATE, EVENT_TIMESTAMP, partition_columns, table_dtypes
 from granero.offline.spark_casts import would_change
 from granero.online.sync import write_table
@@ -81,9 +89,13 @@ class OnlineBatchWriter:
     online: RedisStore
     totals: dict[str, int] = field(default_factory=lambda: {"batches": 0, "rows": 0})
 
+    def rows(self, stream: DataFrame) -> DataFrame:
+        """The query's rows, typed row by row in the streaming plan itself (``dated_rows``), so no
+        batch pays for planning them again; full ties need the whole batch (``__call__``)."""
+        return dated_rows(good_rows(checked_rows(stream, self.defs, self.view)), self.defs, self.view, ALL_TIME)
+
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        typed = table_rows(good_rows(checked_rows(batch, self.defs, self.view)), self.defs, self.view, ALL_TIME)
-        rows = typed.toArrow().drop_columns([EVENT_DATE])
+        rows = without_full_ties(batch, self.defs, self.view).toArrow().drop_columns([EVENT_DATE])
         if rows.num_rows:
             write_table(self.online, self.view, self.defs.join_keys(self.view), rows)
         self.totals["batches"] += 1

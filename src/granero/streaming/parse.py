@@ -26,6 +26,11 @@ ERROR = "__granero_error"
 CORRUPT = "__granero_corrupt"
 RECORD_COLUMNS = ("value", "topic", "partition", "offset")
 """The Kafka record's own columns kept beside the parsed fields (a dead letter's coordinates)."""
+FETCH_MAX_WAIT_MS = "10"
+"""How long a consumer's fetch waits for more data (Kafka's default: 500 ms). A micro-batch reads
+a fixed offset range, so waiting past its end only delays the batch: with the default, every
+batch took at least half a second more (measured: 4,000 messages read in 0.9 s, 0.3 s with 10 ms).
+A source's own ``options`` may set it."""
 
 
 def stream_frame(spark: SparkSession, view: FeatureView, options: dict[str, str]) -> DataFrame:
@@ -38,6 +43,7 @@ def stream_frame(spark: SparkSession, view: FeatureView, options: dict[str, str]
             return mapped(spark.readStream.format("delta").options(**source.options).load(source.path), source)
         reader = spark.readStream.format("kafka").option("kafka.bootstrap.servers", source.bootstrap_servers)
         reader = reader.option("subscribe", source.topic).option("startingOffsets", "earliest")
+        reader = reader.option("kafka.fetch.max.wait.ms", FETCH_MAX_WAIT_MS)
         return reader.option("failOnDataLoss", "true").options(**options, **source.options).load()
 
 
