@@ -1,7 +1,7 @@
 """Freshness bench: an event produced to Kafka -> its value returned by gRPC GetOnlineFeatures.
 
 ``.venv/bin/python -m bench.freshness [--rates 1000,10000] [--seconds 60] [--warm-up 30]
-[--trigger "200 milliseconds"] [--offline-trigger "30 seconds"] [--baseline DIR]``
+[--trigger "200 milliseconds"] [--offline-trigger "30 seconds"] [--layouts one,split] [--baseline DIR]``
 
 Per rate, on loopback: a real Kafka broker (KRaft, granero.streaming.local_broker), a private
 redis-server, ``granero stream`` (Spark Structured Streaming, the view's micro-batch trigger set
@@ -19,6 +19,9 @@ The events of the first ``--warm-up`` seconds at the rate are produced and serve
 but left out of the percentiles: a stream job runs for days, and its first half minute at a new
 rate (the JVM compiling the hot paths, the first offline batch) is not its steady freshness. The
 measured span outlasts the offline trigger, so the durable query's batches weigh on it.
+
+``--layouts one,split`` measures the stream job as one process, then split: ``granero stream
+--queries online`` and ``nice -n 10 granero stream --queries durable`` (``LAYOUTS``).
 
 ``--baseline DIR`` (a checkout of another commit, e.g. ``git worktree add DIR HEAD~1``) measures,
 per rate and in the same run on the same broker and redis-server, that checkout's stream job and
@@ -188,20 +191,37 @@ def triggers(args: argparse.Namespace, baseline: bool) -> dict[str, str]:
     return chosen
 
 
+LAYOUTS = {
+    "one": [[]],
+    "split": [["--queries", "online"], ["--queries", "durable"]],
+}
+"""How the stream job runs: one ``granero stream`` process, or its online queries in one process
+and its durable queries in another at lower CPU priority (``nice -n 10``)."""
+
+
+def processes(layout: str, grpc_port: int) -> list[list[str]]:
+    """The commands of a layout (``granero`` arguments, a ``nice`` prefix for a durable process)."""
+    granero = [sys.executable, "-m", "granero.cli.main"]
+    streams = [(["nice", "-n", "10"] if "durable" in extra else []) + [*granero, "stream", *extra]
+               for extra in LAYOUTS[layout]]
+    return [*streams, [*granero, "serve", "--port", str(grpc_port), "--host", "127.0.0.1"]]
+
+
 def measure_rate(args: argparse.Namespace, servers: str, redis_port: int, rate: int, out: Path,
-                 source: Path | None = None) -> dict:
+                 source: Path | None = None, layout: str = "one") -> dict:
     """One rate with this checkout's stream job and server, or those of ``source``."""
     from granero.serving.client import Client
     from granero.streaming.local_broker import create_topic
 
-    label = "baseline" if source else "current"
+    label = ("baseline" if source else "current") + ("" if layout == "one" else f", {layout}")
     topic, env = f"fresh_{rate}_{uuid.uuid4().hex[:6]}", variant_env(source)
     create_topic(servers, topic, partitions=2, timeout=60)
-    repo = write_repo(out / f"repo_{rate}_{label}", servers, topic, redis_port, triggers(args, bool(source)), env)
-    grpc_port, log = free_port(), (out / f"processes_{rate}_{label}.log").open("ab")
-    started = [subprocess.Popen([sys.executable, "-m", "granero.cli.main", *command, "--repo", str(repo)],
-                                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True, env=env)
-               for command in (["stream"], ["serve", "--port", str(grpc_port), "--host", "127.0.0.1"])]
+    name = label.replace(", ", "_")
+    repo = write_repo(out / f"repo_{rate}_{name}", servers, topic, redis_port, triggers(args, bool(source)), env)
+    grpc_port, log = free_port(), (out / f"processes_{rate}_{name}.log").open("ab")
+    started = [subprocess.Popen([*command, "--repo", str(repo)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                start_new_session=True, env=env)
+               for command in processes(layout, grpc_port)]
     try:
         with Client(f"127.0.0.1:{grpc_port}", timeout=10) as client:
             warm_up(client, servers, topic, args, out, repo)
@@ -340,6 +360,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--drivers", type=int, default=1000, help="entities the events go round (one poll reads them all)")
     add("--trigger", default="200 milliseconds", help="streaming.trigger_interval of the stream job")
     add("--offline-trigger", help="streaming.offline_trigger_interval (default: the config's)")
+    add("--layouts", default="one", help=f"comma-separated, of {', '.join(LAYOUTS)} (see LAYOUTS)")
     add("--baseline", type=Path, help="a checkout to measure first at each rate, e.g. a git worktree")
     add("--poll-interval", type=float, default=0.05, help="seconds from one poll's start to the next")
     add("--drain", type=float, default=300.0, help="seconds to wait for the last events after producing")
@@ -358,8 +379,9 @@ def run_all(args: argparse.Namespace, out: Path) -> list[dict]:
         with private_redis(out / "redis") as redis_port:
             results = []
             for rate in args.rates.split(","):
-                for source in variants(args):
-                    results.append(measure_rate(args, broker.bootstrap_servers, redis_port, int(rate), out, source))
+                for source, layout in variants(args):
+                    results.append(measure_rate(args, broker.bootstrap_servers, redis_port, int(rate), out, source,
+                                                layout))
                     print(json.dumps(results[-1], default=str), flush=True)  # kept if a later rate fails
     finally:
         broker.stop(timeout=60)
@@ -367,9 +389,11 @@ def run_all(args: argparse.Namespace, out: Path) -> list[dict]:
     return results
 
 
-def variants(args: argparse.Namespace) -> list[Path | None]:
-    """The checkouts measured at each rate, in order: the baseline (if any), then this one."""
-    return [args.baseline.resolve(), None] if args.baseline else [None]
+def variants(args: argparse.Namespace) -> list[tuple[Path | None, str]]:
+    """The checkouts and layouts measured at each rate, in order: the baseline (if any, one
+    process), then this one in each of ``--layouts``."""
+    baseline = [(args.baseline.resolve(), "one")] if args.baseline else []
+    return baseline + [(None, layout) for layout in args.layouts.split(",")]
 
 
 def phase(bench) -> None:

@@ -1,7 +1,8 @@
 """``granero stream`` against a real Kafka broker, as a real subprocess: what is produced is
 served online and lands in the offline table (and training) exactly once, malformed messages
 become dead letters without stopping the query, and a SIGKILL mid-stream followed by a restart
-loses nothing and duplicates nothing.
+(as two processes: ``--queries online``, then ``--queries durable``) loses nothing and duplicates
+nothing.
 
 Events are random (seeded): drivers, values and event times drawn at random and produced out of
 order, so the online value of each driver is checked against a simple oracle (the row with the
@@ -91,9 +92,9 @@ def wait_until(condition: Callable[[], bool], seconds: float, process: subproces
         time.sleep(0.2)
 
 
-def run_available_now(repo: Path, log: Path) -> dict:
+def run_available_now(repo: Path, log: Path, *extra: str) -> dict:
     """``granero stream --available-now --json`` to its end; its JSON summary."""
-    process = start_stream(repo, log, "--available-now", "--json")
+    process = start_stream(repo, log, "--available-now", "--json", *extra)
     try:
         process.wait(timeout=scaled(600))
     finally:
@@ -137,8 +138,13 @@ def test_killed_and_restarted_stream_serves_and_stores_every_event_once(
     produce(kafka.bootstrap_servers, stream_repo.topic, encoded(third), scaled(30))
     append_trips(stream_repo.trip_source, [(2, NOW, 20), (1, NOW - timedelta(hours=2), 9), (1, NOW, 11)])
 
-    totals = run_available_now(stream_repo.path, tmp_path / "restart.log")
-    assert totals["driver_stats"]["rows"] >= len(third)  # a replayed batch counts again here
+    # restarted split (``--queries``): the online queries' process, then the durable queries'
+    online = run_available_now(stream_repo.path, tmp_path / "restart_online.log", "--queries", "online")
+    assert online["driver_stats"]["online_rows"] >= len(third) and online["driver_stats"]["rows"] == 0
+    assert offline_rows(store).num_rows < len(first) + len(second) + len(third)  # not the online process's job
+    durable = run_available_now(stream_repo.path, tmp_path / "restart_durable.log", "--queries", "durable")
+    assert durable["driver_stats"]["rows"] >= len(third)  # a replayed batch counts again here
+    assert durable["driver_stats"]["online_batches"] == 0
 
     events = [*first, *second, *third]
     table = offline_rows(store)

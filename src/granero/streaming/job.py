@@ -16,6 +16,7 @@ cannot become its declared dtype, a filter or transformation that does not analy
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from granero.definitions import FeatureView, KafkaSource, RepoDefinitions
@@ -146,16 +147,30 @@ def _start(
         return stream.trigger(**trigger).start()
 
 
-def run_streams(store: FeatureStore, names: list[str] | None, available_now: bool = False) -> dict[str, dict[str, int]]:
-    """Run the views' queries until they stop (``available_now``: once what is there is written),
-    SIGTERM stops them gracefully, or one fails; per view, what was written."""
+class QueryKind(StrEnum):
+    """Which of the views' queries a process runs (``granero stream --queries``)."""
+
+    ALL = "all"
+    ONLINE = "online"
+    """Only the online queries of plain views served online: a process of their own, so the
+    durable queries' batches (a Delta commit's seconds of fixed cost each) never share its CPU
+    and JVM. Pair it with a ``durable`` process, or those views' rows never reach the offline table."""
+    DURABLE = "durable"
+    """Only the durable queries (aggregate views' online values too: they come from these)."""
+
+
+def run_streams(
+    store: FeatureStore, names: list[str] | None, available_now: bool = False, kind: QueryKind = QueryKind.ALL,
+) -> dict[str, dict[str, int]]:
+    """Run the views' queries of ``kind`` until they stop (``available_now``: once what is there is
+    written), SIGTERM stops them gracefully, or one fails; per view, what was written."""
     import signal
 
     from pyspark.sql import SparkSession
 
     writers: dict[str, MicroBatchWriter] = {}
     online: dict[str, OnlineBatchWriter] = {}
-    queries = start_streams(store, names, available_now, writers, online)
+    queries = start_streams(store, names, available_now, writers, online, kind)
     previous = signal.signal(signal.SIGTERM, lambda *_: stop_in_background(queries))
     try:
         await_streams(SparkSession.getActiveSession(), queries)
@@ -173,9 +188,10 @@ def stream_totals(writer: MicroBatchWriter, online: OnlineBatchWriter | None) ->
 def start_streams(
     store: FeatureStore, names: list[str] | None, available_now: bool = False,
     writers: dict[str, MicroBatchWriter] | None = None, online: dict[str, OnlineBatchWriter] | None = None,
+    kind: QueryKind = QueryKind.ALL,
 ) -> list[StreamingQuery]:
-    """Check every view to stream, then start its queries (the session gets the Kafka jars);
-    ``writers`` and ``online`` receive each view's durable and online writers."""
+    """Check every view to stream, then start its queries of ``kind`` (the session gets the Kafka
+    jars); ``writers`` and ``online`` receive each view's durable and online writers."""
     from granero.offline.spark_session import get_job_spark
 
     defs = store.registered()
@@ -191,7 +207,12 @@ def start_streams(
                if not writers[view.name].targets.write_online}
     config = store.config.streaming
     fast = [start_online_query(spark, view, online[view.name], config, available_now)
-            for view in views if view.name in online]
+            for view in views if view.name in online and kind != QueryKind.DURABLE]
+    if kind == QueryKind.ONLINE:
+        if not fast:
+            raise ConfigError("--queries online: none of the views has an online query (a plain view served "
+                              "online); aggregate views' online values come from their durable queries")
+        return fast
     return fast + [start_query(spark, view, writers[view.name], config, available_now) for view in views]
 
 
