@@ -1,6 +1,7 @@
 """The chart's stream Deployment: off by default; when enabled, one replica (Recreate: never two
 queries on one checkpoint) running `granero stream`, its views and streaming config reaching the
-pod and a feature_store.yaml Granero loads, objects the API accepts; bad values are refused."""
+pod and a feature_store.yaml Granero loads, objects the API accepts; bad values are refused.
+``stream.split``: two such Deployments, ``--queries online`` and ``--queries durable``."""
 
 from __future__ import annotations
 
@@ -41,10 +42,31 @@ def test_enabled_stream_runs_one_query_process_with_its_config(helm, validator, 
         assert validator.manifest_problems(render(helm, *STREAM, kube_version=version), [version]) == []
 
 
+def test_split_stream_runs_the_online_and_the_durable_queries_in_deployments_of_their_own(
+    helm, validator,  # noqa: F811 (the imported fixtures)
+):
+    docs = render(helm, *STREAM, "--set", "stream.split=true")
+    deployments = {d["metadata"]["name"].rsplit("-", 1)[-1]: d for d in docs if d["kind"] == "Deployment"
+                   and "-stream-" in d["metadata"]["name"]}
+    assert sorted(deployments) == ["durable", "online"] and stream_deployments(docs) == []
+    selectors = set()
+    for queries, deployment in deployments.items():
+        spec = deployment["spec"]
+        assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+        container = spec["template"]["spec"]["containers"][0]
+        assert container["args"] == ["granero", "stream", "--repo", "/repo", "--views", "driver_stats,trips",
+                                     "--queries", queries]
+        selectors.add(tuple(sorted(spec["selector"]["matchLabels"].items())))
+    assert len(selectors) == 2  # neither Deployment adopts the other's pods
+    for version in KUBE_VERSIONS:
+        rendered = render(helm, *STREAM, "--set", "stream.split=true", kube_version=version)
+        assert validator.manifest_problems(rendered, [version]) == []
+
+
 def test_bad_stream_values_are_refused(helm):  # noqa: F811 (the imported fixture)
     for bad in (["--set", "stream.triggerInterval=soon"], ["--set", "stream.offlineTriggerInterval=later"],
                 ["--set", "stream.views={not-a-name}"],
-                ["--set", "stream.replicas=2"]):
+                ["--set", "stream.replicas=2"], ["--set", "stream.split=yes"]):
         result = helm_template(helm, "--set", "stream.enabled=true", *bad)
         assert result.returncode != 0, bad
         assert "stream" in result.stderr, result.stderr
