@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from granero.errors import GraneroError
 from granero.feature_store import FeatureStore
 from granero.serving.config import ServingConfig
 from granero.serving.health import LIVENESS_SERVICE as LIVENESS
@@ -121,6 +122,37 @@ def until(condition: Callable[[], bool]) -> None:
 
 def gauge(handle: ServerHandle) -> float | None:
     return handle.servicer.metrics.registry.get_sample_value("granero_serving_healthy")
+
+
+def test_the_gauge_changes_before_the_status_a_probe_reads():
+    """Whenever a status is set, the gauge already says the same (one thread turns both)."""
+    from grpc_health.v1 import health
+
+    from granero.serving.health import StoreHealth
+
+    gauge: list[bool] = []
+    seen: list[tuple[int, bool]] = []
+
+    class Recording(health.HealthServicer):
+        def set(self, service: str, status: int) -> None:
+            seen.append((status, gauge[-1]))
+            super().set(service, status)
+
+    down = threading.Event()
+
+    def ping() -> None:
+        if down.is_set():
+            raise GraneroError("down")
+
+    checker = StoreHealth(ping, Recording(), [""], every_seconds=0.001, failures=1, successes=1,
+                          on_change=gauge.append).start()
+    try:
+        down.set()
+        until(lambda: any(status == NOT_SERVING for status, _ in seen))
+    finally:
+        checker.stop()
+    assert seen[0] == (SERVING, True)
+    assert all((status == SERVING) == healthy for status, healthy in seen)
 
 
 def test_health_is_serving_while_redis_answers(served):

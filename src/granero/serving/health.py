@@ -100,7 +100,10 @@ class StoreHealth:
         return True
 
     def _publish(self) -> None:
+        """``on_change`` (the healthy gauge) first, then the statuses: whoever sees a status sees
+        the gauge that goes with it (the other order let a probe read NOT_SERVING beside a gauge
+        still at 1, which a CI run caught)."""
         status = SERVING if self.state.healthy else NOT_SERVING
+        self.on_change(self.state.healthy)
         for service in self.services:
             self.servicer.set(service, status)
-        self.on_change(self.state.healthy)
