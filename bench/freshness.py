@@ -21,7 +21,8 @@ rate (the JVM compiling the hot paths, the first offline batch) is not its stead
 measured span outlasts the offline trigger, so the durable query's batches weigh on it.
 
 ``--layouts one,split`` measures the stream job as one process, then split: ``granero stream
---queries online`` and ``nice -n 10 granero stream --queries durable`` (``LAYOUTS``).
+--queries online`` and ``nice -n 10 granero stream --queries durable`` on one task slot
+(``LAYOUTS``).
 
 ``--baseline DIR`` (a checkout of another commit, e.g. ``git worktree add DIR HEAD~1``) measures,
 per rate and in the same run on the same broker and redis-server, that checkout's stream job and
@@ -115,7 +116,7 @@ def write_repo(root: Path, servers: str, topic: str, redis_port: int, triggers: 
         offline_store: {{type: delta, path: data/offline}}
         online_store: {{type: redis, url: "redis://127.0.0.1:{redis_port}/0"}}
         spark:
-          master: local[2]
+          master: "${{GRANERO_STREAM_MASTER:-local[2]}}"
           conf: {{spark.sql.shuffle.partitions: "2", spark.default.parallelism: "2", spark.ui.enabled: "false"}}
         streaming: {json.dumps(triggers)}
         """))
@@ -191,20 +192,24 @@ def triggers(args: argparse.Namespace, baseline: bool) -> dict[str, str]:
     return chosen
 
 
+DURABLE_MASTER = "local[1]"
 LAYOUTS = {
     "one": [[]],
     "split": [["--queries", "online"], ["--queries", "durable"]],
 }
 """How the stream job runs: one ``granero stream`` process, or its online queries in one process
-and its durable queries in another at lower CPU priority (``nice -n 10``)."""
+and its durable queries in another, at lower CPU priority (``nice -n 10``) and with one task
+slot (``spark.master`` ``local[1]``, set through the repo config's ``${GRANERO_STREAM_MASTER}``):
+a core stays the online process's whatever the durable batch does."""
 
 
-def processes(layout: str, grpc_port: int) -> list[list[str]]:
-    """The commands of a layout (``granero`` arguments, a ``nice`` prefix for a durable process)."""
+def processes(layout: str, grpc_port: int) -> list[tuple[list[str], dict[str, str]]]:
+    """The commands of a layout, each with the environment it adds (a durable process: ``nice``
+    and one task slot)."""
     granero = [sys.executable, "-m", "granero.cli.main"]
-    streams = [(["nice", "-n", "10"] if "durable" in extra else []) + [*granero, "stream", *extra]
-               for extra in LAYOUTS[layout]]
-    return [*streams, [*granero, "serve", "--port", str(grpc_port), "--host", "127.0.0.1"]]
+    streams = [(["nice", "-n", "10", *granero, "stream", *extra], {"GRANERO_STREAM_MASTER": DURABLE_MASTER})
+               if "durable" in extra else ([*granero, "stream", *extra], {}) for extra in LAYOUTS[layout]]
+    return [*streams, ([*granero, "serve", "--port", str(grpc_port), "--host", "127.0.0.1"], {})]
 
 
 def measure_rate(args: argparse.Namespace, servers: str, redis_port: int, rate: int, out: Path,
@@ -220,8 +225,8 @@ def measure_rate(args: argparse.Namespace, servers: str, redis_port: int, rate: 
     repo = write_repo(out / f"repo_{rate}_{name}", servers, topic, redis_port, triggers(args, bool(source)), env)
     grpc_port, log = free_port(), (out / f"processes_{rate}_{name}.log").open("ab")
     started = [subprocess.Popen([*command, "--repo", str(repo)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                start_new_session=True, env=env)
-               for command in processes(layout, grpc_port)]
+                                start_new_session=True, env={**(env or os.environ), **extra_env})
+               for command, extra_env in processes(layout, grpc_port)]
     try:
         with Client(f"127.0.0.1:{grpc_port}", timeout=10) as client:
             warm_up(client, servers, topic, args, out, repo)
