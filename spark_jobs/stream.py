@@ -21,7 +21,8 @@ from granero.config import load_config
 from granero.feature_store import FeatureStore
 from granero.jobs import run_job
 from granero.offline.spark_session import get_job_spark
-from granero.streaming.job import QueryKind, run_streams
+from granero.streaming.config import QueryKind
+from granero.streaming.job import run_streams
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -30,7 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--views", help="comma-separated views (default: every view with a stream_source)")
     parser.add_argument("--available-now", action="store_true", help="write what is there, then stop")
     parser.add_argument("--queries", choices=list(QueryKind), default="all",
-                        help="online or durable queries only (granero.streaming.job.QueryKind)")
+                        help="online or durable queries only (granero.streaming.config.QueryKind)")
     return parser.parse_args(argv)
 
 

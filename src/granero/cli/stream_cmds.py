@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from granero.cli.common import JsonOption, RepoOption, console, handles_errors, open_store, print_json
+from granero.streaming.config import QueryKind
 
 ViewsOption = Annotated[
     str | None,
@@ -20,7 +21,7 @@ AvailableNowOption = Annotated[
 ]
 
 QueriesOption = Annotated[
-    str,
+    QueryKind,
     typer.Option("--queries", help="all (default), or online / durable only: run those in processes of their own "
                  "(the online one never shares its CPU with a Delta commit); run both, or rows go missing."),
 ]
@@ -36,20 +37,17 @@ def stream(
     available_now: AvailableNowOption = False,
     repo: RepoOption = Path("."),
     json_output: JsonOption = False,
-    queries: QueriesOption = "all",
+    queries: QueriesOption = QueryKind.ALL,
 ) -> None:
     """Stream each view's source into the online store and the offline table, until stopped
     (SIGTERM or Ctrl-C stop gracefully; a restart resumes from the checkpoints, exactly once)."""
-    from granero.errors import ConfigError
-    from granero.streaming.job import QueryKind, run_streams
+    from granero.streaming.job import run_streams
 
-    if queries not in set(QueryKind):
-        raise ConfigError(f"--queries {queries!r}: choose one of {', '.join(QueryKind)}")
     names = [v.strip() for v in views.split(",") if v.strip()] if views else None
     with open_store(repo) as store:
         if not json_output:
             console.print(f"streaming (checkpoints in {store.config.streaming.checkpoint_location})")
-        totals = run_streams(store, names, available_now, QueryKind(queries))
+        totals = run_streams(store, names, available_now, queries)
     if json_output:
         print_json(totals)
         return

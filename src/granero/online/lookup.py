@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from granero.online.store import OnlineStore
 
 
-
 class Status(StrEnum):
     PRESENT = "PRESENT"
     NOT_FOUND = "NOT_FOUND"
@@ -211,9 +210,6 @@ def _fetch(
         ranged += len(members)
         out.append([members[i : i + width] for i in range(0, len(members), width)] if per_key else members)
     return out
-
-
-"""Entity rows column-wise: join key -> one value per entity row."""
 
 
 ROW_BY_ROW_BELOW = 16

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -41,3 +42,15 @@ class StreamingConfig(BaseModel):
         if value is not None and value < 1:
             raise ValueError(f"must be at least 1, got {value}")
         return value
+
+
+class QueryKind(StrEnum):
+    """Which of the views' queries a process runs (``granero stream --queries``)."""
+
+    ALL = "all"
+    ONLINE = "online"
+    """Only the online queries of plain views served online: a process of their own, so the
+    durable queries' batches (a Delta commit's seconds of fixed cost each) never share its CPU
+    and JVM. Pair it with a ``durable`` process, or those views' rows never reach the offline table."""
+    DURABLE = "durable"
+    """Only the durable queries (aggregate views' online values too: they come from these)."""

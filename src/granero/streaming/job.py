@@ -18,7 +18,6 @@ cannot become its declared dtype, a filter or transformation that does not analy
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from granero.definitions import FeatureView, KafkaSource, RepoDefinitions
@@ -28,6 +27,7 @@ from granero.offline.materialize import check_expressions, column_label, input_t
 from granero.offline.schema import table_dtypes
 from granero.offline.spark_casts import refusals
 from granero.offline.spark_errors import spark_errors
+from granero.streaming.config import QueryKind
 from granero.streaming.micro_batch import MicroBatchWriter, OnlineBatchWriter, StreamTargets
 from granero.streaming.parse import describe, parsed, stream_frame
 
@@ -100,9 +100,13 @@ def start_query(
     available_now: bool,
 ) -> StreamingQuery:
     """Start one view's durable query; ``available_now`` processes what is there, then stops."""
-    trigger = config.offline_trigger_interval if not writer.targets.write_online else config.trigger_interval
-    frame = source_frame(spark, view, config, DURABLE_READ_OPTIONS)
-    query = _start(frame, writer, config, available_now, QuerySpec(view, view.name, trigger, "granero_durable"))
+    if writer.targets.write_online:  # no online query of its own (aggregate views): it is the online path
+        frame, spec = source_frame(spark, view, config), QuerySpec(view, view.name, config.trigger_interval,
+                                                                    "granero_online")
+    else:
+        frame = source_frame(spark, view, config, DURABLE_READ_OPTIONS)
+        spec = QuerySpec(view, view.name, config.offline_trigger_interval, "granero_durable")
+    query = _start(frame, writer, config, available_now, spec)
     writer.started(query.id)
     return query
 
@@ -123,9 +127,11 @@ def source_frame(
 ) -> DataFrame:
     """The view's stream source as a streaming DataFrame, read at most ``max_offsets_per_trigger``
     messages per micro-batch (and with ``kafka_options`` from a Kafka source)."""
-    options = dict(kafka_options or {}) if isinstance(view.source, KafkaSource) else {}
-    if config.max_offsets_per_trigger and isinstance(view.source, KafkaSource):
-        options["maxOffsetsPerTrigger"] = str(config.max_offsets_per_trigger)
+    options: dict[str, str] = {}
+    if isinstance(view.source, KafkaSource):
+        options |= kafka_options or {}
+        if config.max_offsets_per_trigger:
+            options["maxOffsetsPerTrigger"] = str(config.max_offsets_per_trigger)
     return stream_frame(spark, view.model_copy(update={"stream_source": view.source}), options)
 
 
@@ -149,18 +155,6 @@ def _start(
     frame.sparkSession.sparkContext.setLocalProperty("spark.scheduler.pool", spec.pool)  # the query inherits it
     with spark_errors(MaterializationError, f"starting the stream of feature view {spec.view.name!r}"):
         return stream.trigger(**trigger).start()
-
-
-class QueryKind(StrEnum):
-    """Which of the views' queries a process runs (``granero stream --queries``)."""
-
-    ALL = "all"
-    ONLINE = "online"
-    """Only the online queries of plain views served online: a process of their own, so the
-    durable queries' batches (a Delta commit's seconds of fixed cost each) never share its CPU
-    and JVM. Pair it with a ``durable`` process, or those views' rows never reach the offline table."""
-    DURABLE = "durable"
-    """Only the durable queries (aggregate views' online values too: they come from these)."""
 
 
 def run_streams(

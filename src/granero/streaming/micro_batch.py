@@ -5,8 +5,8 @@ Online (``OnlineBatchWriter``, a short trigger): parse (Kafka) → rows that can
 → the view's filter, transformations and lossless casts (``materialize.dated_rows``, the batch
 pipeline's row-by-row part, held in the streaming plan itself) → per batch, full ties dropped
 (``materialize.without_full_ties``) → online, write-if-newer. One Spark job per batch; nothing
-else waits on it. A
-batch replayed after a kill writes the same rows again, which write-if-newer makes a no-op.
+else waits on it. A batch replayed after a kill writes the same rows again, which write-if-newer
+makes a no-op.
 
 Durable (``MicroBatchWriter``, a longer trigger), in this order:
 
