@@ -1,5 +1,6 @@
 """The engine's shared work changes no bit: windows folded together equal windows folded alone,
-events of keys nobody asks for change nothing, and the fast sorts order exactly as the slow ones.
+events of keys nobody asks for change nothing, keys split between threads answer as on one, and
+the fast sorts order exactly as the slow ones.
 
 The oracle (``test_engine_oracle``) compares with a tolerance; these compare bit for bit against
 the engine itself, run the simple way.
@@ -15,8 +16,14 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from granero.aggregation.engine import aggregate_as_of
-from granero.aggregation.tiles import _by_code_then_value, _distinct_requests, _PairSearch
+from granero.aggregation import engine
+from granero.aggregation.engine import aggregate_as_of, key_sets
+from granero.aggregation.tiles import (
+    _by_code_then_value,
+    _distinct_requests,
+    _PairSearch,
+    _sorted_by_code_then_value,
+)
 from granero.offline.aggregate_join import TIE_ORDERED, event_columns
 from granero.offline.schema import CREATED_TIMESTAMP
 from tests.aggregation.random_events import entities_table, events_table, random_case
@@ -58,9 +65,57 @@ def test_rows_asked_among_others_equal_rows_asked_alone(seed):
         assert same_bits(everyone[aggregate.output].take(some), few[aggregate.output]), (seed, aggregate)
 
 
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_keys_split_between_threads_answer_the_same_bits(seed, threads, monkeypatch):
+    """Every event count takes the threaded path here (the floor lowered to 0); with 7 threads
+    some sets hold no row (the random cases have 6 keys and a null)."""
+    monkeypatch.setattr(engine, "PARALLEL_MIN_EVENTS", 0)
+    case = random_case(seed, n_events=200, n_entities=60)
+    entities, events = entities_table(case.entities), events_table(case.events)
+    alone = aggregate_as_of(entities, events, case.spec)
+    split = aggregate_as_of(entities, events, case.spec, threads=threads)
+    assert split.column_names == alone.column_names
+    assert split.select(entities.column_names).equals(entities)
+    for aggregate in case.spec.aggregates:
+        assert same_bits(alone[aggregate.output], split[aggregate.output]), (seed, threads, aggregate)
+
+
+def test_no_asked_row_splits_into_one_empty_set(monkeypatch):
+    monkeypatch.setattr(engine, "PARALLEL_MIN_EVENTS", 0)
+    case = random_case(3)
+    entities = entities_table([{**row, "t": None} for row in case.entities])
+    result = aggregate_as_of(entities, events_table(case.events), case.spec, threads=4)
+    assert all(result[a.output].null_count == entities.num_rows for a in case.spec.aggregates)
+
+
 codes = st.lists(st.integers(0, 2) | st.integers(0, 50), min_size=0, max_size=60)
 wide = st.sampled_from([-(2**62), -(2**61), 2**61, 2**62 - 1]) | st.integers(-(2**62), 2**62)
 values = st.integers(-3, 3) | wide  # narrow: one packed sort; wide: code * span would overflow
+
+
+@settings(max_examples=200, deadline=None)
+@given(codes, st.lists(st.integers(-1, 50), max_size=60), st.integers(1, 6))
+def test_key_sets_split_rows_and_events_by_key(asked_codes, event_codes, count):
+    """Each row and each event with a key lands in exactly one set, its key's; sets never share
+    a key; row order is kept within a set; no set is empty of rows but a lone one."""
+    asked, asked_codes = np.arange(len(asked_codes)) * 2, np.array(asked_codes, dtype=np.int64)
+    event_codes = np.array(event_codes, dtype=np.int64)
+    sets = key_sets(asked, asked_codes, event_codes, count)
+    rows = np.concatenate([r for r, _ in sets])
+    assert sorted(rows.tolist()) == asked.tolist()
+    assert len(sets) == 1 or all(len(r) for r, _ in sets)
+    for r, codes_of_set in sets:
+        assert np.all(np.diff(r) > 0)
+        row_keys = set(asked_codes[r // 2].tolist())
+        kept = codes_of_set >= 0
+        assert np.array_equal(codes_of_set[kept], event_codes[kept])
+        assert row_keys.isdisjoint(set(event_codes[~kept & (event_codes >= 0)].tolist()))
+    if len(sets) == count:
+        keys_per_event = sum((c >= 0).astype(int) for _, c in sets)
+        assert np.array_equal(keys_per_event, (event_codes >= 0).astype(int))
+
 
 
 @settings(max_examples=300, deadline=None)
@@ -69,7 +124,12 @@ values = st.integers(-3, 3) | wide  # narrow: one packed sort; wide: code * span
 def test_code_then_value_order_is_the_stable_lexsort(code, data):
     value = data if isinstance(data, list) else data.draw(st.lists(values, min_size=len(code), max_size=len(code)))
     code, value = np.array(code, dtype=np.int64), np.array(value, dtype=np.int64)
-    assert np.array_equal(_by_code_then_value(code, value), np.lexsort((value, code)))
+    expected = np.lexsort((value, code))
+    assert np.array_equal(_by_code_then_value(code, value), expected)
+    order, sorted_code, sorted_value = _sorted_by_code_then_value(code, value)  # read back, not gathered
+    assert np.array_equal(order, expected)
+    assert np.array_equal(sorted_code, code[expected]) and np.array_equal(sorted_value, value[expected])
+    assert sorted_code.dtype == sorted_value.dtype == np.int64
 
 
 @settings(max_examples=300, deadline=None)

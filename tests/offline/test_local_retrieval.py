@@ -445,6 +445,13 @@ def test_requests_the_local_engine_cannot_answer_go_to_spark_or_are_refused(evol
 def test_retrieval_config_is_validated():
     config = RepoConfig.model_validate({"project": "p", "retrieval": {"local_max_rows": 5}})
     assert config.retrieval.local_max_rows == 5 and RepoConfig(project="p").retrieval.local_max_rows == 5_000_000
-    for wrong in ({"local_max_rows": -1}, {"max_rows": 5}):
+    for wrong in ({"local_max_rows": -1}, {"max_rows": 5}, {"local_threads": 0}):
         with pytest.raises(ValueError):
             RepoConfig.model_validate({"project": "p", "retrieval": wrong})
+
+
+def test_aggregates_use_the_configured_threads_else_the_cores(monkeypatch):
+    assert RetrievalConfig(local_threads=3).threads() == 3
+    for cores, expected in ((1, 1), (2, 2), (64, 8), (None, 1)):
+        monkeypatch.setattr("os.cpu_count", lambda cores=cores: cores)
+        assert RetrievalConfig().threads() == expected

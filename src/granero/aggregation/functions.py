@@ -37,8 +37,26 @@ State = tuple[np.ndarray, ...]
 _INT64_LIMIT = 2.0**63
 
 
+class RowTimes:
+    """``ts`` and ``created`` of a dataclass's ``row`` positions, gathered from ``all_ts`` and
+    ``all_created`` when first read: only first/last need them, and a gather of every event
+    costs about what sorting them does."""
+
+    row: np.ndarray
+    all_ts: np.ndarray
+    all_created: np.ndarray
+
+    @cached_property
+    def ts(self) -> np.ndarray:
+        return self.all_ts[self.row]
+
+    @cached_property
+    def created(self) -> np.ndarray:
+        return self.all_created[self.row]
+
+
 @dataclass(frozen=True)
-class Events:
+class Events(RowTimes):
     """One column's events, grouped into ``count`` segments (``segment`` is nondecreasing)."""
 
     segment: np.ndarray
@@ -51,9 +69,10 @@ class Events:
     bits): the canonical order of a segment's values (sums, tie rules)."""
     row: np.ndarray
     """Position of the event in the source column (first/last take their value from there)."""
-    ts: np.ndarray
-    created: np.ndarray
-    """Created microseconds, a null below every real time (the as-of join's tie rule)."""
+    all_ts: np.ndarray
+    all_created: np.ndarray
+    """Event and created microseconds of every source row (a null created below every real
+    time: the as-of join's tie rule), read at ``row`` by the functions that need them."""
 
     @cached_property
     def by_value(self) -> tuple[np.ndarray, np.ndarray]:
