@@ -15,14 +15,17 @@ at most one poll and its interval. Polls start every ``--poll-interval`` seconds
 not back to back: a poller at full speed and the server answering it take most of this 2-core
 machine and starve the stream job they measure. Events never served within ``--drain`` seconds
 after the last is produced are reported as missing, not dropped from the percentiles silently.
-The events of the first ``--warm-up`` seconds at the rate are produced and served like the others
-but left out of the percentiles: a stream job runs for days, and its first half minute at a new
-rate (the JVM compiling the hot paths, the first offline batch) is not its steady freshness. The
-measured span outlasts the offline trigger, so the durable query's batches weigh on it.
+The events of the first ``--warm-up`` seconds (default 60) at the rate are produced and served
+like the others but left out of the percentiles: a stream job runs for days, and its first
+minute at a new rate is not its steady freshness (at 10k/s here, the online query falls ~10 s
+behind as the rate starts and takes ~40 s to catch up: p99 8.7 s over the first 10 s, 1.9 s
+over the fourth, then 1.1-1.4 s; the p99 of each 10 s is printed, so a reader sees the ramp or
+a spike). The measured span outlasts the offline trigger, so the durable query's batches weigh
+on it.
 
 ``--layouts one,split`` measures the stream job as one process, then split: ``granero stream
---queries online`` and ``nice -n 10 granero stream --queries durable`` on one task slot
-(``LAYOUTS``).
+--queries online`` and ``nice -n 10 granero stream --queries durable`` on one task slot;
+``online-alone`` runs the online queries only (``LAYOUTS``).
 
 ``--baseline DIR`` (a checkout of another commit, e.g. ``git worktree add DIR HEAD~1``) measures,
 per rate and in the same run on the same broker and redis-server, that checkout's stream job and
@@ -89,6 +92,12 @@ class Run:
     def latencies(self, first: int = 0) -> tuple[np.ndarray, int]:
         """Per served event from the ``first`` on, seen - produced (s); and how many of those
         events were never seen."""
+        seen = self.seen_at()
+        served = ~np.isnan(seen[first:])
+        return (seen - self.produced_at)[first:][served], int((~served).sum())
+
+    def seen_at(self) -> np.ndarray:
+        """Per event, when it was first seen served (unix s), NaN if never."""
         seen = np.full(len(self.produced_at), np.nan)
         for driver, changes in self.changes.items():
             seqs = [s for s, _ in changes]
@@ -96,8 +105,7 @@ class Run:
                 at = bisect_left(seqs, seq)
                 if at < len(changes):
                     seen[seq] = changes[at][1]
-        served = ~np.isnan(seen[first:])
-        return (seen - self.produced_at)[first:][served], int((~served).sum())
+        return seen
 
 
 def variant_env(source: Path | None) -> dict[str, str] | None:
@@ -196,11 +204,14 @@ DURABLE_MASTER = "local[1]"
 LAYOUTS = {
     "one": [[]],
     "split": [["--queries", "online"], ["--queries", "durable"]],
+    "online-alone": [["--queries", "online"]],
 }
 """How the stream job runs: one ``granero stream`` process, or its online queries in one process
 and its durable queries in another, at lower CPU priority (``nice -n 10``) and with one task
 slot (``spark.master`` ``local[1]``, set through the repo config's ``${GRANERO_STREAM_MASTER}``):
-a core stays the online process's whatever the durable batch does."""
+a core stays the online process's whatever the durable batch does. ``online-alone`` runs no
+durable query at all (nothing reaches the offline table): the bound of the split layout with the
+durable process on cores of its own, which this 2-core machine cannot measure directly."""
 
 
 def processes(layout: str, grpc_port: int) -> list[tuple[list[str], dict[str, str]]]:
@@ -229,9 +240,9 @@ def measure_rate(args: argparse.Namespace, servers: str, redis_port: int, rate: 
                for command, extra_env in processes(layout, grpc_port)]
     try:
         with Client(f"127.0.0.1:{grpc_port}", timeout=10) as client:
-            warm_up(client, servers, topic, args, out, repo)
+            warm_up(client, servers, topic, args, out, repo, durable=layout != "online-alone")
             first_seq = 10 * args.drivers  # after the warm-up's
-            result = {"variant": label, **measured(client, servers, topic, rate, first_seq, args, out)}
+            result = {"variant": label, **measured(client, servers, topic, rate, first_seq, args, out, name)}
             result["push"] = measure_push(client, args.pushes) if args.pushes else None
             result["stream"] = stream_progress(repo)
             return result
@@ -252,9 +263,10 @@ def stream_progress(repo: Path) -> dict | None:
     return progress.to_json() if progress else None
 
 
-def warm_up(client, servers: str, topic: str, args: argparse.Namespace, out: Path, repo: Path) -> None:
-    """One event per driver, waited for until served and until the durable query wrote its first
-    batch: the queries and the server are up and warm. A stream job runs for days; its start
+def warm_up(client, servers: str, topic: str, args: argparse.Namespace, out: Path, repo: Path,
+            durable: bool = True) -> None:
+    """One event per driver, waited for until served and until the durable query (if ``durable``
+    runs) wrote its first batch: the queries and the server are up and warm. A stream job runs for days; its start
     (the JVM's warm-up, the offline table's creation) is not what freshness measures."""
     run = Run(0, np.zeros(args.drivers), args.drivers)
     ready_deadline = time.monotonic() + args.startup
@@ -273,7 +285,7 @@ def warm_up(client, servers: str, topic: str, args: argparse.Namespace, out: Pat
     if len(run.changes) < args.drivers:
         raise SystemExit(f"the stream served {len(run.changes)} of {args.drivers} warm-up events in "
                          f"{args.startup} s: see {out}/processes_*.log")
-    while stream_progress(repo) is None:
+    while durable and stream_progress(repo) is None:
         if time.monotonic() > ready_deadline:
             raise SystemExit(f"the durable query wrote no batch in {args.startup} s: see {out}/processes_*.log")
         time.sleep(0.5)
@@ -288,9 +300,10 @@ def produce_process(servers: str, topic: str, rate: int, seconds: float, drivers
 
 
 def measured(client, servers: str, topic: str, rate: int, first_seq: int, args: argparse.Namespace,
-             out: Path) -> dict:
+             out: Path, name: str) -> dict:
     """Events at ``rate`` for ``--warm-up`` + ``--seconds``; the percentiles are of the events
-    produced after the warm-up."""
+    produced after the warm-up. Each event's produce and served times go to
+    ``seen_<rate>_<name>.npy`` in ``out``."""
     file = out / f"produced_{rate}.npy"
     producer = produce_process(servers, topic, rate, args.warm_up + args.seconds, args.drivers, first_seq, file)
     total, warm = int(rate * (args.warm_up + args.seconds)), int(rate * args.warm_up)
@@ -302,9 +315,20 @@ def measured(client, servers: str, topic: str, rate: int, first_seq: int, args: 
     run.produced_at = np.load(file)
     poller.until_all_served(time.monotonic() + args.drain)
     latencies, missing = run.latencies(first=warm)
+    np.save(out / f"seen_{rate}_{name}.npy", np.stack([run.produced_at, run.seen_at()]))  # for a plot over time
     measured_at = run.produced_at[warm:]
     achieved = (len(measured_at) - 1) / (measured_at[-1] - measured_at[0]) if len(measured_at) > 1 else 0.0
-    return summary(rate, achieved, latencies, missing, run, len(measured_at))
+    return summary(rate, achieved, latencies, missing, run, len(measured_at)) | {"p99_per_10s": p99_per_span(
+        measured_at, run.seen_at()[warm:], 10.0)}
+
+
+def p99_per_span(produced: np.ndarray, seen: np.ndarray, span: float) -> list[float]:
+    """The p99 latency of the served events produced in each ``span`` seconds, in order: a
+    steady job keeps it flat; a batch that holds the online query back shows as a spike."""
+    latency, start = seen - produced, produced[0] if len(produced) else 0.0
+    bins = ((produced - start) // span).astype(int)
+    return [round(float(np.nanpercentile(latency[bins == b], 99)), 2) for b in range(int(bins.max(initial=-1)) + 1)
+            if (~np.isnan(latency[bins == b])).any()]
 
 
 def summary(rate: int, achieved: float, latencies: np.ndarray, missing: int, run: Run, events: int) -> dict:
@@ -345,6 +369,8 @@ def markdown(results: list[dict], args: argparse.Namespace) -> str:
         lines.append(f"| {r['variant']} | {r['rate']:,} | {r['achieved_rate']:,} | {r['events']:,} | {r['served']:,} "
                      f"| {r['missing']:,} | {r['p50_s']:.3f} | {r['p99_s']:.3f} | {r['max_s']:.3f} | {r['polls']} "
                      f"| {r['load']:.1f} |")
+    lines += ["", "p99 (s) of each 10 s of the measured span, in order:"]
+    lines += [f"- {r['variant']}, {r['rate']:,}/s: {' '.join(f'{v:g}' for v in r['p99_per_10s'])}" for r in results]
     pushes = [r["push"] for r in results if r.get("push")]
     if pushes:
         lines += ["", "| push -> served (1 row, gRPC, online and offline) | pushes | p50 (s) | p99 (s) |",
@@ -360,7 +386,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     add("--rates", default="1000,10000", help="events/s, comma-separated")
     add("--seconds", type=float, default=60.0, help="measured producing time per rate")
-    add("--warm-up", type=float, default=30.0,
+    add("--warm-up", type=float, default=60.0,
         help="seconds produced at the rate before the measured ones (not in the percentiles)")
     add("--drivers", type=int, default=1000, help="entities the events go round (one poll reads them all)")
     add("--trigger", default="200 milliseconds", help="streaming.trigger_interval of the stream job")
