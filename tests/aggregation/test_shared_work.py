@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from granero.aggregation import engine
 from granero.aggregation.engine import aggregate_as_of, key_sets
 from granero.aggregation.tiles import (
-    _by_code_then_value,
     _distinct_requests,
     _PairSearch,
     _sorted_by_code_then_value,
@@ -63,7 +62,6 @@ def test_rows_asked_among_others_equal_rows_asked_alone(seed):
     few = aggregate_as_of(entities.take(some), events, case.spec)
     for aggregate in case.spec.aggregates:
         assert same_bits(everyone[aggregate.output].take(some), few[aggregate.output]), (seed, aggregate)
-
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -117,7 +115,6 @@ def test_key_sets_split_rows_and_events_by_key(asked_codes, event_codes, count):
         assert np.array_equal(keys_per_event, (event_codes >= 0).astype(int))
 
 
-
 @settings(max_examples=300, deadline=None)
 @given(codes, st.data())
 @example([1, 0, 1, 0], [2**61, -(2**61), 5, 7])  # (codes) * span just above 2**63
@@ -125,7 +122,6 @@ def test_code_then_value_order_is_the_stable_lexsort(code, data):
     value = data if isinstance(data, list) else data.draw(st.lists(values, min_size=len(code), max_size=len(code)))
     code, value = np.array(code, dtype=np.int64), np.array(value, dtype=np.int64)
     expected = np.lexsort((value, code))
-    assert np.array_equal(_by_code_then_value(code, value), expected)
     order, sorted_code, sorted_value = _sorted_by_code_then_value(code, value)  # read back, not gathered
     assert np.array_equal(order, expected)
     assert np.array_equal(sorted_code, code[expected]) and np.array_equal(sorted_value, value[expected])

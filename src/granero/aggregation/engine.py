@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from granero.aggregation.functions import FUNCTIONS
-from granero.aggregation.tiles import NULL_CREATED, build_tiles, order_events, prepare_column, window_states
+from granero.aggregation.tiles import (
+    NULL_CREATED,
+    EventOrder,
+    build_tiles,
+    order_events,
+    prepare_column,
+    window_states,
+)
 from granero.aggregation.window import to_micros
 from granero.definitions.aggregation import Aggregation
 from granero.offline.local_as_of import key_codes, micros
@@ -80,8 +87,8 @@ def aggregate_as_of(entities: pa.Table, events: pa.Table, spec: AggregationSpec,
     parts = key_sets(asked, entity_codes[asked], event_codes, threads if len(event_codes) >= PARALLEL_MIN_EVENTS else 1)
 
     def answer(part: tuple[np.ndarray, np.ndarray]) -> dict[str, pa.Array]:
-        rows, codes = part
-        return _answer(spec, reads, (entity_codes[rows], time[rows]), _EventsAt(codes, *dated))
+        rows, codes = part  # codes: -1 for every event of another set
+        return _answer(spec, reads, (entity_codes[rows], time[rows]), order_events(codes, *dated, spec.hop))
 
     if len(parts) == 1:
         answers = [answer(parts[0])]
@@ -94,16 +101,6 @@ def aggregate_as_of(entities: pa.Table, events: pa.Table, spec: AggregationSpec,
 PARALLEL_MIN_EVENTS = 200_000
 """Fewer events than this are answered on one thread: below it, starting threads and splitting
 the arrays cost about what the second core saves."""
-
-
-@dataclass(frozen=True)
-class _EventsAt:
-    """The events as one key set sees them: ``code`` -1 for every event of another set."""
-
-    code: np.ndarray
-    ts: np.ndarray
-    valid: np.ndarray
-    created: np.ndarray
 
 
 def key_sets(
@@ -120,10 +117,9 @@ def key_sets(
 
 
 def _answer(
-    spec: AggregationSpec, reads: Mapping, request: tuple[np.ndarray, np.ndarray], events: _EventsAt
+    spec: AggregationSpec, reads: Mapping, request: tuple[np.ndarray, np.ndarray], order: EventOrder
 ) -> dict[str, pa.Array]:
-    """Each aggregate's values for the ``request`` rows (codes, times), from ``events``."""
-    order = order_events(events.code, events.ts, events.valid, events.created, spec.hop)
+    """Each aggregate's values for the ``request`` rows (codes, times), from the events in ``order``."""
     tiles = build_tiles(order, reads)
     states = window_states(tiles, order, reads, request, {a.window for a in spec.aggregates}, spec.hop)
     answers = {}

@@ -156,11 +156,6 @@ def order_events(code: np.ndarray, ts: np.ndarray, valid: np.ndarray, created: n
     return EventOrder(keep[by], code, tile, ts, created)
 
 
-def _by_code_then_value(code: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """The stable order by (code, value)."""
-    return _sorted_by_code_then_value(code, value)[0]
-
-
 def _sorted_by_code_then_value(code: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The stable order by (code, value), and the codes and values in that order. Fastest first,
     as the numbers fit in int64: a plain sort of ``(code * span + value offset) << bits |
