@@ -1,7 +1,8 @@
 """The value order the engine sums and picks in, as the fast paths compute it.
 
-``tiles.float_sort_key`` replaces a dense rank (an Arrow sort of every value) by the IEEE bits,
-and ``Events.by_value`` sorts only segments holding two values or more: both must order exactly
+``value_order.float_sort_key`` replaces a dense rank (an Arrow sort of every value) by the IEEE
+bits (``float_of_key`` turns a key back into its value), and ``Events.by_value`` sorts only
+segments holding two values or more: both must order exactly
 as the rule says (NaN above every number, a NaN with its sign bit below one without, -0.0 below
 0.0), checked here against Python's own comparisons and a full sort.
 """
@@ -16,7 +17,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from granero.aggregation.functions import Events
-from granero.aggregation.tiles import float_sort_key
+from granero.aggregation.value_order import float_of_key, float_sort_key
 
 NEGATIVE_NAN = struct.unpack("<d", struct.pack("<Q", 0xFFF8_0000_0000_0000))[0]
 EDGES = [0.0, -0.0, math.inf, -math.inf, math.nan, NEGATIVE_NAN, 5e-324, -5e-324, 1.0, -1.0, 1e308, -1e308]
@@ -41,6 +42,20 @@ def test_float_sort_key_orders_as_the_rule(a, b):
     key = float_sort_key(np.array([a, b], dtype=np.float64))
     assert (key[0] < key[1]) == (value_order(a) < value_order(b))
     assert (key[0] == key[1]) == (value_order(a) == value_order(b))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(floats, max_size=8))
+@example([NEGATIVE_NAN, math.nan, -0.0, 0.0, 5e-324, -math.inf])
+def test_a_key_gives_back_its_value(values):
+    """min and max keep keys, not values: each key turns back into the same bits, a NaN into
+    NaN of the same sign."""
+    values = np.array(values, dtype=np.float64)
+    back = float_of_key(float_sort_key(values))
+    nan = np.isnan(values)
+    assert np.array_equal(np.isnan(back), nan)
+    assert np.array_equal(back[~nan].view(np.int64), values[~nan].view(np.int64))
+    assert np.array_equal(np.signbit(back[nan]), np.signbit(values[nan]))
 
 
 segments = st.lists(st.tuples(st.integers(0, 6), floats, st.booleans()), max_size=40)

@@ -26,13 +26,14 @@ merged from (count, mean, M2) with Chan's formula. Distinct counts are exact (a 
 
 Identity of online and offline values, by construction: both build tile states with the same
 ``build`` (a tile's state depends only on its events, sums over its values sorted ascending) and
-merge a window's tiles with the same ``merge``, left to right in hop order. Floating sums are
-therefore bit-identical, not merely close.
+merge a window's tiles with the same ``merge`` in one order, newest first (``tiles``). Floating
+sums are therefore bit-identical, not merely close.
 
-    window.py     hop alignment: floor_to_hop, tail, the tiles a window reads at t
-    functions.py  the functions' tile states: build, merge, finalize, output dtype
-    tiles.py      events -> tile states; tile states -> window states at many t at once
-    engine.py     entity rows + events -> aggregate columns, in process (training retrieval)
+    window.py       hop alignment: floor_to_hop, tail, the tiles a window reads at t
+    value_order.py  the value order (NaN above numbers, -0.0 below 0.0) as int64 keys
+    functions.py    the functions' tile states: build, merge, finalize, output dtype
+    tiles.py        events -> tile states; tile states -> window states at many t at once
+    engine.py       entity rows + events -> aggregate columns, in process (training retrieval)
 
 Pure numpy/pyarrow: importing this package loads no Spark, Redis or gRPC.
 """

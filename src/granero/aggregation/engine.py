@@ -80,15 +80,18 @@ def aggregate_as_of(entities: pa.Table, events: pa.Table, spec: AggregationSpec,
     )
     time, time_valid = micros(entities[EVENT_TIMESTAMP])
     asked = np.flatnonzero(time_valid & (entity_codes >= 0))
-    event_codes = _asked_keys_only(event_codes, entity_codes[asked])
+    ts, ts_valid = micros(events[EVENT_TIMESTAMP])
+    wanted = _events_of_asked_keys(event_codes, ts_valid, entity_codes[asked])
     columns = {c: prepare_column(events[c], d) for c, d in {(a.column, a.dtype) for a in spec.aggregates}}
     reads = {(a.function, a.column): (FUNCTIONS[a.function], columns[a.column]) for a in spec.aggregates}
-    dated = (*micros(events[EVENT_TIMESTAMP]), event_created(events))
-    parts = key_sets(asked, entity_codes[asked], event_codes, threads if len(event_codes) >= PARALLEL_MIN_EVENTS else 1)
+    created = event_created(events)
+    count = threads if len(wanted) >= PARALLEL_MIN_EVENTS else 1
+    parts = key_sets(asked, entity_codes[asked], wanted, event_codes[wanted], count)
 
     def answer(part: tuple[np.ndarray, np.ndarray]) -> dict[str, pa.Array]:
-        rows, codes = part  # codes: -1 for every event of another set
-        return _answer(spec, reads, (entity_codes[rows], time[rows]), order_events(codes, *dated, spec.hop))
+        rows, positions = part
+        order = order_events(positions, event_codes, ts, created, spec.hop)
+        return _answer(spec, reads, (entity_codes[rows], time[rows]), order)
 
     if len(parts) == 1:
         answers = [answer(parts[0])]
@@ -104,16 +107,25 @@ the arrays cost about what the second core saves."""
 
 
 def key_sets(
-    asked: np.ndarray, asked_codes: np.ndarray, event_codes: np.ndarray, count: int
+    asked: np.ndarray, asked_codes: np.ndarray, positions: np.ndarray, position_codes: np.ndarray, count: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``asked`` (entity row positions) and ``event_codes`` split into ``count`` sets by key code
-    (``code % count``: codes are dense, so the sets come out about even), as (the rows of a set,
-    the event codes with -1 outside it); the sets without a row are left out, but for one."""
+    """``asked`` (entity row positions) and ``positions`` (event positions) split into ``count``
+    sets by key code (``code % count``: codes are dense, so the sets come out about even), as
+    (the rows of a set, its events), each in the given order; the sets without a row are left
+    out, but for one."""
     if count <= 1:
-        return [(asked, event_codes)]
-    row_set, event_set = asked_codes % count, event_codes % count
-    parts = [(asked[row_set == k], np.where(event_set == k, event_codes, -1)) for k in range(count)]
+        return [(asked, positions)]
+    parts = list(zip(_split(asked, asked_codes, count), _split(positions, position_codes, count), strict=True))
     return [p for p in parts if len(p[0])] or parts[:1]
+
+
+def _split(items: np.ndarray, codes: np.ndarray, count: int) -> list[np.ndarray]:
+    """``items`` by ``codes % count``, order kept within a set (a stable sort of small ints,
+    which numpy does by radix)."""
+    number = (codes % count).astype(np.int16 if count <= 2**15 else np.int64)
+    ordered = items[np.argsort(number, kind="stable")]
+    ends = np.cumsum(np.bincount(number, minlength=count))
+    return np.split(ordered, ends[:-1])
 
 
 def _answer(
@@ -136,19 +148,19 @@ def _joined(
     ``rows`` in turn) at their rows, nulls elsewhere."""
     import pyarrow as pa
 
-    joined = entities
+    joined, at = entities, _positions(rows, entities.num_rows)
     for a in spec.aggregates:
         parts = [answer[a.output] for answer in answers]
         values = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
-        joined = joined.append_column(a.output, _scatter(values, rows, entities.num_rows))
+        joined = joined.append_column(a.output, values.take(at) if len(values) else pa.nulls(len(at), values.type))
     return joined.select([*entities.column_names, *(a.output for a in spec.aggregates)])
 
 
-def _asked_keys_only(event_codes: np.ndarray, asked: np.ndarray) -> np.ndarray:
-    """The events' key codes, ``-1`` (skipped) for keys no entity row asks for."""
+def _events_of_asked_keys(event_codes: np.ndarray, ts_valid: np.ndarray, asked: np.ndarray) -> np.ndarray:
+    """The positions of the events with a time and a key some entity row asks for."""
     wanted = np.zeros(int(event_codes.max(initial=-1)) + 2, dtype=bool)  # the last slot: code -1
     wanted[asked[asked <= len(wanted) - 2]] = True
-    return np.where(wanted[event_codes], event_codes, -1)
+    return np.flatnonzero(wanted[event_codes] & ts_valid)
 
 
 def event_created(events: pa.Table) -> np.ndarray:
@@ -159,10 +171,11 @@ def event_created(events: pa.Table) -> np.ndarray:
     return np.where(valid, created, NULL_CREATED)
 
 
-def _scatter(values: pa.Array, rows: np.ndarray, count: int) -> pa.Array:
-    """``values`` at positions ``rows`` of a column of ``count`` entries, nulls elsewhere."""
+def _positions(rows: np.ndarray, count: int) -> pa.Array:
+    """Per entry of a column of ``count``, the position in ``rows`` of its row; null for a row
+    not in ``rows``: a ``take`` of the answers by it scatters them, nulls elsewhere."""
     import pyarrow as pa
 
     slot = np.full(count, -1, dtype=np.int64)
     slot[rows] = np.arange(len(rows))
-    return values.take(pa.array(np.maximum(slot, 0), mask=slot < 0)) if len(values) else pa.nulls(count, values.type)
+    return pa.array(np.maximum(slot, 0), mask=slot < 0)

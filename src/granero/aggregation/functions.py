@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import operator
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from granero.aggregation.value_order import float_of_key
 from granero.definitions.aggregation import output_dtype
 from granero.types import arrow_type
 
@@ -75,8 +77,8 @@ class Events(RowTimes):
     time: the as-of join's tie rule), read at ``row`` by the functions that need them."""
 
     @cached_property
-    def by_value(self) -> tuple[np.ndarray, np.ndarray]:
-        """Segments and values of the non-null events, values ascending within each segment by
+    def value_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """Segments and positions of the non-null events, ascending within each segment by
         ``sort_key``: a total order up to bit-identical values (computed once for every function).
 
         Only segments holding two values or more are sorted: sparse events leave most tiles
@@ -88,13 +90,19 @@ class Events(RowTimes):
             _, rank = np.unique(self.sort_key[keep[crowded]], return_inverse=True)
             within = segment[crowded] * (int(rank.max()) + 1) + rank.ravel()
             keep[crowded] = keep[crowded][np.argsort(within)]
+        return segment, keep
+
+    @cached_property
+    def by_value(self) -> tuple[np.ndarray, np.ndarray]:
+        """Segments and values of the non-null events in ``value_order``."""
+        segment, keep = self.value_order
         return segment, self.values[keep]
 
     @cached_property
     def value_counts(self) -> np.ndarray:
         """Non-null values per segment. Shared: count, mean, the spreads and the extremes return
-        this very array in their states, so the fold gathers it once for all of them."""
-        return _counts(self.by_value[0], self.count)
+        this very array in their states, so the fold gathers and merges it once for all of them."""
+        return _counts(self.segment[self.valid], self.count)
 
     @cached_property
     def float_sums(self) -> np.ndarray:
@@ -136,14 +144,19 @@ def _counts(segment: np.ndarray, count: int) -> np.ndarray:
     return np.bincount(segment, minlength=count).astype(np.int64)
 
 
-def _pick(left_has: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    return np.where(left_has, left, right)
+PartMerge = Callable[..., np.ndarray]
+"""``merge(left, right, out=None)``: one part of two states merged entrywise, into ``out`` when
+given (which may be ``right`` itself), else into a new array. numpy's ufuncs are such merges."""
 
 
 class Function(ABC):
     """One aggregation function: its tile state's four operations."""
 
     name: ClassVar[str]
+    part_merges: tuple[PartMerge, ...] | None = None
+    """When each part of the state merges on its own (a sum, a greatest key...), one merge per
+    part, and ``merge`` is those merges; the fold then merges a part that several functions
+    share once per step, in place. None when ``merge`` combines the parts (Chan's formula)."""
 
     @abstractmethod
     def empty(self, count: int, kind: np.dtype) -> State:
@@ -154,13 +167,42 @@ class Function(ABC):
     def build(self, events: Events) -> State:
         """One state per segment of ``events``, a function of each segment's events alone."""
 
-    @abstractmethod
     def merge(self, left: State, right: State) -> State:
         """Entrywise, the state of ``left``'s events followed by ``right``'s (both non-empty)."""
+        if self.part_merges is None:
+            raise NotImplementedError(f"{self.name} must merge its own parts")
+        return tuple(merge(a, b) for merge, a, b in zip(self.part_merges, left, right, strict=True))
 
     @abstractmethod
     def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
         """The values, as the Arrow type of ``output_dtype`` (``column``: the events' source)."""
+
+
+def _into(values: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    if out is None:
+        return values
+    out[...] = values
+    return out
+
+
+def _sum(left: np.ndarray, right: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Floats add; ints add exactly, and an overflow raises."""
+    if left.dtype != np.int64:
+        return np.add(left, right, out=out)
+    total = left + right
+    if np.any((left ^ total) & (right ^ total) < 0):
+        raise OverflowError("an int64 sum overflows; aggregate a float64 column instead")
+    return _into(total, out)
+
+
+def _later_row(left: np.ndarray, right: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The newer run's row when it has one (``last``)."""
+    return _into(np.where(right >= 0, right, left), out)
+
+
+def _earlier_row(left: np.ndarray, right: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The older run's row when it has one (``first``)."""
+    return _into(np.where(left >= 0, left, right), out)
 
 
 def _arrow(values: np.ndarray, null: np.ndarray | None, dtype: str) -> pa.Array:
@@ -173,15 +215,13 @@ def _arrow(values: np.ndarray, null: np.ndarray | None, dtype: str) -> pa.Array:
 
 class Count(Function):
     name = "count"
+    part_merges = (np.add,)
 
     def empty(self, count: int, kind: np.dtype) -> State:
         return (np.zeros(count, dtype=np.int64),)
 
     def build(self, events: Events) -> State:
         return (events.value_counts,)
-
-    def merge(self, left: State, right: State) -> State:
-        return (left[0] + right[0],)
 
     def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
         return _arrow(state[0], None, "int64")
@@ -191,6 +231,7 @@ class Sum(Function):
     """Ints sum exactly in int64 (an overflow raises); floats in float64."""
 
     name = "sum"
+    part_merges = (_sum,)
 
     def empty(self, count: int, kind: np.dtype) -> State:
         return (np.zeros(count, dtype=kind),)
@@ -201,12 +242,6 @@ class Sum(Function):
             return (events.float_sums,)
         _check_int_sum(events.float_sums)
         return (_segment_reduce(np.add, segment, values, events.count, values.dtype.type(0)),)
-
-    def merge(self, left: State, right: State) -> State:
-        total = left[0] + right[0]
-        if total.dtype == np.int64 and np.any((left[0] ^ total) & (right[0] ^ total) < 0):
-            raise OverflowError("an int64 sum overflows; aggregate a float64 column instead")
-        return (total,)
 
     def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
         out = output_dtype("sum", dtype)
@@ -220,15 +255,13 @@ def _check_int_sum(approximate: np.ndarray) -> None:
 
 class Mean(Function):
     name = "mean"
+    part_merges = (np.add, _sum)
 
     def empty(self, count: int, kind: np.dtype) -> State:
         return np.zeros(count, dtype=np.int64), np.zeros(count)
 
     def build(self, events: Events) -> State:
         return events.value_counts, events.float_sums
-
-    def merge(self, left: State, right: State) -> State:
-        return left[0] + right[0], left[1] + right[1]
 
     def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
         n, total = state
@@ -237,44 +270,31 @@ class Mean(Function):
 
 
 class Extreme(Function):
-    """min or max; state (has a value, the value). NaN is above every number and -0.0 below 0.0.
-
-    Picked by comparisons, never by ``np.minimum``/``np.fmin``: which of two equal zeros those
-    return differs between their scalar and SIMD loops, so the bits would depend on batch size.
-    """
+    """min or max; state (values counted, the least or greatest ``sort_key``). NaN is above every
+    number and -0.0 below 0.0: the keys order so, and keys are integers, so the pick is exact
+    (``np.minimum`` of floats is not: which of two equal zeros it returns differs between its
+    scalar and SIMD loops). A float max of NaN is the canonical NaN of its sign."""
 
     def __init__(self, name: str) -> None:
         self.name = name  # type: ignore[misc]
-        self._greatest = name == "max"
+        greatest = name == "max"
+        self._pick = np.maximum if greatest else np.minimum
+        self._none = np.iinfo(np.int64).min if greatest else np.iinfo(np.int64).max
+        self.part_merges = (np.add, self._pick)
 
     def empty(self, count: int, kind: np.dtype) -> State:
-        return np.zeros(count, dtype=bool), np.zeros(count, dtype=kind)
+        return np.zeros(count, dtype=np.int64), np.full(count, self._none, dtype=np.int64)
 
     def build(self, events: Events) -> State:
-        segment, values = events.by_value
-        has = events.value_counts > 0
-        value = np.zeros(events.count, dtype=values.dtype)
-        edge = (_lasts if self._greatest else _firsts)(segment)
-        value[segment[edge]] = values[edge]
-        return has, value
-
-    def merge(self, left: State, right: State) -> State:
-        smaller, larger = (left[1], right[1]) if self._greatest else (right[1], left[1])
-        take_right = right[0] & (~left[0] | _below(smaller, larger))
-        return left[0] | right[0], np.where(take_right, right[1], left[1])
+        segment, order = events.value_order
+        edge = (_lasts if self._pick is np.maximum else _firsts)(segment)
+        key = np.full(events.count, self._none, dtype=np.int64)
+        key[segment[edge]] = events.sort_key[order[edge]]
+        return events.value_counts, key
 
     def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
-        has, value = state
-        kind = np.float64 if dtype.startswith("float") else np.int64
-        return _arrow(value.astype(kind), ~has, dtype)
-
-
-def _below(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a`` strictly before ``b`` in the value order (NaN last, -0.0 before 0.0)."""
-    if a.dtype != np.float64:
-        return a < b
-    zeros = (a == b) & np.signbit(a) & ~np.signbit(b)
-    return (a < b) | zeros | (~np.isnan(a) & np.isnan(b))
+        counted, key = state
+        return _arrow(float_of_key(key) if dtype.startswith("float") else key, counted == 0, dtype)
 
 
 class Endpoint(Function):
@@ -285,6 +305,7 @@ class Endpoint(Function):
     def __init__(self, name: str) -> None:
         self.name = name  # type: ignore[misc]
         self._last = name == "last"
+        self.part_merges = (_later_row if self._last else _earlier_row,)
 
     def empty(self, count: int, kind: np.dtype) -> State:
         return (np.full(count, -1, dtype=np.int64),)
@@ -300,11 +321,6 @@ class Endpoint(Function):
         row = np.full(events.count, -1, dtype=np.int64)
         row[segment[ends]] = events.row[order[ends]]
         return (row,)
-
-    def merge(self, left: State, right: State) -> State:
-        if self._last:
-            return (_pick(right[0] >= 0, right[0], left[0]),)
-        return (_pick(left[0] >= 0, left[0], right[0]),)
 
     def finalize(self, state: State, dtype: str, column: pa.Array) -> pa.Array:
         import pyarrow as pa

@@ -65,7 +65,7 @@ def suffix_values(events: pa.Table, spec: AggregationSpec) -> Suffixes:
     ts, valid = micros(events[EVENT_TIMESTAMP])
     keep = _within_span(np.where(valid, code, -1), ts, max(a.window for a in spec.aggregates) + spec.hop, spec.hop)
     kept, code, ts = events.take(keep), code[keep], ts[keep]
-    order = order_events(code, ts, np.ones(len(keep), bool), event_created(kept), spec.hop)
+    order = order_events(np.arange(len(keep)), code, ts, event_created(kept), spec.hop)
     pairs = value_pairs(spec)
     columns = {key: prepare_column(kept[key[0]], key[1]) for key in dict.fromkeys((c, d) for c, _, d in pairs)}
     reads = {f"{c}:{f}": (FUNCTIONS[f], columns[c, d]) for c, f, d in pairs}

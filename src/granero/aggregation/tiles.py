@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from granero.aggregation.functions import Events, Function, RowTimes, State, put, take
+from granero.aggregation.functions import Events, Function, PartMerge, RowTimes, State, put, take
+from granero.aggregation.value_order import float_sort_key
 from granero.aggregation.window import tile_of
 from granero.types import arrow_type
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-_ALL_BUT_SIGN = 2**63 - 1
 NULL_CREATED = -(2**62)
 """The created time of an event without one: below every real time (Spark's years 1-9999 are
 within ±3e17 microseconds), and safe to negate."""
@@ -128,17 +128,6 @@ def prepare_column(column: pa.Array | pa.ChunkedArray, dtype: str) -> Column:
     return Column(source, values, valid, key)
 
 
-def float_sort_key(values: np.ndarray) -> np.ndarray:
-    """float64 values as int64 keys in the value order: negatives below -0.0 below 0.0, NaN above
-    +inf (a NaN with its sign bit set just below one without); equal keys, equal bits, but for
-    the payload of a NaN. The IEEE bits of a negative number, its lower 63 flipped, order it."""
-    bits = values.view(np.int64)
-    key = np.where(bits < 0, bits ^ np.int64(_ALL_BUT_SIGN), bits)
-    nan = np.isnan(values)
-    key[nan] = np.where(bits[nan] < 0, _ALL_BUT_SIGN - 1, _ALL_BUT_SIGN)
-    return key
-
-
 def _numpy_values(source: pa.Array, dtype: str) -> np.ndarray:
     import pyarrow as pa
 
@@ -149,11 +138,11 @@ def _numpy_values(source: pa.Array, dtype: str) -> np.ndarray:
     return source.cast(pa.int64()).fill_null(0).to_numpy().astype(np.int64)
 
 
-def order_events(code: np.ndarray, ts: np.ndarray, valid: np.ndarray, created: np.ndarray, hop: int) -> EventOrder:
-    """Events with a key (``code >= 0``) and a time, sorted; ``created`` uses NULL_CREATED."""
-    keep = np.flatnonzero((code >= 0) & valid)
-    by, code, tile = _sorted_by_code_then_value(code[keep], tile_of(ts[keep], hop))
-    return EventOrder(keep[by], code, tile, ts, created)
+def order_events(positions: np.ndarray, code: np.ndarray, ts: np.ndarray, created: np.ndarray, hop: int) -> EventOrder:
+    """The events at ``positions`` (each with a key, ``code >= 0``, and a time), sorted;
+    ``created`` uses NULL_CREATED."""
+    by, sorted_code, tile = _sorted_by_code_then_value(code[positions], tile_of(ts[positions], hop))
+    return EventOrder(positions[by], sorted_code, tile, ts, created)
 
 
 def _sorted_by_code_then_value(code: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -282,7 +271,8 @@ def _fold_older_tiles(
 
     One vectorized step per tile position. The requests are ordered longest run first, so the
     ones still folding at a step are a prefix: each step works on slices, with no search for
-    the active requests and no scatter back."""
+    the active requests and no scatter back. A part several functions share (the counts of
+    count, mean and max) is gathered and merged once per step, in place."""
     lo, hi = tile_range
     fresh = np.flatnonzero(~has & (hi > lo))
     hi = hi.copy()
@@ -292,16 +282,58 @@ def _fold_older_tiles(
     busy = np.flatnonzero(hi > lo)
     busy = busy[np.argsort(lo[busy] - hi[busy], kind="stable")]
     newest, runs = hi[busy] - 1, hi[busy] - lo[busy]
-    folding = {name: take(states[name], busy) for name in reads}
+    folding = _folding_copies(reads, states, busy)
+    part_merges = _shared_part_merges(reads, tile_states, folding)
+    whole = {name: fn for name, (fn, _) in reads.items() if fn.part_merges is None}
     for step in range(int(runs.max(initial=0))):
         active = int(np.searchsorted(-runs, -step, side="left"))  # runs > step
         tile, gathered = newest[:active] - step, {}
-        for name, (fn, _) in reads.items():
+        for merge, tile_part, part in part_merges:
+            merge(_gather(tile_part, tile, gathered), part[:active], out=part[:active])
+        for name, fn in whole.items():
             prefix = tuple(part[:active] for part in folding[name])
             older = tuple(_gather(part, tile, gathered) for part in tile_states[name])
             put(prefix, slice(None), fn.merge(older, prefix))
     for name in reads:
         put(states[name], busy, folding[name])
+
+
+def _folding_copies(
+    reads: Mapping[Hashable, tuple[Function, Column]], states: Mapping[Hashable, State], busy: np.ndarray
+) -> dict[Hashable, State]:
+    """Each read's state at the ``busy`` requests, copied. Functions that merge part by part
+    share one copy of a part they share; the others get copies of their own, which no other
+    function's in-place merge touches."""
+    shared: dict[int, np.ndarray] = {}
+    folding = {}
+    for name, (fn, _) in reads.items():
+        if fn.part_merges is None:
+            folding[name] = take(states[name], busy)
+            continue
+        for part in states[name]:
+            if id(part) not in shared:
+                shared[id(part)] = part[busy]
+        folding[name] = tuple(shared[id(part)] for part in states[name])
+    return folding
+
+
+def _shared_part_merges(
+    reads: Mapping[Hashable, tuple[Function, Column]],
+    tile_states: Mapping[Hashable, State],
+    folding: Mapping[Hashable, State],
+) -> list[tuple[PartMerge, np.ndarray, np.ndarray]]:
+    """(merge, the tiles' part, the folding part) once per distinct folding part of the
+    functions that merge part by part. Functions sharing a part share its tiles' part and its
+    merge (their ``build`` returns the same cached array of ``Events``); anything else is a bug."""
+    merges: dict[int, tuple[PartMerge, np.ndarray, np.ndarray]] = {}
+    for name, (fn, _) in reads.items():
+        if fn.part_merges is None:
+            continue
+        for merge, tile_part, part in zip(fn.part_merges, tile_states[name], folding[name], strict=True):
+            known = merges.setdefault(id(part), (merge, tile_part, part))
+            if known[0] is not merge or known[1] is not tile_part:
+                raise AssertionError(f"{name!r} shares a state part but not its merge or its tiles")
+    return list(merges.values())
 
 
 def _gather(part: np.ndarray, index: np.ndarray, gathered: dict[int, np.ndarray]) -> np.ndarray:
