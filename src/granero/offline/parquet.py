@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.dataset as ds
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
     from granero.offline.tables import WindowWrite
     from granero.registry import Interval
@@ -229,12 +230,13 @@ class ParquetStore:
             self._swap(table, staging, interval)
         return WindowWrite(rows, None)
 
-    def append(self, view_name: str, frame: DataFrame, writer_id: str, sequence: int,
+    def append(self, view_name: str, rows: pa.Table, schema: StructType, writer_id: str, sequence: int,
                partition_columns: list[str]) -> None:
-        """Append ``frame`` once per (``writer_id``, ``sequence``): its files are named by that
+        """Append ``rows`` once per (``writer_id``, ``sequence``): their files are named by that
         pair, moved in under the table lock, then recorded in ``_appended``; a replay of a
         recorded pair adds nothing, one of a pair killed midway replaces its own files."""
         from granero.offline.landing import batch_key
+        from granero.offline.spark_errors import arrow_frame
 
         table = self.table_path(view_name)
         table.mkdir(parents=True, exist_ok=True)
@@ -246,6 +248,7 @@ class ParquetStore:
                 return
             staging = table / _STAGING / key
             try:
+                frame = arrow_frame(self.spark, rows, schema, f"appending to the offline table of {view_name!r}")
                 self._stage_append(view_name, frame, partition_columns, staging)
                 _move_appended(staging, table, f"{key}-")
             finally:

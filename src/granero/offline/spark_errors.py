@@ -11,8 +11,14 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from granero.errors import GraneroError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 _MAX_DETAIL = 600
 
@@ -55,3 +61,17 @@ def worker_error(text: str) -> GraneroError | None:
     if isinstance(found, type) and issubclass(found, GraneroError):
         return found(match[2].strip())  # type: ignore[index]
     return None
+
+
+def arrow_frame(spark: SparkSession, rows: pa.Table, schema: StructType, context: str) -> DataFrame:
+    """``rows`` as a Spark DataFrame of ``schema``; a column Arrow cannot convert to its Spark
+    type is a MaterializationError ``"<context>: <reason>"`` instead of Arrow's own error."""
+    import pyarrow as pa
+
+    from granero.errors import MaterializationError
+
+    with spark_errors(MaterializationError, context):
+        try:
+            return spark.createDataFrame(rows, schema=schema)
+        except (pa.ArrowException, TypeError, ValueError) as error:
+            raise MaterializationError(f"{context}: {error}") from error

@@ -30,6 +30,7 @@ from granero.registry import Interval
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 
 @dataclass(frozen=True)
@@ -82,11 +83,12 @@ class OfflineStore(Protocol):
         """
         ...
 
-    def append(self, view_name: str, frame: DataFrame, writer_id: str, sequence: int,
+    def append(self, view_name: str, rows: pa.Table, schema: StructType, writer_id: str, sequence: int,
                partition_columns: list[str]) -> None:
-        """Add ``frame``'s rows (table layout) exactly once per (``writer_id``, ``sequence``):
-        the same pair again adds nothing, even after a crash mid-write. A streaming query calls
-        it per micro-batch (writer: the query, sequence: its batch id), so a replay adds no copy."""
+        """Add ``rows`` (table layout; ``schema``: their Spark types) exactly once per
+        (``writer_id``, ``sequence``): the same pair again adds nothing, even after a crash
+        mid-write. A streaming query calls it per micro-batch (writer: the query, sequence: its
+        batch id), so a replay adds no copy."""
         ...
 
 

@@ -17,7 +17,8 @@ Durable (``MicroBatchWriter``, a longer trigger), in this order:
 
 Every durable step is idempotent for a given batch: a dead-letter folder and a landed file are
 named by the query's id and the batch id (a replay rewrites the same folder, finds the same
-file), the offline append is keyed by the same pair (Delta's ``txnAppId``/``txnVersion``).
+file), the offline append is keyed by the same pair (Delta's transaction identifiers: a ``txn``
+action, committed in process by delta-rs on a local table, by Spark elsewhere).
 Spark commits the batch's Kafka offsets to the checkpoint only after ``foreachBatch`` returned,
 so a process killed anywhere in a batch replays that batch on restart: nothing lost, nothing
 twice.
@@ -161,9 +162,8 @@ class MicroBatchWriter:
                 and not self.view.is_aggregate:
             write_table(self.targets.online, self.view, self.defs.join_keys(self.view), rows)
         write_landed(self.targets.landing, self.view.name, rows, self.batch_key(batch_id))
-        frame = typed.sparkSession.createDataFrame(table, schema=typed.schema)
-        self.targets.offline.append(self.view.name, frame, f"{self.view.name}-{self.query_id}", batch_id,
-                                    partition_columns(self.view))
+        self.targets.offline.append(self.view.name, table, typed.schema, f"{self.view.name}-{self.query_id}",
+                                    batch_id, partition_columns(self.view))
         if self.targets.sync_aggregates is not None and self.view.online:
             self.targets.sync_aggregates(event_span(rows))
         return table.num_rows
