@@ -20,7 +20,7 @@ from granero.serving.config import ServingConfig
 from granero.serving.server import build_server
 from granero.serving.servicer import FeatureServingServicer
 from granero.serving.workers import worker_config
-from tests.conftest import free_port, start_redis
+from tests.conftest import free_port, scaled, start_redis
 from tests.serving.conftest import write_all_rows, write_repo
 
 pytestmark = pytest.mark.redis
@@ -206,3 +206,41 @@ def test_the_serving_import_path_loads_no_spark():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+STOP_FROM_ANOTHER_THREAD = """
+import signal, sys, threading
+from pathlib import Path
+
+from granero.feature_store import FeatureStore
+from granero.serving.config import ServingConfig
+from granero.serving.server import serve
+
+def main_thread_blocked():
+    # in Condition.wait, past taking its waiter lock; the poll below releases the GIL, so the
+    # main thread, if it was there, is blocked in the waiter's acquire by the next check
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    return frame is not None and frame.f_code.co_name == "wait" and "waiter" in frame.f_locals
+
+def stop_from_another_thread():
+    # the kernel may hand a process's SIGTERM to any thread; this sends it to this one
+    seen = 0
+    while seen < 3:
+        seen = seen + 1 if main_thread_blocked() else 0
+        threading.Event().wait(0.01)
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+with FeatureStore(Path(sys.argv[1])) as store:
+    serve(store, ServingConfig(port=0, drain_seconds=1),
+          on_ready=lambda _: threading.Thread(target=stop_from_another_thread).start())
+print("stopped", flush=True)
+"""
+
+
+def test_a_stop_signal_delivered_to_another_thread_still_drains(serving_repo):
+    """Python runs signal handlers in the main thread only, and a wait without a timeout is not
+    woken by a signal another thread received: the server must still notice and stop."""
+    done = subprocess.run([sys.executable, "-c", STOP_FROM_ANOTHER_THREAD, str(serving_repo)],
+                          capture_output=True, text=True, timeout=scaled(60))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "stopped"

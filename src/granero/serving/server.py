@@ -135,6 +135,13 @@ def build_server(
     return handle
 
 
+SIGNAL_POLL_SECONDS = 0.5
+"""How often the main thread wakes while it waits for SIGTERM or SIGINT. The kernel may deliver
+the signal to any thread (grpc's among them); Python runs the handler only in the main thread,
+and a wait without a timeout is woken only by a signal delivered to the main thread itself, so
+such a wait could miss the stop for good (a worker killed after its drain time, seen in CI)."""
+
+
 def serve(
     store: FeatureStore,
     config: ServingConfig,
@@ -154,7 +161,8 @@ def serve(
             gc.freeze()  # start-up objects leave the GC's view: no full passes in the p99 tail
             if on_ready is not None:
                 on_ready(handle)
-            stopping.wait()
+            while not stopping.wait(SIGNAL_POLL_SECONDS):
+                pass
             log.info("draining for up to %ss", config.drain_seconds)
             handle.stop(config.drain_seconds).wait()
     finally:

@@ -230,13 +230,20 @@ def _targets(store: FeatureStore, defs: RepoDefinitions, view: FeatureView) -> S
     return targets
 
 
+SIGNAL_POLL_SECONDS = 1.0
+"""How often the main thread comes back from the JVM while the queries run. The kernel may hand
+SIGTERM to any thread, Python runs the handler only in the main thread, and a main thread blocked
+in a JVM call without a timeout (py4j's socket read) would not notice it until a query ended
+(``serving.server.SIGNAL_POLL_SECONDS``, the same reason, with a test)."""
+
+
 def await_streams(spark: SparkSession, queries: list[StreamingQuery]) -> None:
     """Wait until every query stopped (``availableNow``, or ``stop_streams``); the first failure
     stops the others and raises."""
     try:
         while any(query.isActive for query in queries):
-            spark.streams.awaitAnyTermination()
-            spark.streams.resetTerminated()
+            if spark.streams.awaitAnyTermination(SIGNAL_POLL_SECONDS):
+                spark.streams.resetTerminated()
     except Exception as error:  # a query's failure surfaces as a pyspark StreamingQueryException
         raise MaterializationError(f"a stream query failed: {_first_line(error)}") from None
     finally:
