@@ -3,6 +3,7 @@ or fails leaves no JVM behind, and the broker serves topics until stopped."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -34,3 +35,12 @@ def test_a_cluster_id_never_starts_like_an_option(monkeypatch):
     drawn = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x01" * 16)])
     monkeypatch.setattr(local_broker.uuid, "uuid4", lambda: next(drawn))
     assert local_broker.cluster_id() == "AQEBAQEBAQEBAQEBAQEBAQ"
+
+
+def test_the_broker_version_is_the_one_make_setup_fetches():
+    """``make setup`` fetches ``KAFKA``'s jars into ~/.m2; the broker resolves its own version's:
+    two versions kept equal by hand, so a bump of one alone fails here, not offline in CI."""
+    makefile = (Path(__file__).parents[2] / "Makefile").read_text()
+    fetched = re.search(r"^KAFKA := org\.apache\.kafka:kafka_2\.13:(\S+)$", makefile, re.MULTILINE)
+    assert fetched is not None, "the Makefile no longer names KAFKA"
+    assert fetched[1] == local_broker.KAFKA_VERSION

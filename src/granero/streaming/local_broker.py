@@ -27,7 +27,7 @@ from typing import Any
 from granero.errors import ConfigError, GraneroError
 
 KAFKA_VERSION = "4.1.1"
-"""Keep equal to ``KAFKA`` in the Makefile (the jars ``make setup`` fetches)."""
+"""Keep equal to ``KAFKA`` in the Makefile (the jars ``make setup`` fetches); a test checks."""
 BROKER_POM = f"""<?xml version="1.0" encoding="UTF-8"?>
 <!-- Granero's local broker classpath: Kafka's server and its runtime dependencies from ~/.m2. -->
 <project xmlns="http://maven.apache.org/POM/4.0.0">
