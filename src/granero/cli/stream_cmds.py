@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from granero.cli.common import JsonOption, RepoOption, console, handles_errors, open_store, print_json
+from granero.process_exit import exit_without_teardown
 from granero.streaming.config import QueryKind
 
 ViewsOption = Annotated[
@@ -50,8 +51,9 @@ def stream(
         totals = run_streams(store, names, available_now, queries)
     if json_output:
         print_json(totals)
-        return
-    table = Table("view", "batches", "rows", "dead letters")
-    for name, counts in totals.items():
-        table.add_row(name, *(str(counts[k]) for k in ("batches", "rows", "dead_letters")))
-    console.print(table)
+    else:
+        table = Table("view", "batches", "rows", "dead letters")
+        for name, counts in totals.items():
+            table.add_row(name, *(str(counts[k]) for k in ("batches", "rows", "dead_letters")))
+        console.print(table)
+    exit_without_teardown(0)  # the queries stopped and the store is closed (process_exit: why)

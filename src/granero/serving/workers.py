@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from granero.errors import ConfigError, GraneroError
+from granero.process_exit import exit_without_teardown
 from granero.serving.config import ServingConfig
 
 log = logging.getLogger(__name__)
@@ -154,15 +154,5 @@ def _worker_main(repo: str, config_json: str, log_level: str) -> int:
     return 0
 
 
-def _exit(code: int) -> None:
-    """Exit without interpreter teardown: the server has drained and the store is closed, and
-    grpc's leftover threads can crash a teardown under load, turning a clean stop into a
-    failure the parent reports."""
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    _exit(_worker_main(*sys.argv[1:]))
+    exit_without_teardown(_worker_main(*sys.argv[1:]))  # drained, store closed
