@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from granero.errors import MaterializationError, RetrievalError
+from granero.errors import GraneroError, MaterializationError, RetrievalError
 from granero.offline.schema import EVENT_DATE
 
 if TYPE_CHECKING:
@@ -253,7 +253,7 @@ class DeltaStore:
             frame = arrow_frame(self.spark, rows, schema, f"appending to the offline table of {view_name!r}")
             self._spark_append(view_name, frame, writer_id, sequence, partition_columns)
             return
-        with _delta_rs_write_errors(view_name):
+        with _delta_rs_errors(view_name, MaterializationError, "appending to"):
             if _committed_sequence(path, writer_id) >= sequence:
                 return
             _delta_rs_append(path, rows, writer_id, sequence, partition_columns)
@@ -347,23 +347,14 @@ def _delta_rs_append(path: Path, rows: pa.Table, writer_id: str, sequence: int, 
 
 
 @contextlib.contextmanager
-def _delta_rs_write_errors(view_name: str) -> Iterator[None]:
-    """delta-rs failures of an append (a conflict, a schema that does not merge) as one
-    precise MaterializationError."""
+def _delta_rs_errors(
+    view_name: str, error_class: type[GraneroError] = RetrievalError, doing: str = "reading"
+) -> Iterator[None]:
+    """delta-rs failures (a missing version, an unreadable log; for an append, a conflict or a
+    schema that does not merge) as one precise ``error_class``."""
     from deltalake.exceptions import DeltaError
 
     try:
         yield
     except DeltaError as error:
-        raise MaterializationError(f"appending to the offline table of {view_name!r}: {error}") from error
-
-
-@contextlib.contextmanager
-def _delta_rs_errors(view_name: str) -> Iterator[None]:
-    """delta-rs failures (a missing version, an unreadable log) as one precise RetrievalError."""
-    from deltalake.exceptions import DeltaError
-
-    try:
-        yield
-    except DeltaError as error:
-        raise RetrievalError(f"reading the offline table of {view_name!r}: {error}") from error
+        raise error_class(f"{doing} the offline table of {view_name!r}: {error}") from error
