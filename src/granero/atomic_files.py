@@ -1,4 +1,5 @@
-"""Atomic file writes: readers see a file's old content or its new content, never a mix.
+"""Atomic file writes: readers see a file's old content or its new content, never a mix; and
+the lock file that serialises writers of a folder across processes.
 
 Used for the registry (version files, HEAD, materialized intervals) and the Parquet tables'
 metadata (``_schema.json``, the swap journal). Files get the mode a plain ``open()`` gives
@@ -9,8 +10,10 @@ exactly as the user's umask intends (``tempfile.mkstemp`` would force 0600).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -40,3 +43,32 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def create_if_absent(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` as ``atomic_write`` does, only if ``path`` does not exist:
+    of writers racing to create it, one wins and the others change nothing (a hard link never
+    replaces a file). Whether this call created it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.{uuid.uuid4().hex}.new")
+    atomic_write(staged, data)
+    try:
+        os.link(staged, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(staged)
+        _fsync_dir(path.parent)
+    return True
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if absent): one holder at a time across
+    processes on a local file system; released if the holder dies."""
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

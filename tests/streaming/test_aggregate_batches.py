@@ -53,7 +53,7 @@ def test_replayed_and_late_batches_count_each_event_once(spark, tmp_path, redis_
     defs = store.registered()
     view = as_streamed(defs.feature_views["trips"])
     writer = MicroBatchWriter(view, defs, _targets(store, defs, view))
-    writer.started("query-1")
+    writer.identity.started("query-1")
     rng = random.Random(14)
     batches = [events(rng, 40), events(rng, 40)]
     frames = [spark.createDataFrame(rows, "driver_id bigint, ts timestamp, fare double") for rows in batches]

@@ -193,25 +193,23 @@ def offline_notes(store: FeatureStore) -> list[str]:
         return []
 
 
-def landing_held(store: FeatureStore, view: str) -> contextlib.AbstractContextManager[None]:
-    """The view's landing lock (the one every landing writer takes) held by this process: the
-    stream's durable writer waits in its landing step, before the offline append, until released."""
-    from granero.offline.landing import _locked
+def appends_held(store: FeatureStore, view: str) -> contextlib.AbstractContextManager[None]:
+    """The view's offline-append lock (``offline.landed_append.held``) held by this process: the
+    stream's appends of landed rows wait until it is released."""
+    from granero.offline.landed_append import held
 
-    folder = Path(landing_location(store.config.offline_store.path)) / view
-    folder.mkdir(parents=True, exist_ok=True)
-    return _locked(folder)
+    return held(landing_location(store.config.offline_store.path), view)
 
 
 def test_online_values_do_not_wait_for_the_offline_writes(stream_repo: StreamRepo, kafka, tmp_path: Path):
-    """While the durable writer is stuck (its landing lock held), two rounds of events are each
-    served online; released, it appends both rounds to the offline table, each event once. One
-    query doing both would serve the first round and then wait on the lock, never the second."""
+    """While the offline appends are stuck (their lock held), two rounds of events are each
+    served online; released, both rounds reach the offline table, each event once. An online
+    path that waited on the offline write would serve the first round, never the second."""
     rng = random.Random(1414)
     rounds = [random_events(rng, 200, 0), random_events(rng, 200, 200)]
     store = FeatureStore(stream_repo.path)
     log = tmp_path / "stream.log"
-    with landing_held(store, "driver_stats"):
+    with appends_held(store, "driver_stats"):
         process = start_stream(stream_repo.path, log)
         try:
             for index, events in enumerate(rounds):
@@ -223,7 +221,7 @@ def test_online_values_do_not_wait_for_the_offline_writes(stream_repo: StreamRep
                     wait_until(lambda: served_notes(store, drivers) == expected, 300, process, log)  # noqa: B023
                 except AssertionError as error:
                     raise AssertionError(f"round {index + 1} of {len(rounds)} not served online: {error}") from None
-            assert offline_notes(store) == []  # the durable writer is still waiting on the lock
+            assert offline_notes(store) == []  # the appends are still waiting on the lock
         except BaseException:
             os.killpg(process.pid, signal.SIGKILL)
             raise

@@ -29,16 +29,14 @@ Parquet tables' swaps (the lock and renames need POSIX semantics).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from granero.atomic_files import atomic_write
+from granero.atomic_files import atomic_write, exclusive_lock
 from granero.errors import ConfigError, InvalidRequest
 from granero.offline.schema import EVENT_TIMESTAMP
 from granero.registry import Interval
@@ -139,6 +137,41 @@ def landed_since(location: str, view: str, marker: str | None) -> tuple[list[Int
     return windows, (str(len(keys)) if len(keys) > start else marker)
 
 
+def log_length(location: str, view: str) -> int:
+    """How many lines the view's landing log holds (0 before any landing)."""
+    folder = _view_folder(location, view)
+    if not (folder / _LOG).is_file():
+        return 0
+    with _locked(folder):
+        return len((folder / _LOG).read_text().splitlines())
+
+
+def files_of_lines(location: str, view: str, start: int, end: int) -> list[Path]:
+    """The data files that log lines ``[start, end)`` stand for, in log order: a key counts at
+    its last line, and only once its file exists.
+
+    The same range gives the same files whenever it is asked, however the log grew since, so a
+    reader that split the log into ranges reads every file in exactly one range: a key gets a
+    second line only from a retry of a write killed before its rename, and a retry finds no file
+    (else it writes nothing), so that key's file did not exist when its earlier range was read,
+    and counts at its later line. Writers keep the lock from their line to their rename, so no
+    write is halfway while the log is read here."""
+    folder = _view_folder(location, view)
+    if not (folder / _LOG).is_file():
+        return []
+    with _locked(folder):
+        keys = (folder / _LOG).read_text().splitlines()
+        last_line = {key: line for line, key in enumerate(keys)}
+        chosen = [folder / f"{key}{_SUFFIX}" for line, key in enumerate(keys[start:end], start)
+                  if last_line[key] == line]
+        return [path for path in chosen if path.is_file()]
+
+
+def view_folder(location: str, view: str) -> Path:
+    """The view's folder under the landing ``location`` (local file systems only)."""
+    return _view_folder(location, view)
+
+
 def file_window(path: Path) -> Interval:
     """[first event, last event + 1 us) of a landed file, from its metadata alone."""
     first, last = _event_range(path)
@@ -202,9 +235,14 @@ def _event_micros(rows: pa.Table, view: str) -> tuple[int, int]:
     return bounds["min"].as_py(), bounds["max"].as_py()
 
 
+def is_local(location: str) -> bool:
+    """Whether ``location`` is on a local (or mounted) file system, where rows can land."""
+    return "://" not in location.removeprefix("file://")
+
+
 def _view_folder(location: str, view: str) -> Path:
     path = location.removeprefix("file://")
-    if "://" in path:
+    if not is_local(location):
         raise ConfigError(
             f"landing folder {location}: landed rows need a local or mounted file system "
             "(atomic renames and a lock); use a local offline_store path"
@@ -222,11 +260,5 @@ def _append_line(log: Path, line: str) -> None:
         os.fsync(handle.fileno())
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    with open(folder / _LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def _locked(folder: Path) -> contextlib.AbstractContextManager[None]:
+    return exclusive_lock(folder / _LOCK)

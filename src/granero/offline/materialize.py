@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from granero.definitions import FeatureView, RepoDefinitions
 from granero.errors import InvalidRequest, MaterializationError, NotFound
+from granero.offline.landed_append import caught_up
 from granero.offline.landing import landing_location, read_landed
 from granero.offline.schema import (
     CREATED_TIMESTAMP,
@@ -155,8 +156,9 @@ def materialize_view(
     context = (
         f"materializing feature view {view.name!r} from {describe_source(view.source, repo_path)}"
     )
-    with spark_errors(MaterializationError, context):
-        landed = read_landed(spark, landing_location(str(store.path)), view.name, interval)
+    location = landing_location(str(store.path))
+    with spark_errors(MaterializationError, context), caught_up(store, defs, view, location):
+        landed = read_landed(spark, location, view.name, interval)
         rows = table_rows(source, defs, view, interval, landed)
         written = store.write_window(view.name, rows, interval, partition_columns(view))
     return MaterializationResult(
@@ -185,7 +187,7 @@ def dated_rows(
     casts, rows without a key or event time left out), so a streaming query can run it too."""
     from pyspark.sql import functions as F
 
-    columns = _typed_columns(source, defs, view)
+    columns = typed_columns(source, defs, view)
     event = columns[EVENT_TIMESTAMP]
     in_window = source.where((event >= F.lit(interval.start)) & (event < F.lit(interval.end)))
     if view.filter:
@@ -202,7 +204,7 @@ def without_full_ties(dated: DataFrame, defs: RepoDefinitions, view: FeatureView
     return drop_full_ties(dated, [EVENT_DATE, *defs.join_keys(view)], view.feature_names)
 
 
-def _typed_columns(source: DataFrame, defs: RepoDefinitions, view: FeatureView) -> dict[str, Column]:
+def typed_columns(source: DataFrame, defs: RepoDefinitions, view: FeatureView) -> dict[str, Column]:
     """Keys, timestamps and features, each converted to its table type by the one cast rule
     (``offline.casts``): exact casts plain, others checked value by value in the job."""
     inputs = source_inputs(defs, view)

@@ -26,18 +26,18 @@ row counts of their Parquet footers.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from granero.atomic_files import exclusive_lock
 from granero.errors import ConfigError, MaterializationError, RetrievalError
 from granero.registry.store import atomic_write
 
@@ -265,14 +265,8 @@ class ParquetStore:
         if not self.exists(view_name):
             atomic_write(self.table_path(view_name) / _SCHEMA_FILE, frame.schema.json().encode())
 
-    @contextlib.contextmanager
-    def _locked(self, table: Path) -> Iterator[None]:
-        with open(table / "_lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _locked(self, table: Path) -> contextlib.AbstractContextManager[None]:
+        return exclusive_lock(table / "_lock")
 
     def _stage(
         self,

@@ -63,8 +63,8 @@ def worker_error(text: str) -> GraneroError | None:
     return None
 
 
-def arrow_frame(spark: SparkSession, rows: pa.Table, schema: StructType, context: str) -> DataFrame:
-    """``rows`` as a Spark DataFrame of ``schema``; a column Arrow cannot convert to its Spark
+def arrow_frame(spark: SparkSession, rows: pa.Table, schema: StructType | None, context: str) -> DataFrame:
+    """``rows`` as a Spark DataFrame of ``schema`` (None: Arrow's types); a column Arrow cannot convert to its Spark
     type is a MaterializationError ``"<context>: <reason>"`` instead of Arrow's own error."""
     import pyarrow as pa
 

@@ -13,11 +13,13 @@ _INTERVAL = re.compile(r"^\d+(\.\d+)?\s*(milliseconds?|seconds?|minutes?)$")
 class StreamingConfig(BaseModel):
     """Checkpoints and dead letters live in folders (relative paths are taken from the repo).
 
-    A view runs two queries (``streaming.job``): the online one, whose micro-batch trigger is
-    ``trigger_interval``, and the durable one (dead letters, landing, offline append), triggered
-    every ``offline_trigger_interval``. A query starts a batch this long after its previous one
-    started (at once when a batch took longer). The short online trigger keeps produce -> served
-    low; the long offline one pays a Delta commit's fixed cost once for many rows.
+    A plain view served online runs one query, whose micro-batch trigger is ``trigger_interval``
+    (online, landing, dead letters); its landed rows are appended to the offline table every
+    ``offline_trigger_interval`` (``streaming.job``). A view without that query (aggregate, or
+    offline only) runs a durable query: on ``trigger_interval`` when it serves online, else on
+    ``offline_trigger_interval``. A query starts a batch this long after its previous one
+    started (at once when a batch took longer). The short trigger keeps produce -> served low;
+    the long one makes fewer, larger offline commits.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -49,8 +51,9 @@ class QueryKind(StrEnum):
 
     ALL = "all"
     ONLINE = "online"
-    """Only the online queries of plain views served online: a process of their own, so the
-    durable queries' batches (a Delta commit's seconds of fixed cost each) never share its CPU
+    """Only the online queries of plain views served online (online, landing, dead letters): a
+    process of their own, so aggregate or offline-only views' durable queries never share its CPU
     and JVM. Pair it with a ``durable`` process, or those views' rows never reach the offline table."""
     DURABLE = "durable"
-    """Only the durable queries (aggregate views' online values too: they come from these)."""
+    """The durable queries (aggregate views' online values too: they come from these) and the
+    appends of the online queries' landed rows to the offline tables."""

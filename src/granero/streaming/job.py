@@ -1,14 +1,16 @@
 """``granero stream``: Structured Streaming queries per view, writing through the batch paths.
 
-Each view with a ``stream_source`` gets a durable query (checkpoint ``<checkpoint_location>/<view>``,
-``foreachBatch`` a ``MicroBatchWriter``: dead letters, landing, offline append exactly once;
-trigger ``offline_trigger_interval``). A plain view served online also gets an online query
-(checkpoint ``<checkpoint_location>/<view>.online``, ``OnlineBatchWriter``, trigger
-``trigger_interval``) reading the same source on its own, so the online write never waits for a
-Delta commit. An aggregate view has only the durable query, on the short trigger: its online
-values are recomputed from the offline events it appends. Online queries run in the fair
-scheduler's ``granero_online`` pool, before the ``granero_durable`` one
-(``streaming/fair_scheduler.xml``); ``QueryKind`` runs one kind only, for a process of its own.
+A plain view served online gets one query (checkpoint ``<checkpoint_location>/<view>.online``,
+``foreachBatch`` an ``OnlineBatchWriter``, trigger ``trigger_interval``): online, landing, dead
+letters. Its rows reach the offline table from the landing (``offline.landed_append``, an
+``AppendLoop`` every ``offline_trigger_interval``, and once more when the queries stop): the
+messages are parsed once, and no Spark job stands between two online batches but their own.
+Any other view gets a durable query (checkpoint ``<checkpoint_location>/<view>``, a
+``MicroBatchWriter``: dead letters, landing, offline append exactly once): an aggregate view
+served online on the short trigger, since its online values are recomputed from the offline
+events it appends; a view not served online on the long one, in the fair scheduler's
+``granero_durable`` pool, after the ``granero_online`` one (``streaming/fair_scheduler.xml``).
+``QueryKind`` runs one kind only, for a process of its own.
 
 Everything a query would refuse late is refused before any starts: a view without a stream
 source, a schema Spark cannot read, a column the view needs and the messages lack, a type that
@@ -17,16 +19,19 @@ cannot become its declared dtype, a filter or transformation that does not analy
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from granero.definitions import FeatureView, KafkaSource, RepoDefinitions
 from granero.errors import ConfigError, MaterializationError, NotFound
+from granero.offline.landed_append import LandedAppender
 from granero.offline.landing import landing_location
 from granero.offline.materialize import check_expressions, column_label, input_types, source_inputs
 from granero.offline.schema import table_dtypes
 from granero.offline.spark_casts import refusals
 from granero.offline.spark_errors import spark_errors
+from granero.streaming.append_loop import AppendLoop, interval_seconds
 from granero.streaming.config import QueryKind
 from granero.streaming.micro_batch import MicroBatchWriter, OnlineBatchWriter, StreamTargets
 from granero.streaming.parse import describe, parsed, stream_frame
@@ -91,7 +96,7 @@ def _empty_rows(spark: SparkSession, view: FeatureView) -> DataFrame:
 
 
 def has_online_query(view: FeatureView, targets: StreamTargets) -> bool:
-    """Whether the view's online rows come from a query of their own (plain views served online)."""
+    """Whether the view's rows come from an online query and the landing (plain views served online)."""
     return targets.online is not None and view.online and not view.is_aggregate
 
 
@@ -100,14 +105,14 @@ def start_query(
     available_now: bool,
 ) -> StreamingQuery:
     """Start one view's durable query; ``available_now`` processes what is there, then stops."""
-    if writer.targets.write_online:  # no online query of its own (aggregate views): it is the online path
+    if view.online and writer.targets.online is not None:  # an aggregate view: its online path
         frame, spec = source_frame(spark, view, config), QuerySpec(view, view.name, config.trigger_interval,
                                                                     "granero_online")
     else:
         frame = source_frame(spark, view, config, DURABLE_READ_OPTIONS)
         spec = QuerySpec(view, view.name, config.offline_trigger_interval, "granero_durable")
     query = _start(frame, writer, config, available_now, spec)
-    writer.started(query.id)
+    writer.identity.started(query.id)
     return query
 
 
@@ -119,7 +124,9 @@ def start_online_query(
     its row-by-row steps are part of the query's plan, built once (``OnlineBatchWriter.rows``)."""
     frame = writer.rows(source_frame(spark, view, config))
     spec = QuerySpec(view, f"{view.name}.online", config.trigger_interval, "granero_online")
-    return _start(frame, writer, config, available_now, spec)
+    query = _start(frame, writer, config, available_now, spec)
+    writer.identity.started(query.id)
+    return query
 
 
 def source_frame(
@@ -157,39 +164,72 @@ def _start(
         return stream.trigger(**trigger).start()
 
 
+@dataclass
+class StreamWriters:
+    """What ``start_streams`` built, per view: durable writers, online writers, appenders."""
+
+    durable: dict[str, MicroBatchWriter]
+    online: dict[str, OnlineBatchWriter]
+    appenders: dict[str, LandedAppender]
+
+    def totals(self) -> dict[str, dict[str, int]]:
+        """Per view: the offline rows written (``batches``, ``rows``), dead letters, and the
+        online query's ``online_batches`` and ``online_rows`` (a replayed batch counts again)."""
+        nothing = {"batches": 0, "rows": 0, "dead_letters": 0}
+        totals = {}
+        for name in dict.fromkeys([*self.online, *self.durable, *self.appenders]):
+            writer = self.durable.get(name) or self.appenders.get(name)
+            written = nothing if writer is None else writer.totals
+            online = self.online.get(name)
+            seen = nothing if online is None else online.totals
+            dead = written.get("dead_letters", 0) + seen["dead_letters"]
+            totals[name] = {"batches": written["batches"], "rows": written["rows"], "dead_letters": dead,
+                            "online_batches": seen["batches"], "online_rows": seen["rows"]}
+        return totals
+
+
 def run_streams(
     store: FeatureStore, names: list[str] | None, available_now: bool = False, kind: QueryKind = QueryKind.ALL,
 ) -> dict[str, dict[str, int]]:
-    """Run the views' queries of ``kind`` until they stop (``available_now``: once what is there is
-    written), SIGTERM stops them gracefully, or one fails; per view, what was written."""
+    """Run the views' queries (and landed appends) of ``kind`` until they stop (``available_now``:
+    once what is there is written), SIGTERM stops them gracefully, or one fails; per view, what
+    was written."""
     import signal
 
     from pyspark.sql import SparkSession
 
-    writers: dict[str, MicroBatchWriter] = {}
-    online: dict[str, OnlineBatchWriter] = {}
-    queries = start_streams(store, names, available_now, writers, online, kind)
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop_in_background(queries))
+    writers = StreamWriters({}, {}, {})
+    queries = start_streams(store, names, available_now, writers, kind)
+    stopping = threading.Event()
+
+    def stop() -> None:
+        stopping.set()
+        stop_in_background(queries)
+
+    every = interval_seconds(store.config.streaming.offline_trigger_interval)
+    loop = AppendLoop(list(writers.appenders.values()), every, on_failure=stop)
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop())
     try:
-        await_streams(SparkSession.getActiveSession(), queries)
+        loop.start()
+        await_streams(SparkSession.getActiveSession(), queries, None if available_now else stopping)
     finally:
+        loop.stop()
         signal.signal(signal.SIGTERM, previous)
-    return {name: stream_totals(writer, online.get(name)) for name, writer in writers.items()}
-
-
-def stream_totals(writer: MicroBatchWriter, online: OnlineBatchWriter | None) -> dict[str, int]:
-    """The durable query's batches, rows and dead letters; the online query's as ``online_*``."""
-    totals = online.totals if online is not None else {"batches": 0, "rows": 0}
-    return {**writer.totals, **{f"online_{name}": count for name, count in totals.items()}}
+    if loop.failure is not None:
+        raise MaterializationError(f"appending landed rows to the offline table failed: {loop.failure}") \
+            from loop.failure
+    loop.append_all()  # every query stopped: what they landed last
+    return writers.totals()
 
 
 def start_streams(
     store: FeatureStore, names: list[str] | None, available_now: bool = False,
-    writers: dict[str, MicroBatchWriter] | None = None, online: dict[str, OnlineBatchWriter] | None = None,
-    kind: QueryKind = QueryKind.ALL,
+    writers: StreamWriters | None = None, kind: QueryKind = QueryKind.ALL,
 ) -> list[StreamingQuery]:
     """Check every view to stream, then start its queries of ``kind`` (the session gets the Kafka
-    jars); ``writers`` and ``online`` receive each view's durable and online writers."""
+    jars); ``writers`` receives each view's writers, and the appenders of a durable ``kind``.
+    Every view with an online query starts appending at its landing log's length before any
+    query starts, so whichever process starts first, no row its online query lands is skipped."""
     from granero.offline.spark_session import get_job_spark
 
     defs = store.registered()
@@ -198,20 +238,25 @@ def start_streams(
     spark = get_job_spark(store.config.spark, streaming=True)
     for view in views:
         check_streamable(spark, defs, view)
-    writers = {} if writers is None else writers
-    online = {} if online is None else online
-    writers |= {view.name: MicroBatchWriter(view, defs, _targets(store, defs, view)) for view in views}
-    online |= {view.name: OnlineBatchWriter(view, defs, store.online_store) for view in views
-               if not writers[view.name].targets.write_online}
+    writers = StreamWriters({}, {}, {}) if writers is None else writers
+    for view in views:
+        targets = _targets(store, defs, view)
+        if has_online_query(view, targets):
+            writers.online[view.name] = OnlineBatchWriter(view, defs, targets)
+            appender = LandedAppender(view, defs, store.offline_store, targets.landing)
+            appender.start()
+            if kind != QueryKind.ONLINE:
+                writers.appenders[view.name] = appender
+        elif kind != QueryKind.ONLINE:
+            writers.durable[view.name] = MicroBatchWriter(view, defs, targets)
     config = store.config.streaming
-    fast = [start_online_query(spark, view, online[view.name], config, available_now)
-            for view in views if view.name in online and kind != QueryKind.DURABLE]
-    if kind == QueryKind.ONLINE:
-        if not fast:
-            raise ConfigError("--queries online: none of the views has an online query (a plain view served "
-                              "online); aggregate views' online values come from their durable queries")
-        return fast
-    return fast + [start_query(spark, view, writers[view.name], config, available_now) for view in views]
+    online = [] if kind == QueryKind.DURABLE else list(writers.online.values())
+    fast = [start_online_query(spark, writer.view, writer, config, available_now) for writer in online]
+    if kind == QueryKind.ONLINE and not fast:
+        raise ConfigError("--queries online: none of the views has an online query (a plain view served "
+                          "online); aggregate views' online values come from their durable queries")
+    durable = writers.durable.values()
+    return fast + [start_query(spark, writer.view, writer, config, available_now) for writer in durable]
 
 
 def _targets(store: FeatureStore, defs: RepoDefinitions, view: FeatureView) -> StreamTargets:
@@ -219,15 +264,13 @@ def _targets(store: FeatureStore, defs: RepoDefinitions, view: FeatureView) -> S
     if view.is_aggregate:
         registered = defs.feature_views[view.name]
         aggregates = lambda interval: store._sync_views(defs, [registered], interval)  # noqa: E731
-    targets = StreamTargets(
+    return StreamTargets(
         offline=store.offline_store,
         online=store.online_store,
         landing=landing_location(store.config.offline_store.path),
         dead_letters=store.config.streaming.dead_letter_location.rstrip("/"),
         sync_aggregates=aggregates,
     )
-    targets.write_online = not has_online_query(view, targets)
-    return targets
 
 
 SIGNAL_POLL_SECONDS = 1.0
@@ -237,17 +280,24 @@ in a JVM call without a timeout (py4j's socket read) would not notice it until a
 (``serving.server.SIGNAL_POLL_SECONDS``, the same reason, with a test)."""
 
 
-def await_streams(spark: SparkSession, queries: list[StreamingQuery]) -> None:
-    """Wait until every query stopped (``availableNow``, or ``stop_streams``); the first failure
-    stops the others and raises."""
+def await_streams(spark: SparkSession, queries: list[StreamingQuery], stopping: threading.Event | None) -> None:
+    """Wait until every query stopped (``availableNow``, or ``stop_streams``) and, given
+    ``stopping``, until it is set (a job of appenders alone runs until stopped); the first
+    failure stops the others and raises."""
     try:
-        while any(query.isActive for query in queries):
-            if spark.streams.awaitAnyTermination(SIGNAL_POLL_SECONDS):
+        while _running(queries, stopping):
+            if not queries:
+                stopping.wait(SIGNAL_POLL_SECONDS)
+            elif spark.streams.awaitAnyTermination(SIGNAL_POLL_SECONDS):
                 spark.streams.resetTerminated()
     except Exception as error:  # a query's failure surfaces as a pyspark StreamingQueryException
         raise MaterializationError(f"a stream query failed: {_first_line(error)}") from None
     finally:
         stop_streams(queries)
+
+
+def _running(queries: list[StreamingQuery], stopping: threading.Event | None) -> bool:
+    return any(query.isActive for query in queries) or (stopping is not None and not stopping.is_set())
 
 
 def stop_in_background(queries: list[StreamingQuery]) -> None:

@@ -1,35 +1,39 @@
-"""Micro-batches of a view's stream: the online writer (fast, at least once) and the durable
-writer (exactly once), each the ``foreachBatch`` of its own query (``streaming.job``).
+"""Micro-batches of a view's stream: the online writer (a short trigger) and the durable writer
+(exactly once, for views the online writer does not cover), each the ``foreachBatch`` of its own
+query (``streaming.job``).
 
-Online (``OnlineBatchWriter``, a short trigger): parse (Kafka) → rows that can become table rows
-→ the view's filter, transformations and lossless casts (``materialize.dated_rows``, the batch
-pipeline's row-by-row part, held in the streaming plan itself) → per batch, full ties dropped
-(``materialize.without_full_ties``) → online, write-if-newer. One Spark job per batch; nothing
-else waits on it. A batch replayed after a kill writes the same rows again, which write-if-newer
-makes a no-op.
+Online (``OnlineBatchWriter``; plain views served online): parse (Kafka) → per row, either the
+typed table row (the view's filter, transformations and lossless casts, ``materialize``'s
+row-by-row rule, held in the streaming plan itself) or why it cannot be one → per batch, full
+ties dropped (``materialize.drop_full_ties``) → in one Spark job to Arrow, then in process:
+online, write-if-newer → landed (``offline.landing``) → dead letters
+(``streaming.dead_letters``) → ``freshness.record_stream_progress``. The offline table gets the
+landed rows from ``offline.landed_append`` (``streaming.job`` runs it every
+``offline_trigger_interval``): the messages are parsed once, by this query.
 
-Durable (``MicroBatchWriter``, a longer trigger), in this order:
+Durable (``MicroBatchWriter``; aggregate views, whose online values are recomputed from the
+offline table, and views not served online), in this order:
 
-    parse → rows that cannot become table rows → dead letters (one folder per batch)
-    → ``table_rows`` → online only where no online query runs (aggregate views: their
-      entities recomputed from the offline table) → landed (``offline.landing``)
-    → appended to the offline table → ``freshness.record_stream_progress``
+    parse → rows that cannot become table rows → dead letters
+    → ``table_rows`` → online (aggregate views: their entities recomputed from the offline table)
+    → landed → appended to the offline table → ``freshness.record_stream_progress``
 
-Every durable step is idempotent for a given batch: a dead-letter folder and a landed file are
-named by the query's id and the batch id (a replay rewrites the same folder, finds the same
-file), the offline append is keyed by the same pair (Delta's transaction identifiers: a ``txn``
-action, committed in process by delta-rs on a local table, by Spark elsewhere).
-Spark commits the batch's Kafka offsets to the checkpoint only after ``foreachBatch`` returned,
-so a process killed anywhere in a batch replays that batch on restart: nothing lost, nothing
-twice.
+Every step is idempotent for a given batch: landed files and dead letters are named by the
+query's id and the batch id (a replay finds the same file, rewrites the same folder), the
+durable writer's offline append is keyed by the same pair (Delta's transaction identifiers: a
+``txn`` action), online writes are write-if-newer. Spark commits a batch's Kafka offsets to the
+checkpoint only after ``foreachBatch`` returned, so a process killed anywhere in a batch replays
+that batch, with the same offsets, on restart: nothing lost, nothing twice.
 
 A row becomes a dead letter (raw value, error, topic/partition/offset) when its message does not
 parse, when it has no join key or event time, or when a value would change in the cast to its
-declared dtype; such rows never fail a query (the online writer skips them).
+declared dtype; such rows never fail a query.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,16 +47,17 @@ from granero.offline.landing import write_landed
 from granero.offline.materialize import (
     EPOCH,
     column_label,
-    dated_rows,
+    drop_full_ties,
     input_types,
     source_inputs,
     table_rows,
-    without_full_ties,
+    typed_columns,
 )
-from granero.offline.schema import EVENT_DATE, EVENT_TIMESTAMP, partition_columns, table_dtypes
+from granero.offline.schema import EVENT_DATE, EVENT_TIMESTAMP, partition_columns, table_dtypes, utc_date
 from granero.offline.spark_casts import would_change
 from granero.online.sync import write_table
 from granero.registry import Interval
+from granero.streaming.dead_letters import letters_table, write_dead_letters
 from granero.streaming.parse import ERROR, RECORD_COLUMNS, parsed
 
 if TYPE_CHECKING:
@@ -78,58 +83,124 @@ class StreamTargets:
     sync_aggregates: object = None
     """For an aggregate view: ``f(interval)`` recomputing its entities with events in ``interval``
     from the offline table (the facade's sync); None for plain views."""
-    write_online: bool = True
-    """False when the view's own online query writes its rows online (``OnlineBatchWriter``)."""
+
+
+@dataclass
+class QueryIdentity:
+    """A query's id, known once it started (``started``) and kept across restarts in its
+    checkpoint: batch keys name it, so a replayed batch finds what its first run wrote."""
+
+    view_name: str
+    query_id: str | None = None
+    _started: threading.Event = field(default_factory=threading.Event)
+
+    def started(self, query_id: str) -> None:
+        self.query_id = query_id
+        self._started.set()
+
+    def batch_key(self, batch_id: int) -> str:
+        """``<view>-<query id>-<batch id>``: the same for a replay of the batch, new for a new query."""
+        if not self._started.wait(QUERY_ID_WAIT_SECONDS):
+            raise MaterializationError(f"stream of view {self.view_name!r}: the query never reported its id")
+        return f"{self.view_name}-{self.query_id}-{batch_id}"
 
 
 @dataclass
 class OnlineBatchWriter:
-    """The online query's ``foreachBatch``: the batch's table rows, write-if-newer, nothing else."""
+    """The online query's ``foreachBatch``: online, landed, dead letters, from one Spark job."""
 
     view: FeatureView
     """The view as the stream reads it (``source`` is the stream source)."""
     defs: RepoDefinitions
-    online: RedisStore
-    totals: dict[str, int] = field(default_factory=lambda: {"batches": 0, "rows": 0})
+    targets: StreamTargets
+    identity: QueryIdentity = field(init=False)
+    totals: dict[str, int] = field(default_factory=lambda: {"batches": 0, "rows": 0, "dead_letters": 0})
+
+    def __post_init__(self) -> None:
+        self.identity = QueryIdentity(self.view.name)
 
     def rows(self, stream: DataFrame) -> DataFrame:
-        """The query's rows, typed row by row in the streaming plan itself (``dated_rows``), so no
-        batch pays for planning them again; full ties need the whole batch (``__call__``)."""
-        return dated_rows(good_rows(checked_rows(stream, self.defs, self.view)), self.defs, self.view, ALL_TIME)
+        """The query's rows, typed row by row in the streaming plan itself (``typed_or_dead``), so
+        no batch pays for planning them again; full ties need the whole batch (``__call__``)."""
+        return typed_or_dead(checked_rows(stream, self.defs, self.view), self.defs, self.view)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        rows = without_full_ties(batch, self.defs, self.view).toArrow().drop_columns([EVENT_DATE])
-        if rows.num_rows:
-            write_table(self.online, self.view, self.defs.join_keys(self.view), rows)
-        self.totals["batches"] += 1
-        self.totals["rows"] += rows.num_rows
+        key = self.identity.batch_key(batch_id)
+        table = one_per_full_tie(batch, self.defs, self.view).toArrow()
+        rows, dead = split_dead(table)
+        if rows.num_rows and self.targets.online is not None:
+            write_table(self.targets.online, self.view, self.defs.join_keys(self.view), rows)
+        write_landed(self.targets.landing, self.view.name, rows, key)
+        letters = letters_table(dead, dead[ERROR], batch_id)
+        write_dead_letters(batch.sparkSession, self.targets.dead_letters, self.view.name, key, letters)
+        for name, count in (("batches", 1), ("rows", rows.num_rows), ("dead_letters", dead.num_rows)):
+            self.totals[name] += count
+        if self.targets.online is not None:
+            record_stream_progress(self.targets.online, self.view.name, batch_id=batch_id, rows=rows.num_rows,
+                                   dead_letters=dead.num_rows, at=datetime.now(UTC))
+
+
+def typed_or_dead(checked: DataFrame, defs: RepoDefinitions, view: FeatureView) -> DataFrame:
+    """``checked_rows`` as table rows (``EVENT_DATE`` too) beside ``ERROR`` and the record's
+    columns: a row with an error keeps its record (its typed columns null), a row without one
+    its typed columns (its record null, so the batch carries no raw message it will not need).
+    Each typed column is computed only where ERROR is null: a cast check must not fail the query
+    on a row that is a dead letter already."""
+    from pyspark.sql import functions as F
+
+    ok = F.col(ERROR).isNull()
+    columns = typed_columns(checked, defs, view)
+    event = columns[EVENT_TIMESTAMP]
+    kept = [columns[name].isNotNull() for name in [*defs.join_keys(view), EVENT_TIMESTAMP]]
+    kept += [event >= F.lit(ALL_TIME.start), event < F.lit(ALL_TIME.end)]
+    rows = checked.where(F.when(ok, functools.reduce(operator.and_, kept)).otherwise(F.lit(True)))
+    typed = [F.when(ok, column).alias(name) for name, column in columns.items()]
+    records = [F.when(~ok, F.col(name)).alias(name) for name in RECORD_COLUMNS]
+    return rows.select(*typed, F.when(ok, utc_date(event)).alias(EVENT_DATE), F.col(ERROR), *records)
+
+
+def one_per_full_tie(rows: DataFrame, defs: RepoDefinitions, view: FeatureView) -> DataFrame:
+    """``typed_or_dead``'s rows with one row per full tie among table rows; every dead letter kept
+    (each its own group, by an id unique in the batch)."""
+    from pyspark.sql import functions as F
+
+    dead_id = "__granero_dead_id"
+    numbered = rows.withColumn(dead_id, F.when(F.col(ERROR).isNotNull(), F.monotonically_increasing_id()))
+    keys = [EVENT_DATE, *defs.join_keys(view), dead_id]
+    return drop_full_ties(numbered, keys, view.feature_names).drop(dead_id)
+
+
+def split_dead(table: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """``one_per_full_tie``'s rows (as Arrow) split: table rows without ``event_date`` (landing
+    and online form), and the dead letters' records with their ERROR."""
+    import pyarrow.compute as pc
+
+    dead = pc.is_valid(table[ERROR])
+    rows = table.filter(pc.invert(dead)).drop_columns([ERROR, EVENT_DATE, *RECORD_COLUMNS])
+    return rows, table.filter(dead).select([*RECORD_COLUMNS, ERROR])
 
 
 @dataclass
 class MicroBatchWriter:
-    """``foreachBatch``'s function for one view's query (it runs on the driver)."""
+    """The durable query's ``foreachBatch`` (it runs on the driver)."""
 
     view: FeatureView
     """The view as the stream reads it: ``source`` is the stream source (timestamps, mapping)."""
     defs: RepoDefinitions
     targets: StreamTargets
-    query_id: str | None = None
+    identity: QueryIdentity = field(init=False)
     totals: dict[str, int] = field(default_factory=lambda: {"batches": 0, "rows": 0, "dead_letters": 0})
     """What this process wrote so far (a replayed batch counts again)."""
-    _started: threading.Event = field(default_factory=threading.Event)
 
-    def started(self, query_id: str) -> None:
-        """The query's id, known once it started; kept across restarts in its checkpoint."""
-        self.query_id = query_id
-        self._started.set()
+    def __post_init__(self) -> None:
+        self.identity = QueryIdentity(self.view.name)
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        if not self._started.wait(QUERY_ID_WAIT_SECONDS):
-            raise MaterializationError(f"stream of view {self.view.name!r}: the query never reported its id")
+        key = self.identity.batch_key(batch_id)
         checked = checked_rows(batch, self.defs, self.view).persist()
         try:
-            dead = self.write_dead_letters(checked, batch_id)
-            rows = self.write_rows(good_rows(checked), batch_id)
+            dead = self.write_dead_letters(checked, batch_id, key)
+            rows = self.write_rows(good_rows(checked), batch_id, key)
         finally:
             checked.unpersist()
         for name, count in (("batches", 1), ("rows", rows), ("dead_letters", dead)):
@@ -138,39 +209,30 @@ class MicroBatchWriter:
             record_stream_progress(self.targets.online, self.view.name, batch_id=batch_id, rows=rows,
                                    dead_letters=dead, at=datetime.now(UTC))
 
-    def write_dead_letters(self, checked: DataFrame, batch_id: int) -> int:
-        """The batch's unreadable rows, in a folder of their own (rewritten by a replay); how many."""
+    def write_dead_letters(self, checked: DataFrame, batch_id: int, key: str) -> int:
+        """The batch's unreadable rows (``streaming.dead_letters``); how many."""
         from pyspark.sql import functions as F
 
-        dead = checked.where(F.col(ERROR).isNotNull())
-        count = dead.count()
-        if count:
-            letters = dead.select(*RECORD_COLUMNS, F.col(ERROR).alias("error"),
-                                  F.lit(batch_id).alias("batch_id"))
-            folder = f"{self.targets.dead_letters}/{self.view.name}/batch={self.batch_key(batch_id)}"
-            letters.write.mode("overwrite").parquet(folder)
-        return count
+        dead = checked.where(F.col(ERROR).isNotNull()).select(*RECORD_COLUMNS, ERROR).toArrow()
+        letters = letters_table(dead, dead[ERROR], batch_id)
+        write_dead_letters(checked.sparkSession, self.targets.dead_letters, self.view.name, key, letters)
+        return dead.num_rows
 
-    def write_rows(self, good: DataFrame, batch_id: int) -> int:
+    def write_rows(self, good: DataFrame, batch_id: int, key: str) -> int:
         """Typed rows of the batch: online, landed, appended to the offline table; how many."""
         typed = table_rows(good, self.defs, self.view, ALL_TIME)
         table = typed.toArrow()
         if table.num_rows == 0:
             return 0
         rows = table.drop_columns([EVENT_DATE])
-        if self.targets.write_online and self.targets.online is not None and self.view.online \
-                and not self.view.is_aggregate:
+        if self.targets.online is not None and self.view.online and not self.view.is_aggregate:
             write_table(self.targets.online, self.view, self.defs.join_keys(self.view), rows)
-        write_landed(self.targets.landing, self.view.name, rows, self.batch_key(batch_id))
-        self.targets.offline.append(self.view.name, table, typed.schema, f"{self.view.name}-{self.query_id}",
+        write_landed(self.targets.landing, self.view.name, rows, key)
+        self.targets.offline.append(self.view.name, table, typed.schema, f"{self.view.name}-{self.identity.query_id}",
                                     batch_id, partition_columns(self.view))
         if self.targets.sync_aggregates is not None and self.view.online:
             self.targets.sync_aggregates(event_span(rows))
         return table.num_rows
-
-    def batch_key(self, batch_id: int) -> str:
-        """``<view>-<query id>-<batch id>``: the same for a replay of the batch, new for a new query."""
-        return f"{self.view.name}-{self.query_id}-{batch_id}"
 
 
 def checked_rows(batch: DataFrame, defs: RepoDefinitions, view: FeatureView) -> DataFrame:
