@@ -50,7 +50,8 @@ MESSAGES = [
     b"not json",
     b"not json",  # the same bytes again, at another offset: a second dead letter
     message(3, T + timedelta(minutes=1), 0.2, 5),
-]
+    message(4, datetime(1969, 12, 31, 23, tzinfo=UTC), 0.9, 1),  # before the epoch: left out, as the
+]                                                                 # batch pipeline's window leaves it
 
 
 @pytest.fixture
@@ -81,9 +82,9 @@ def test_one_batch_serves_lands_and_sets_aside_and_a_replay_adds_nothing(spark, 
     writer(batch, 0)
     writer(batch, 0)  # replayed after a kill
 
-    served = store.get_online_features([{"driver_id": d} for d in (1, 2, 3)], ["stats:conv_rate", "stats:trips"],
+    served = store.get_online_features([{"driver_id": d} for d in (1, 2, 3, 4)], ["stats:conv_rate", "stats:trips"],
                                        now=T + timedelta(hours=1)).to_dict()
-    assert served == {"stats__conv_rate": [0.7, None, 0.2], "stats__trips": [1, None, 5]}
+    assert served == {"stats__conv_rate": [0.7, None, 0.2, None], "stats__trips": [1, None, 5, None]}
     landed = read_landed_arrow(targets.landing, "stats", None)
     assert sorted(zip(landed["driver_id"].to_pylist(), landed["conv_rate"].to_pylist(), strict=True)) == [
         (1, 0.7), (3, 0.2)]

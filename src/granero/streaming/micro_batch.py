@@ -4,9 +4,9 @@ query (``streaming.job``).
 
 Online (``OnlineBatchWriter``; plain views served online): parse (Kafka) → per row, either the
 typed table row (the view's filter, transformations and lossless casts, ``materialize``'s
-row-by-row rule, held in the streaming plan itself) or why it cannot be one → per batch, full
-ties dropped (``materialize.drop_full_ties``) → in one Spark job to Arrow, then in process:
-online, write-if-newer → landed (``offline.landing``) → dead letters
+row-by-row rule, held in the streaming plan itself) or why it cannot be one → to Arrow in one
+Spark job (a second one, through ``materialize.drop_full_ties``, only for a batch holding full
+ties), then in process: online, write-if-newer → landed (``offline.landing``) → dead letters
 (``streaming.dead_letters``) → ``freshness.record_stream_progress``. The offline table gets the
 landed rows from ``offline.landed_append`` (``streaming.job`` runs it every
 ``offline_trigger_interval``): the messages are parsed once, by this query.
@@ -53,7 +53,14 @@ from granero.offline.materialize import (
     table_rows,
     typed_columns,
 )
-from granero.offline.schema import EVENT_DATE, EVENT_TIMESTAMP, partition_columns, table_dtypes, utc_date
+from granero.offline.schema import (
+    CREATED_TIMESTAMP,
+    EVENT_DATE,
+    EVENT_TIMESTAMP,
+    partition_columns,
+    table_dtypes,
+    utc_date,
+)
 from granero.offline.spark_casts import would_change
 from granero.online.sync import write_table
 from granero.registry import Interval
@@ -70,6 +77,7 @@ if TYPE_CHECKING:
 ALL_TIME = Interval(start=EPOCH, end=datetime(9999, 1, 1, tzinfo=UTC))
 """A stream's rows are not windowed: every event time is taken."""
 QUERY_ID_WAIT_SECONDS = 60.0
+KEEP = "__granero_keep"
 
 
 @dataclass
@@ -124,10 +132,19 @@ class OnlineBatchWriter:
         no batch pays for planning them again; full ties need the whole batch (``__call__``)."""
         return typed_or_dead(checked_rows(stream, self.defs, self.view), self.defs, self.view)
 
+    def batch_rows(self, batch: DataFrame) -> tuple[pa.Table, pa.Table]:
+        """The batch's table rows (one per full tie) and dead letters, from one Spark job: the
+        batch's rows as they are, or, when some are full ties (rare: a message sent twice), the
+        batch again through ``one_per_full_tie`` (the pipeline's own rule, so online and landed
+        rows keep the row a materialization keeps). A batch without ties needs no shuffle."""
+        rows, dead = split_dead(batch.toArrow())
+        if has_full_ties(rows, list(self.defs.join_keys(self.view))):
+            rows, dead = split_dead(one_per_full_tie(batch, self.defs, self.view).toArrow())
+        return rows, dead
+
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         key = self.identity.batch_key(batch_id)
-        table = one_per_full_tie(batch, self.defs, self.view).toArrow()
-        rows, dead = split_dead(table)
+        rows, dead = self.batch_rows(batch)
         if rows.num_rows and self.targets.online is not None:
             write_table(self.targets.online, self.view, self.defs.join_keys(self.view), rows)
         write_landed(self.targets.landing, self.view.name, rows, key)
@@ -140,12 +157,24 @@ class OnlineBatchWriter:
                                    dead_letters=dead.num_rows, at=datetime.now(UTC))
 
 
+def has_full_ties(rows: pa.Table, keys: list[str]) -> bool:
+    """Whether two of ``rows`` share their keys, ``event_timestamp`` and ``created_timestamp``
+    (nulls equal, as in Spark's window partitions)."""
+    group = [*keys, EVENT_TIMESTAMP, CREATED_TIMESTAMP]
+    return rows.num_rows > 1 and rows.group_by(group).aggregate([]).num_rows < rows.num_rows
+
+
 def typed_or_dead(checked: DataFrame, defs: RepoDefinitions, view: FeatureView) -> DataFrame:
-    """``checked_rows`` as table rows (``EVENT_DATE`` too) beside ``ERROR`` and the record's
-    columns: a row with an error keeps its record (its typed columns null), a row without one
-    its typed columns (its record null, so the batch carries no raw message it will not need).
-    Each typed column is computed only where ERROR is null: a cast check must not fail the query
-    on a row that is a dead letter already."""
+    """``checked_rows`` as table rows (``EVENT_DATE`` too) beside ``ERROR``, the record's columns
+    and ``KEEP``: a row with an error keeps its record (its typed columns null), a row without
+    one its typed columns (its record null, so the batch carries no raw message it will not
+    need). Each typed column is computed only where ERROR is null: a cast check must not fail
+    the query on a row that is a dead letter already.
+
+    ``KEEP`` is false for a table row the pipeline leaves out (no key or event time after its
+    casts, an event time outside ``ALL_TIME``); ``split_dead`` drops those. A ``where`` here would
+    be pushed below the parse by Spark's optimizer, which then parses each message once more per
+    condition (measured: the online batch's Spark job about twice as long)."""
     from pyspark.sql import functions as F
 
     ok = F.col(ERROR).isNull()
@@ -153,10 +182,11 @@ def typed_or_dead(checked: DataFrame, defs: RepoDefinitions, view: FeatureView) 
     event = columns[EVENT_TIMESTAMP]
     kept = [columns[name].isNotNull() for name in [*defs.join_keys(view), EVENT_TIMESTAMP]]
     kept += [event >= F.lit(ALL_TIME.start), event < F.lit(ALL_TIME.end)]
-    rows = checked.where(F.when(ok, functools.reduce(operator.and_, kept)).otherwise(F.lit(True)))
+    keep = F.when(ok, functools.reduce(operator.and_, kept)).otherwise(F.lit(True))
     typed = [F.when(ok, column).alias(name) for name, column in columns.items()]
     records = [F.when(~ok, F.col(name)).alias(name) for name in RECORD_COLUMNS]
-    return rows.select(*typed, F.when(ok, utc_date(event)).alias(EVENT_DATE), F.col(ERROR), *records)
+    return checked.select(*typed, F.when(ok, utc_date(event)).alias(EVENT_DATE), F.col(ERROR), *records,
+                          F.coalesce(keep, F.lit(False)).alias(KEEP))
 
 
 def one_per_full_tie(rows: DataFrame, defs: RepoDefinitions, view: FeatureView) -> DataFrame:
@@ -175,8 +205,9 @@ def split_dead(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     and online form), and the dead letters' records with their ERROR."""
     import pyarrow.compute as pc
 
+    table = table.filter(table[KEEP])
     dead = pc.is_valid(table[ERROR])
-    rows = table.filter(pc.invert(dead)).drop_columns([ERROR, EVENT_DATE, *RECORD_COLUMNS])
+    rows = table.filter(pc.invert(dead)).drop_columns([ERROR, EVENT_DATE, KEEP, *RECORD_COLUMNS])
     return rows, table.filter(dead).select([*RECORD_COLUMNS, ERROR])
 
 
