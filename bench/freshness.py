@@ -20,8 +20,8 @@ like the others but left out of the percentiles: a stream job runs for days, and
 minute at a new rate is not its steady freshness (at 10k/s here, the online query falls ~10 s
 behind as the rate starts and takes ~40 s to catch up: p99 8.7 s over the first 10 s, 1.9 s
 over the fourth, then 1.1-1.4 s; the p99 of each 10 s is printed, so a reader sees the ramp or
-a spike). The measured span outlasts the offline trigger, so the durable query's batches weigh
-on it.
+a spike). The measured span outlasts the offline trigger, so the appends of landed rows to the
+offline table (and, in a checkout before 846c3e4, the durable query's batches) weigh on it.
 
 ``--layouts one,split`` measures the stream job as one process, then split: ``granero stream
 --queries online`` and ``nice -n 10 granero stream --queries durable`` on one task slot;
@@ -207,11 +207,11 @@ LAYOUTS = {
     "online-alone": [["--queries", "online"]],
 }
 """How the stream job runs: one ``granero stream`` process, or its online queries in one process
-and its durable queries in another, at lower CPU priority (``nice -n 10``) and with one task
-slot (``spark.master`` ``local[1]``, set through the repo config's ``${GRANERO_STREAM_MASTER}``):
-a core stays the online process's whatever the durable batch does. ``online-alone`` runs no
-durable query at all (nothing reaches the offline table): the bound of the split layout with the
-durable process on cores of its own, which this 2-core machine cannot measure directly."""
+and its durable part in another (the appends of landed rows; durable queries of aggregate views),
+at lower CPU priority (``nice -n 10``) and with one task slot (``spark.master`` ``local[1]``, set
+through the repo config's ``${GRANERO_STREAM_MASTER}``). ``online-alone`` runs the online
+queries only (nothing reaches the offline table): the bound of the split layout with the durable
+process on cores of its own, which this 2-core machine cannot measure directly."""
 
 
 def processes(layout: str, grpc_port: int) -> list[tuple[list[str], dict[str, str]]]:
