@@ -122,8 +122,8 @@ def test_an_append_killed_midway_is_redone_once(store: FeatureStore, monkeypatch
     location = landing.landing_location(store.config.offline_store.path)
     assert landed_append.read_state(location, VIEW).appending is not None  # the range it was on
     store.push(VIEW, pushed([3], 3), to="offline")  # lands while the process is down
-    assert writer.append() == 2  # the recorded range, redone
-    assert writer.append() == 1  # then what landed since
+    assert writer.append() == 3  # the recorded range redone (2 rows), then what landed since (1)
+    assert writer.append() == 0
     assert table_trips(store) == [(1, 0), (2, 1), (3, 0)]
 
 
@@ -147,3 +147,14 @@ def test_a_damaged_state_is_refused_naming_its_file(tmp_path: Path) -> None:
     (landing.view_folder(where, VIEW) / "_offline_append.json").write_text("{}")
     with pytest.raises(Exception, match="_offline_append.json: not an append state"):
         landed_append.read_state(where, VIEW)
+
+
+def test_a_backlog_goes_in_bounded_appends_each_once(store: FeatureStore, monkeypatch) -> None:
+    monkeypatch.setattr(landed_append, "LINES_PER_APPEND", 2)
+    writer = appender(store)
+    writer.start()
+    for driver in range(5):
+        store.push(VIEW, pushed([driver], driver), to="offline")
+    assert writer.append() == 5
+    assert writer.totals == {"batches": 3, "rows": 5}  # lines 0-1, 2-3, 4
+    assert table_trips(store) == [(driver, 0) for driver in range(5)]

@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 
 _STATE = "_offline_append.json"
 _LOCK = "_offline_append.lock"
+LINES_PER_APPEND = 1000
+"""Most landing log lines (files: one per micro-batch or push) one append commits: after a long
+stop, the backlog goes in bounded commits instead of one holding every row in memory."""
 
 
 @dataclass(frozen=True)
@@ -91,17 +94,27 @@ class LandedAppender:
             return self.append_held()
 
     def append_held(self) -> int:
-        """``append`` for a caller that holds the lock already (a materialization)."""
+        """``append`` for a caller that holds the lock already (a materialization): range after
+        range of at most ``LINES_PER_APPEND`` log lines, until none is left."""
+        added = 0
+        while (appending := self._recorded_range()) is not None:
+            added += self._append_range(*appending)
+        return added
+
+    def _recorded_range(self) -> tuple[int, int] | None:
+        """The range an append recorded and did not finish, else the next one, recorded now;
+        None when everything landed is appended (or no stream started appending)."""
         state = read_state(self.location, self.view.name)
-        if state is None:
-            return 0
-        if state.appending is None:
-            end = landing.log_length(self.location, self.view.name)
-            if end == state.appended:
-                return 0
-            state = AppendState(state.appended, (state.appended, end))
-            save_state(self.location, self.view.name, state)
-        start, end = state.appending
+        if state is None or state.appending is not None:
+            return None if state is None else state.appending
+        end = min(landing.log_length(self.location, self.view.name), state.appended + LINES_PER_APPEND)
+        if end == state.appended:
+            return None
+        save_state(self.location, self.view.name, AppendState(state.appended, (state.appended, end)))
+        return state.appended, end
+
+    def _append_range(self, start: int, end: int) -> int:
+        """Append the files of log lines ``[start, end)`` as sequence ``end``; record it done."""
         rows = self._rows(landing.files_of_lines(self.location, self.view.name, start, end))
         if rows is not None:
             self.offline.append(self.view.name, rows, table_schema(self.defs, self.view), self.writer_id, end,
