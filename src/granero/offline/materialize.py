@@ -188,15 +188,27 @@ def dated_rows(
     from pyspark.sql import functions as F
 
     columns = typed_columns(source, defs, view)
-    event = columns[EVENT_TIMESTAMP]
-    in_window = source.where((event >= F.lit(interval.start)) & (event < F.lit(interval.end)))
+    in_window = source.where(inside(columns[EVENT_TIMESTAMP], interval))
     if view.filter:
         in_window = in_window.where(F.expr(view.filter))
     typed = in_window.select(*[column.alias(name) for name, column in columns.items()])
     if landed is not None:
         typed = typed.unionByName(conform(landed, typed.schema))
-    present = typed.dropna(subset=[*defs.join_keys(view), EVENT_TIMESTAMP])
+    present = typed.dropna(subset=required_columns(defs, view))
     return present.withColumn(EVENT_DATE, utc_date(F.col(EVENT_TIMESTAMP)))
+
+
+def inside(event: Column, interval: Interval) -> Column:
+    """Whether a typed event time lies in ``interval`` (start included, end not): the window of
+    a materialization, and of a stream (all time since the epoch)."""
+    from pyspark.sql import functions as F
+
+    return (event >= F.lit(interval.start)) & (event < F.lit(interval.end))
+
+
+def required_columns(defs: RepoDefinitions, view: FeatureView) -> list[str]:
+    """The typed columns a table row cannot lack (a row with a null one is left out)."""
+    return [*defs.join_keys(view), EVENT_TIMESTAMP]
 
 
 def without_full_ties(dated: DataFrame, defs: RepoDefinitions, view: FeatureView) -> DataFrame:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from granero.atomic_files import atomic_write
 from granero.offline.landing import is_local
-from granero.streaming.parse import RECORD_COLUMNS
+from granero.streaming.parse import ERROR, RECORD_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -25,15 +25,15 @@ if TYPE_CHECKING:
 FILE_NAME = "part-00000.parquet"
 
 
-def letters_table(records: pa.Table, errors: pa.Array, batch_id: int) -> pa.Table:
-    """The dead letters' columns: the records' own, ``error`` and ``batch_id``."""
+def letters_table(dead: pa.Table, batch_id: int) -> pa.Table:
+    """The dead letters' columns: the records' own, ``error`` (from ``ERROR``) and ``batch_id``."""
     import pyarrow as pa
 
-    columns = {name: records[name] for name in RECORD_COLUMNS}
-    return pa.table({**columns, "error": errors, "batch_id": pa.array([batch_id] * records.num_rows, pa.int64())})
+    columns = {name: dead[name] for name in RECORD_COLUMNS}
+    return pa.table({**columns, "error": dead[ERROR], "batch_id": pa.array([batch_id] * dead.num_rows, pa.int64())})
 
 
-def write_dead_letters(spark: SparkSession | None, location: str, view: str, batch_key: str, letters: pa.Table) -> None:
+def write_dead_letters(spark: SparkSession, location: str, view: str, batch_key: str, letters: pa.Table) -> None:
     """Keep ``letters`` as the batch's dead letters (nothing when there are none)."""
     if letters.num_rows == 0:
         return
@@ -41,11 +41,8 @@ def write_dead_letters(spark: SparkSession | None, location: str, view: str, bat
     if is_local(location):
         atomic_write(Path(folder.removeprefix("file://")) / FILE_NAME, _parquet_bytes(letters))
         return
-    from granero.errors import MaterializationError
     from granero.offline.spark_errors import arrow_frame
 
-    if spark is None:
-        raise MaterializationError(f"dead letters of view {view!r} at {location}: need Spark off the local file system")
     context = f"writing the dead letters of view {view!r}"
     arrow_frame(spark, letters, None, context).coalesce(1).write.mode("overwrite").parquet(folder)
 

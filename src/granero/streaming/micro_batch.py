@@ -49,6 +49,8 @@ from granero.offline.materialize import (
     column_label,
     drop_full_ties,
     input_types,
+    inside,
+    required_columns,
     source_inputs,
     table_rows,
     typed_columns,
@@ -148,7 +150,7 @@ class OnlineBatchWriter:
         if rows.num_rows and self.targets.online is not None:
             write_table(self.targets.online, self.view, self.defs.join_keys(self.view), rows)
         write_landed(self.targets.landing, self.view.name, rows, key)
-        letters = letters_table(dead, dead[ERROR], batch_id)
+        letters = letters_table(dead, batch_id)
         write_dead_letters(batch.sparkSession, self.targets.dead_letters, self.view.name, key, letters)
         for name, count in (("batches", 1), ("rows", rows.num_rows), ("dead_letters", dead.num_rows)):
             self.totals[name] += count
@@ -180,8 +182,7 @@ def typed_or_dead(checked: DataFrame, defs: RepoDefinitions, view: FeatureView) 
     ok = F.col(ERROR).isNull()
     columns = typed_columns(checked, defs, view)
     event = columns[EVENT_TIMESTAMP]
-    kept = [columns[name].isNotNull() for name in [*defs.join_keys(view), EVENT_TIMESTAMP]]
-    kept += [event >= F.lit(ALL_TIME.start), event < F.lit(ALL_TIME.end)]
+    kept = [columns[name].isNotNull() for name in required_columns(defs, view)] + [inside(event, ALL_TIME)]
     keep = F.when(ok, functools.reduce(operator.and_, kept)).otherwise(F.lit(True))
     typed = [F.when(ok, column).alias(name) for name, column in columns.items()]
     records = [F.when(~ok, F.col(name)).alias(name) for name in RECORD_COLUMNS]
@@ -245,19 +246,18 @@ class MicroBatchWriter:
         from pyspark.sql import functions as F
 
         dead = checked.where(F.col(ERROR).isNotNull()).select(*RECORD_COLUMNS, ERROR).toArrow()
-        letters = letters_table(dead, dead[ERROR], batch_id)
+        letters = letters_table(dead, batch_id)
         write_dead_letters(checked.sparkSession, self.targets.dead_letters, self.view.name, key, letters)
         return dead.num_rows
 
     def write_rows(self, good: DataFrame, batch_id: int, key: str) -> int:
-        """Typed rows of the batch: online, landed, appended to the offline table; how many."""
+        """Typed rows of the batch: landed, appended to the offline table, recomputed online
+        (aggregate views); how many. A plain view served online has an online query instead."""
         typed = table_rows(good, self.defs, self.view, ALL_TIME)
         table = typed.toArrow()
         if table.num_rows == 0:
             return 0
         rows = table.drop_columns([EVENT_DATE])
-        if self.targets.online is not None and self.view.online and not self.view.is_aggregate:
-            write_table(self.targets.online, self.view, self.defs.join_keys(self.view), rows)
         write_landed(self.targets.landing, self.view.name, rows, key)
         self.targets.offline.append(self.view.name, table, typed.schema, f"{self.view.name}-{self.identity.query_id}",
                                     batch_id, partition_columns(self.view))
