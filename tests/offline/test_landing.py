@@ -68,7 +68,25 @@ def test_a_write_killed_between_its_log_line_and_its_data_lands_on_retry(tmp_pat
     assert landing.read_landed_arrow(where, "stats", None)["driver_id"].to_pylist() == [4]
     windows, marker = landing.landed_since(where, "stats", "2")
     assert windows == [instant(1)] and marker == "3"
-    assert (folder / "_landed.log").read_text().splitlines()[1:] == ["abc", landing.batch_key("b1")]
+    lines = (folder / "_landed.log").read_text().splitlines()
+    assert [line.split(" ")[0] for line in lines[1:]] == ["abc", landing.batch_key("b1")]
+
+
+def test_windows_come_from_the_log_lines_and_older_lines_from_the_footers(tmp_path: Path, monkeypatch) -> None:
+    """A window read opens no file outside the window: each file's event range is on its log
+    line. A line written before lines held it (a key alone) is read from its file's footer."""
+    where = str(tmp_path / "landing")
+    for minute in (1, 5, 9):
+        landing.write_landed(where, "stats", rows([minute], [minute]), f"b{minute}")
+    log = tmp_path / "landing" / "stats" / "_landed.log"
+    lines = log.read_text().splitlines()
+    log.write_text("\n".join([lines[0].split(" ")[0], *lines[1:]]) + "\n")  # the first, an older line
+    opened: list[Path] = []
+    real = landing._event_range
+    monkeypatch.setattr(landing, "_event_range", lambda path: opened.append(path) or real(path))
+    assert landing.read_landed_arrow(where, "stats", window(4, 10))["driver_id"].to_pylist() == [5, 9]
+    assert [path.stem for path in opened] == [landing.batch_key("b1")]  # the older line's footer only
+    assert landing.landed_since(where, "stats", None)[0] == [instant(1), instant(5), instant(9)]
 
 
 def test_no_temporary_files_remain(tmp_path: Path) -> None:

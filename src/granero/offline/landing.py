@@ -5,7 +5,8 @@ They wait here, durable, until a materialization of their window unions them wit
 (``landing_location``: ``<offline path>_landing``, a sibling, so no view name can collide)::
 
     <location>/<view>/<batch key>.parquet   one file per write (the key: a hash of the batch id)
-    <location>/<view>/_landed.log           the batch keys in landing order, one per line
+    <location>/<view>/_landed.log           the batch keys in landing order, one per line, each
+                                            with its file's first and last event time (us)
     <location>/<view>/_lock                 serialises the view's writers (and landed_since)
 
 Rows are in offline-table form (join keys, ``event_timestamp``, ``created_timestamp``, features,
@@ -20,8 +21,10 @@ typed like the table; no ``event_date``); the caller validated and typed them. G
   a key only once its file exists. A write killed between the two leaves a key without a file,
   which no reader counts; its retry appends the key again. Three fsyncs per write in all.
 
-Each file's Parquet metadata holds its smallest and largest event time, so readers skip files
-outside a window without reading their data. Writes need no Spark (the serving path pushes);
+Each file's smallest and largest event time are on its log line (and in its Parquet metadata,
+which lines written before the log held them are read from), so readers skip files outside a
+window without opening them: a stream lands a file per micro-batch, several a second, and
+opening every footer made each materialization slower by the day. Writes need no Spark (the serving path pushes);
 ``read_landed`` is the Spark reader for materialization. Local file systems only, like the
 Parquet tables' swaps (the lock and renames need POSIX semantics).
 """
@@ -32,6 +35,7 @@ import contextlib
 import hashlib
 import io
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,14 +72,15 @@ def write_landed(location: str, view: str, rows: pa.Table, batch_id: str) -> Non
         raise InvalidRequest(f"landing rows of view {view!r}: batch_id must not be empty")
     if rows.num_rows == 0:
         return
-    data = _parquet_bytes(rows, view, batch_id)
+    first, last = _event_micros(rows, view)
+    data = _parquet_bytes(rows, batch_id, first, last)
     folder = _view_folder(location, view)
     folder.mkdir(parents=True, exist_ok=True)
     key = batch_key(batch_id)
     with _locked(folder):
         if (folder / f"{key}{_SUFFIX}").is_file():
             return
-        _append_line(folder / _LOG, key)  # the key first: a reader counts it once its file exists
+        _append_line(folder / _LOG, f"{key} {first} {last}")  # first: a reader counts it once its file exists
         atomic_write(folder / f"{key}{_SUFFIX}", data)
 
 
@@ -127,14 +132,13 @@ def landed_since(location: str, view: str, marker: str | None) -> tuple[list[Int
     if not (folder / _LOG).is_file():
         return [], marker
     with _locked(folder):  # no write between reading the log and checking its files
-        keys = (folder / _LOG).read_text().splitlines()
-        start = int(marker) if marker and marker.isdigit() and int(marker) <= len(keys) else 0
-        newer = [folder / f"{key}{_SUFFIX}" for key in dict.fromkeys(keys[start:])]
-        landed = [path for path in newer if path.is_file()]
+        entries = _entries(folder)
+        start = int(marker) if marker and marker.isdigit() and int(marker) <= len(entries) else 0
+        landed = _landed(folder, entries[start:])
     windows: list[Interval] = []
-    for path in landed:
-        windows = add_interval(windows, file_window(path))
-    return windows, (str(len(keys)) if len(keys) > start else marker)
+    for entry in landed:
+        windows = add_interval(windows, _window(folder, entry))
+    return windows, (str(len(entries)) if len(entries) > start else marker)
 
 
 def log_length(location: str, view: str) -> int:
@@ -160,7 +164,7 @@ def files_of_lines(location: str, view: str, start: int, end: int) -> list[Path]
     if not (folder / _LOG).is_file():
         return []
     with _locked(folder):
-        keys = (folder / _LOG).read_text().splitlines()
+        keys = [entry.key for entry in _entries(folder)]
         last_line = {key: line for line, key in enumerate(keys)}
         chosen = [folder / f"{key}{_SUFFIX}" for line, key in enumerate(keys[start:end], start)
                   if last_line[key] == line]
@@ -174,29 +178,64 @@ def view_folder(location: str, view: str) -> Path:
 
 def file_window(path: Path) -> Interval:
     """[first event, last event + 1 us) of a landed file, from its metadata alone."""
-    first, last = _event_range(path)
+    return _micros_window(*_event_range(path))
+
+
+def _micros_window(first: int, last: int) -> Interval:
     return Interval(start=_EPOCH + first * _MICROSECOND, end=_EPOCH + (last + 1) * _MICROSECOND)
 
 
 def _files_of(location: str, view: str, interval: Interval | None) -> list[Path]:
-    """The view's data files that may hold rows of ``interval`` (by their metadata)."""
-    files = _data_files(location, view)
-    if interval is None:
-        return files
-    return [path for path in files if _overlaps(file_window(path), interval)]
+    """The view's data files, in landing order, that may hold rows of ``interval`` (by their log
+    lines' event times; all files when None)."""
+    folder = _view_folder(location, view)
+    if not (folder / _LOG).is_file():
+        return []
+    landed = _landed(folder, _entries(folder))
+    if interval is not None:
+        landed = [entry for entry in landed if _overlaps(_window(folder, entry), interval)]
+    return [_path(folder, entry) for entry in landed]
 
 
 def _overlaps(window: Interval, interval: Interval) -> bool:
     return window.start < interval.end and interval.start < window.end
 
 
-def _data_files(location: str, view: str) -> list[Path]:
-    """The view's landed data files, in landing order (the log's)."""
-    log = _view_folder(location, view) / _LOG
-    if not log.is_file():
-        return []
-    files = [log.parent / f"{key}{_SUFFIX}" for key in dict.fromkeys(log.read_text().splitlines())]
-    return [path for path in files if path.is_file()]
+@dataclass(frozen=True)
+class _LogEntry:
+    """One line of ``_landed.log``: a file's key and, on lines that hold it, its event range."""
+
+    key: str
+    micros: tuple[int, int] | None
+
+
+def _entries(folder: Path) -> list[_LogEntry]:
+    return [_entry(line) for line in (folder / _LOG).read_text().splitlines()]
+
+
+def _entry(line: str) -> _LogEntry:
+    """A line: ``<key> <first us> <last us>``; a key alone (written before lines held the range,
+    or cut short by a crash: such a key names no file) has no range."""
+    key, *rest = line.split(" ")
+    if len(rest) == 2 and all(part.lstrip("-").isdigit() for part in rest):
+        return _LogEntry(key, (int(rest[0]), int(rest[1])))
+    return _LogEntry(key, None)
+
+
+def _landed(folder: Path, entries: list[_LogEntry]) -> list[_LogEntry]:
+    """Each key once (its last line: the write that made its file), in first-line order, if its
+    file exists."""
+    latest = {entry.key: entry for entry in entries}
+    return [latest[key] for key in dict.fromkeys(e.key for e in entries) if _path(folder, latest[key]).is_file()]
+
+
+def _path(folder: Path, entry: _LogEntry) -> Path:
+    return folder / f"{entry.key}{_SUFFIX}"
+
+
+def _window(folder: Path, entry: _LogEntry) -> Interval:
+    """The entry's event window, from its line, or from its file's footer for an older line."""
+    return file_window(_path(folder, entry)) if entry.micros is None else _micros_window(*entry.micros)
 
 
 def _event_range(path: Path) -> tuple[int, int]:
@@ -206,11 +245,10 @@ def _event_range(path: Path) -> tuple[int, int]:
     return int(metadata[_FIRST_EVENT]), int(metadata[_LAST_EVENT])
 
 
-def _parquet_bytes(rows: pa.Table, view: str, batch_id: str) -> bytes:
+def _parquet_bytes(rows: pa.Table, batch_id: str, first: int, last: int) -> bytes:
     """The file's bytes: rows with timestamps in microseconds, and their event time range."""
     import pyarrow.parquet as pq
 
-    first, last = _event_micros(rows, view)
     metadata = {**(rows.schema.metadata or {}), _FIRST_EVENT: str(first).encode(),
                 _LAST_EVENT: str(last).encode(), _BATCH_ID: batch_id.encode()}
     buffer = io.BytesIO()
