@@ -11,7 +11,9 @@ the requests of one (key, t). ``fold_newest_first`` is that fold for the tiles o
 Why newest first: online keeps, per entity and non-empty tile i, the finalized *suffix* state
 ``merge(tile_i, suffix of the next non-empty tile)`` (``aggregation.suffix``); the window at t is
 then exactly the suffix of its first non-empty tile >= tail(t), computed by the same merges in
-the same order as here, so the values are bit-identical.
+the same order as here, so the values are bit-identical. Parts merged by exact integer
+arithmetic (counts, extremes' keys) skip the steps: one range query gives the same bits
+(``aggregation.range_parts``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from granero.aggregation.functions import Events, Function, PartMerge, RowTimes, State, put, take
+from granero.aggregation.range_parts import RangeQueries, RangeQuery
 from granero.aggregation.value_order import float_sort_key
 from granero.aggregation.window import tile_of
 from granero.types import arrow_type
@@ -225,9 +228,10 @@ def window_states(
     heads = _per_column(reads, lambda column: events_of(order, index, segment, len(code), column))
     states = {name: fn.build(heads[id(column)]) for name, (fn, column) in reads.items()}
     has, out = np.bincount(segment, minlength=len(code)) > 0, {}
+    queries = RangeQueries()
     for window in sorted(windows):
         lo = tiles.search.first_at_or_after(code, head - window // hop)
-        _fold_older_tiles(reads, tiles.states, states, has, (lo, newer))
+        _fold_older_tiles(reads, tiles.states, states, has, (lo, newer), queries)
         has, newer = has | (newer > lo), lo
         out[window] = {name: take(state, inverse) for name, state in states.items()}
     return out
@@ -264,76 +268,104 @@ def _fold_older_tiles(
     states: dict[Hashable, State],
     has: np.ndarray,
     tile_range: tuple[np.ndarray, np.ndarray],
+    queries: RangeQueries,
 ) -> None:
     """Per request and read, ``state = merge(tile, state)`` for its tiles ``hi - 1`` down to
     ``lo``, in place (``has``: whether the state holds an event yet; one that does not becomes
     its newest tile, so merges never see an empty side).
 
-    One vectorized step per tile position. The requests are ordered longest run first, so the
-    ones still folding at a step are a prefix: each step works on slices, with no search for
-    the active requests and no scatter back. A part several functions share (the counts of
-    count, mean and max) is gathered and merged once per step, in place."""
+    A part whose merge is exact integer arithmetic (counts, extremes' keys) gets its whole range
+    in one query (``aggregation.range_parts``); the others are stepped through tile by tile
+    (``_step_through_tiles``)."""
     lo, hi = tile_range
     fresh = np.flatnonzero(~has & (hi > lo))
     hi = hi.copy()
     hi[fresh] -= 1
     for name in reads:
         put(states[name], fresh, take(tile_states[name], hi[fresh]))
+    merges = _part_merges(reads, tile_states, states)
+    ranged = _range_queried(reads, states, merges, queries)
+    stepped = [merges[key] for key in merges if key not in ranged]
+    _step_through_tiles(reads, tile_states, states, (lo, hi), stepped)
+    busy = np.flatnonzero(hi > lo)
+    for merge, query, part in ranged.values():
+        part[busy] = merge(part[busy], query(lo[busy], hi[busy]))
+
+
+def _range_queried(
+    reads: Mapping[Hashable, tuple[Function, Column]],
+    states: Mapping[Hashable, State],
+    merges: Mapping[int, tuple[PartMerge, np.ndarray, np.ndarray]],
+    queries: RangeQueries,
+) -> dict[int, tuple[PartMerge, RangeQuery, np.ndarray]]:
+    """(merge, range query, state part) of the ``merges`` a range query answers (by part id):
+    exact integer merges, but for a part that a function merging whole states holds too (the
+    spreads' counts: its merge reads the count beside its means, step by step)."""
+    held_whole = {id(part) for name, (fn, _) in reads.items() if fn.part_merges is None for part in states[name]}
+    ranged = {}
+    for key, (merge, tile_part, part) in merges.items():
+        query = None if key in held_whole else queries.of(merge, tile_part)
+        if query is not None:
+            ranged[key] = (merge, query, part)
+    return ranged
+
+
+def _step_through_tiles(
+    reads: Mapping[Hashable, tuple[Function, Column]],
+    tile_states: Mapping[Hashable, State],
+    states: dict[Hashable, State],
+    tile_range: tuple[np.ndarray, np.ndarray],
+    part_merges: Sequence[tuple[PartMerge, np.ndarray, np.ndarray]],
+) -> None:
+    """``state = merge(tile, state)`` for tiles ``hi - 1`` down to ``lo``, for the ``part_merges``
+    (merge, tile part, state part) and the functions that merge whole states.
+
+    One vectorized step per tile position. The requests are ordered longest run first, so the
+    ones still folding at a step are a prefix: each step works on slices, with no search for
+    the active requests and no scatter back. A part several functions share (the float sums of
+    sum and mean) is gathered and merged once per step, in place."""
+    whole = {name: fn for name, (fn, _) in reads.items() if fn.part_merges is None}
+    if not part_merges and not whole:
+        return
+    lo, hi = tile_range
     busy = np.flatnonzero(hi > lo)
     busy = busy[np.argsort(lo[busy] - hi[busy], kind="stable")]
     newest, runs = hi[busy] - 1, hi[busy] - lo[busy]
-    folding = _folding_copies(reads, states, busy)
-    part_merges = _shared_part_merges(reads, tile_states, folding)
-    whole = {name: fn for name, (fn, _) in reads.items() if fn.part_merges is None}
+    folding = {name: take(states[name], busy) for name in whole}
+    parts = [(merge, tile_part, part[busy], part) for merge, tile_part, part in part_merges]
     for step in range(int(runs.max(initial=0))):
         active = int(np.searchsorted(-runs, -step, side="left"))  # runs > step
         tile, gathered = newest[:active] - step, {}
-        for merge, tile_part, part in part_merges:
+        for merge, tile_part, part, _ in parts:
             merge(_gather(tile_part, tile, gathered), part[:active], out=part[:active])
         for name, fn in whole.items():
             prefix = tuple(part[:active] for part in folding[name])
             older = tuple(_gather(part, tile, gathered) for part in tile_states[name])
             put(prefix, slice(None), fn.merge(older, prefix))
-    for name in reads:
+    for _, _, folded, part in parts:
+        part[busy] = folded
+    for name in whole:
         put(states[name], busy, folding[name])
 
 
-def _folding_copies(
-    reads: Mapping[Hashable, tuple[Function, Column]], states: Mapping[Hashable, State], busy: np.ndarray
-) -> dict[Hashable, State]:
-    """Each read's state at the ``busy`` requests, copied. Functions that merge part by part
-    share one copy of a part they share; the others get copies of their own, which no other
-    function's in-place merge touches."""
-    shared: dict[int, np.ndarray] = {}
-    folding = {}
-    for name, (fn, _) in reads.items():
-        if fn.part_merges is None:
-            folding[name] = take(states[name], busy)
-            continue
-        for part in states[name]:
-            if id(part) not in shared:
-                shared[id(part)] = part[busy]
-        folding[name] = tuple(shared[id(part)] for part in states[name])
-    return folding
-
-
-def _shared_part_merges(
+def _part_merges(
     reads: Mapping[Hashable, tuple[Function, Column]],
     tile_states: Mapping[Hashable, State],
-    folding: Mapping[Hashable, State],
-) -> list[tuple[PartMerge, np.ndarray, np.ndarray]]:
-    """(merge, the tiles' part, the folding part) once per distinct folding part of the
-    functions that merge part by part. Functions sharing a part share its tiles' part and its
-    merge (their ``build`` returns the same cached array of ``Events``); anything else is a bug."""
+    states: Mapping[Hashable, State],
+) -> dict[int, tuple[PartMerge, np.ndarray, np.ndarray]]:
+    """(merge, the tiles' part, the state part) once per distinct state part of the functions
+    that merge part by part, by the id of the part. Functions sharing a part share its tiles'
+    part and its merge (their ``build`` returns the same cached array of ``Events``); anything
+    else is a bug."""
     merges: dict[int, tuple[PartMerge, np.ndarray, np.ndarray]] = {}
     for name, (fn, _) in reads.items():
         if fn.part_merges is None:
             continue
-        for merge, tile_part, part in zip(fn.part_merges, tile_states[name], folding[name], strict=True):
+        for merge, tile_part, part in zip(fn.part_merges, tile_states[name], states[name], strict=True):
             known = merges.setdefault(id(part), (merge, tile_part, part))
             if known[0] is not merge or known[1] is not tile_part:
                 raise AssertionError(f"{name!r} shares a state part but not its merge or its tiles")
-    return list(merges.values())
+    return merges
 
 
 def _gather(part: np.ndarray, index: np.ndarray, gathered: dict[int, np.ndarray]) -> np.ndarray:
