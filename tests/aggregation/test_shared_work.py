@@ -94,25 +94,24 @@ values = st.integers(-3, 3) | wide  # narrow: one packed sort; wide: code * span
 
 
 @settings(max_examples=200, deadline=None)
-@given(codes, st.lists(st.integers(0, 50), max_size=60), st.integers(1, 6))
-def test_key_sets_split_rows_and_events_by_key(asked_codes, event_codes, count):
-    """Each row lands in exactly one set, and so does each event of a key some row asks for:
-    its key's set. Sets never share a key; order is kept within a set; no set is empty of rows
-    but a lone one."""
+@given(codes, st.lists(st.integers(-1, 50), max_size=60), st.integers(1, 6), st.data())
+def test_key_sets_split_rows_and_events_by_key(asked_codes, event_codes, count, data):
+    """Each row lands in exactly one set, and each event of a key some row asks for (with a
+    time) in its key's set; no other event lands. Order is kept within a set; no set is empty
+    of rows but a lone one."""
     asked, asked_codes = np.arange(len(asked_codes)) * 2, np.array(asked_codes, dtype=np.int64)
-    positions, event_codes = np.arange(len(event_codes)) * 3, np.array(event_codes, dtype=np.int64)
-    sets = key_sets(asked, asked_codes, positions, event_codes, count)
-    assert sorted(np.concatenate([r for r, _ in sets]).tolist()) == asked.tolist()
-    assert len(sets) == 1 or all(len(r) for r, _ in sets)
-    landed = np.concatenate([e for _, e in sets])
-    assert len(set(landed.tolist())) == len(landed)
-    for rows, events in sets:
-        assert np.all(np.diff(rows) > 0) and np.all(np.diff(events) > 0)
-        row_keys = set(asked_codes[rows // 2].tolist())
-        others = set(landed.tolist()) - set(events.tolist())
-        assert row_keys.isdisjoint(event_codes[np.array(sorted(others), dtype=np.int64) // 3].tolist())
-    asked_events = positions[np.isin(event_codes, asked_codes)]
-    assert set(asked_events.tolist()) <= set(landed.tolist())
+    event_codes = np.array(event_codes, dtype=np.int64)
+    event_ok = np.array(data.draw(st.lists(st.booleans(), min_size=len(event_codes), max_size=len(event_codes))),
+                        dtype=bool)
+    sets = key_sets(asked, asked_codes, event_codes, count)
+    assert sorted(np.concatenate([s.rows for s in sets]).tolist()) == asked.tolist()
+    assert len(sets) == 1 or all(len(s.rows) for s in sets)
+    for key_set in sets:
+        events = key_set.events(event_codes, event_ok)
+        assert np.all(np.diff(key_set.rows) > 0) and np.all(np.diff(events) > 0)
+        row_keys = set(asked_codes[key_set.rows // 2].tolist())
+        expected = [i for i, code in enumerate(event_codes.tolist()) if code in row_keys and event_ok[i]]
+        assert events.tolist() == expected
 
 
 @settings(max_examples=300, deadline=None)

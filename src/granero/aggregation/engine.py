@@ -81,24 +81,22 @@ def aggregate_as_of(entities: pa.Table, events: pa.Table, spec: AggregationSpec,
     time, time_valid = micros(entities[EVENT_TIMESTAMP])
     asked = np.flatnonzero(time_valid & (entity_codes >= 0))
     ts, ts_valid = micros(events[EVENT_TIMESTAMP])
-    wanted = _events_of_asked_keys(event_codes, ts_valid, entity_codes[asked])
     columns = {c: prepare_column(events[c], d) for c, d in {(a.column, a.dtype) for a in spec.aggregates}}
     reads = {(a.function, a.column): (FUNCTIONS[a.function], columns[a.column]) for a in spec.aggregates}
     created = event_created(events)
-    count = threads if len(wanted) >= PARALLEL_MIN_EVENTS else 1
-    parts = key_sets(asked, entity_codes[asked], wanted, event_codes[wanted], count)
+    count = threads if events.num_rows >= PARALLEL_MIN_EVENTS else 1
+    parts = key_sets(asked, entity_codes[asked], event_codes, count)
 
-    def answer(part: tuple[np.ndarray, np.ndarray]) -> dict[str, pa.Array]:
-        rows, positions = part
-        order = order_events(positions, event_codes, ts, created, spec.hop)
-        return _answer(spec, reads, (entity_codes[rows], time[rows]), order)
+    def answer(part: KeySet) -> dict[str, pa.Array]:
+        order = order_events(part.events(event_codes, ts_valid), event_codes, ts, created, spec.hop)
+        return _answer(spec, reads, (entity_codes[part.rows], time[part.rows]), order)
 
     if len(parts) == 1:
         answers = [answer(parts[0])]
     else:
         with ThreadPoolExecutor(len(parts), thread_name_prefix="granero-aggregate") as pool:
             answers = list(pool.map(answer, parts))
-    return _joined(entities, spec, np.concatenate([rows for rows, _ in parts]), answers)
+    return _joined(entities, spec, np.concatenate([part.rows for part in parts]), answers)
 
 
 PARALLEL_MIN_EVENTS = 200_000
@@ -106,17 +104,32 @@ PARALLEL_MIN_EVENTS = 200_000
 the arrays cost about what the second core saves."""
 
 
-def key_sets(
-    asked: np.ndarray, asked_codes: np.ndarray, positions: np.ndarray, position_codes: np.ndarray, count: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``asked`` (entity row positions) and ``positions`` (event positions) split into ``count``
-    sets by key code (``code % count``: codes are dense, so the sets come out about even), as
-    (the rows of a set, its events), each in the given order; the sets without a row are left
-    out, but for one."""
-    if count <= 1:
-        return [(asked, positions)]
-    parts = list(zip(_split(asked, asked_codes, count), _split(positions, position_codes, count), strict=True))
-    return [p for p in parts if len(p[0])] or parts[:1]
+@dataclass(frozen=True)
+class KeySet:
+    """The entity rows of one set of keys, and how to pick the set's events: by the set of each
+    event's key code (``slot``: one entry per code, then one for the code -1 of a null key; -1
+    for a key no row asks for). Picking reads every event's code, so each thread picks its own."""
+
+    rows: np.ndarray
+    number: int
+    slot: np.ndarray
+
+    def events(self, event_codes: np.ndarray, event_ok: np.ndarray) -> np.ndarray:
+        """The positions of the events of this set's keys where ``event_ok`` (they have a time),
+        in input order."""
+        return np.flatnonzero((self.slot[event_codes] == self.number) & event_ok)
+
+
+def key_sets(asked: np.ndarray, asked_codes: np.ndarray, event_codes: np.ndarray, count: int) -> list[KeySet]:
+    """``asked`` (entity row positions) split into ``count`` sets by key code (``code % count``:
+    codes are dense, so the sets come out about even), each in the given order, with the rule
+    that picks its events; the sets without a row are left out, but for one."""
+    size = max(int(event_codes.max(initial=-1)), int(asked_codes.max(initial=-1))) + 2
+    slot = np.full(size, -1, dtype=np.int16 if count < 2**15 else np.int64)  # the last: code -1, never asked
+    slot[asked_codes] = asked_codes % max(count, 1)
+    rows = _split(asked, asked_codes, count) if count > 1 else [asked]
+    sets = [KeySet(part, number, slot) for number, part in enumerate(rows)]
+    return [s for s in sets if len(s.rows)] or sets[:1]
 
 
 def _split(items: np.ndarray, codes: np.ndarray, count: int) -> list[np.ndarray]:
@@ -154,13 +167,6 @@ def _joined(
         values = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
         joined = joined.append_column(a.output, values.take(at) if len(values) else pa.nulls(len(at), values.type))
     return joined.select([*entities.column_names, *(a.output for a in spec.aggregates)])
-
-
-def _events_of_asked_keys(event_codes: np.ndarray, ts_valid: np.ndarray, asked: np.ndarray) -> np.ndarray:
-    """The positions of the events with a time and a key some entity row asks for."""
-    wanted = np.zeros(int(event_codes.max(initial=-1)) + 2, dtype=bool)  # the last slot: code -1
-    wanted[asked[asked <= len(wanted) - 2]] = True
-    return np.flatnonzero(wanted[event_codes] & ts_valid)
 
 
 def event_created(events: pa.Table) -> np.ndarray:
