@@ -1,7 +1,7 @@
 """Training-time aggregates in process: entity rows (keys, t) + events -> one column per aggregate.
 
 Rows come back as given (order, duplicates and columns untouched), keys compared as typed tuples
-(``local_as_of.key_codes``), and a value at t never reads an event after t. An entity row without
+(``local_as_of.asked_key_codes``), and a value at t never reads an event after t. An entity row without
 a key or a time gets nulls; one whose window holds no event gets the empty values (count 0...).
 Events are pre-aggregated into tiles once; each window is then answered for every row at once
 (``tiles.window_states``), never by a join of rows against raw events.
@@ -28,7 +28,7 @@ from granero.aggregation.tiles import (
 )
 from granero.aggregation.window import to_micros
 from granero.definitions.aggregation import Aggregation
-from granero.offline.local_as_of import key_codes, micros
+from granero.offline.local_as_of import asked_key_codes, micros
 from granero.offline.schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def aggregate_as_of(entities: pa.Table, events: pa.Table, spec: AggregationSpec,
     sorts, gathers and ufuncs): a key's tiles and folds never depend on the other keys, so the
     values are the same bits either way.
     """
-    entity_codes, event_codes = key_codes(
+    entity_codes, event_codes = asked_key_codes(
         [entities[k] for k in spec.keys], [events[k] for k in spec.keys], list(spec.keys.values())
     )
     time, time_valid = micros(entities[EVENT_TIMESTAMP])

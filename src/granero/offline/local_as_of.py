@@ -6,10 +6,11 @@ row, the table row with equal typed keys, event_timestamp in [ts - ttl, ts], and
 
 How, vectorized (no Python per row), in the same shape as the Spark join:
 
-1. Key tuples of both sides are encoded together into integers: one dictionary encoding per key
-   column over both sides' typed values, the codes of a composite key combined (and re-encoded)
-   column by column. Equal codes mean equal tuples of typed values; a concatenated string is
-   never built, so ("a_b", "c") and ("a", "b_c") stay apart.
+1. Key tuples are encoded into integers (``asked_key_codes``): one dictionary encoding per key
+   column of the entity rows' typed values, the table's values looked up in it; the codes of a
+   composite key combined (and re-encoded) column by column. Equal codes mean equal tuples of
+   typed values; a concatenated string is never built, so ("a_b", "c") and ("a", "b_c") stay
+   apart. A table row whose tuple no entity row holds gets no code, as a null key gets none.
 2. The table rows whose key some entity row has, and the entity rows with a key and a time, are
    stacked and sorted once by (code, time, tie): at equal time table rows come first, ordered by
    created_timestamp with null lowest, then entity rows. Materialization leaves at most one row
@@ -53,7 +54,7 @@ def as_of_join_arrow(entities: pa.Table, table: pa.Table, spec: AsOfSpec) -> pa.
     import numpy as np
     import pyarrow as pa
 
-    entity_codes, table_codes = key_codes(
+    entity_codes, table_codes = asked_key_codes(
         [entities[k] for k in spec.keys], [table[k] for k in spec.keys], list(spec.keys.values())
     )
     ts, ts_valid = micros(entities[EVENT_TIMESTAMP])
@@ -94,6 +95,55 @@ def key_codes(
             codes = _compact(codes)
     codes[has_null] = _NO_KEY
     return codes[:n_entities], codes[n_entities:]
+
+
+def asked_key_codes(
+    entity_keys: list[pa.ChunkedArray], table_keys: list[pa.ChunkedArray], dtypes: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``key_codes`` for a join: equal exactly when the typed key tuples are equal, and ``-1``
+    for a tuple with a null and for a table row whose tuple no entity row holds (nothing asks
+    for it). Only the entity rows' values are dictionary-encoded; the table's (often ten times
+    as many) are looked up in that dictionary, which costs about half the hashing."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    entity_codes = np.zeros(len(entity_keys[0]), dtype=np.int64)
+    table_codes = np.zeros(len(table_keys[0]), dtype=np.int64)
+    entity_null = np.zeros(len(entity_codes), dtype=bool)
+    table_missing = np.zeros(len(table_codes), dtype=bool)
+    for entity, table, dtype in zip(entity_keys, table_keys, dtypes, strict=True):
+        target = arrow_type(dtype)
+        encoded = entity.cast(target).combine_chunks().dictionary_encode()
+        found = pc.index_in(table.cast(target), value_set=encoded.dictionary)
+        entity_null |= encoded.indices.is_null().to_numpy(zero_copy_only=False)
+        table_missing |= found.is_null().to_numpy(zero_copy_only=False)
+        width = len(encoded.dictionary)
+        entity_codes = entity_codes * width + encoded.indices.fill_null(0).to_numpy()
+        table_codes = table_codes * width + found.fill_null(0).to_numpy()
+        if len(dtypes) > 1:
+            entity_codes, table_codes, unmatched = _compact_asked(entity_codes, entity_null, table_codes)
+            table_missing |= unmatched
+    entity_codes[entity_null] = _NO_KEY
+    table_codes[table_missing] = _NO_KEY
+    return entity_codes, table_codes
+
+
+def _compact_asked(
+    entity_codes: np.ndarray, entity_null: np.ndarray, table_codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The same equalities in dense codes 0..n-1 of the codes of the entity rows without a null
+    so far (so combining another key cannot overflow), and which table codes none of them
+    equals. A row with a null keeps no meaningful code (it is -1 in the end), so no table row
+    may match it."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = pa.array(entity_codes, mask=entity_null).dictionary_encode()
+    found = pc.index_in(pa.array(table_codes), value_set=encoded.dictionary)
+    unmatched = found.is_null().to_numpy(zero_copy_only=False)
+    entity = encoded.indices.fill_null(0).to_numpy().astype(np.int64)
+    return entity, found.fill_null(0).to_numpy().astype(np.int64), unmatched
 
 
 def micros(times: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
