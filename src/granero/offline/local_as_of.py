@@ -103,47 +103,49 @@ def asked_key_codes(
     """``key_codes`` for a join: equal exactly when the typed key tuples are equal, and ``-1``
     for a tuple with a null and for a table row whose tuple no entity row holds (nothing asks
     for it). Only the entity rows' values are dictionary-encoded; the table's (often ten times
-    as many) are looked up in that dictionary, which costs about half the hashing."""
-    import numpy as np
+    as many) are looked up in that dictionary, which costs about half the hashing. A -1 stays
+    -1 through the columns of a composite key."""
     import pyarrow.compute as pc
 
-    entity_codes = np.zeros(len(entity_keys[0]), dtype=np.int64)
-    table_codes = np.zeros(len(table_keys[0]), dtype=np.int64)
-    entity_null = np.zeros(len(entity_codes), dtype=bool)
-    table_missing = np.zeros(len(table_codes), dtype=bool)
+    entity_codes = table_codes = None
     for entity, table, dtype in zip(entity_keys, table_keys, dtypes, strict=True):
         target = arrow_type(dtype)
         encoded = entity.cast(target).combine_chunks().dictionary_encode()
         found = pc.index_in(table.cast(target), value_set=encoded.dictionary)
-        entity_null |= encoded.indices.is_null().to_numpy(zero_copy_only=False)
-        table_missing |= found.is_null().to_numpy(zero_copy_only=False)
+        entity_index, table_index = (_index_or_no_key(index) for index in (encoded.indices, found))
+        if entity_codes is None:
+            entity_codes, table_codes = entity_index, table_index
+            continue
         width = len(encoded.dictionary)
-        entity_codes = entity_codes * width + encoded.indices.fill_null(0).to_numpy()
-        table_codes = table_codes * width + found.fill_null(0).to_numpy()
-        if len(dtypes) > 1:
-            entity_codes, table_codes, unmatched = _compact_asked(entity_codes, entity_null, table_codes)
-            table_missing |= unmatched
-    entity_codes[entity_null] = _NO_KEY
-    table_codes[table_missing] = _NO_KEY
+        entity_codes = _combined(entity_codes, entity_index, width)
+        table_codes = _combined(table_codes, table_index, width)
+        entity_codes, table_codes = _compact_asked(entity_codes, table_codes)
     return entity_codes, table_codes
 
 
-def _compact_asked(
-    entity_codes: np.ndarray, entity_null: np.ndarray, table_codes: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The same equalities in dense codes 0..n-1 of the codes of the entity rows without a null
-    so far (so combining another key cannot overflow), and which table codes none of them
-    equals. A row with a null keeps no meaningful code (it is -1 in the end), so no table row
-    may match it."""
+def _index_or_no_key(index: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Dictionary positions as int64, ``_NO_KEY`` where null (a null key, or not in it)."""
     import numpy as np
+
+    return np.asarray(index.fill_null(_NO_KEY).to_numpy(), dtype=np.int64)
+
+
+def _combined(codes: np.ndarray, index: np.ndarray, width: int) -> np.ndarray:
+    """The codes of (tuple so far, next column), ``_NO_KEY`` where either is."""
+    import numpy as np
+
+    return np.where((codes < 0) | (index < 0), _NO_KEY, codes * width + index)
+
+
+def _compact_asked(entity_codes: np.ndarray, table_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same equalities in dense codes 0..n-1 of the entity rows' codes (so combining another
+    key cannot overflow), the table's looked up in them; ``_NO_KEY`` matches nothing."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    encoded = pa.array(entity_codes, mask=entity_null).dictionary_encode()
-    found = pc.index_in(pa.array(table_codes), value_set=encoded.dictionary)
-    unmatched = found.is_null().to_numpy(zero_copy_only=False)
-    entity = encoded.indices.fill_null(0).to_numpy().astype(np.int64)
-    return entity, found.fill_null(0).to_numpy().astype(np.int64), unmatched
+    encoded = pa.array(entity_codes, mask=entity_codes < 0).dictionary_encode()
+    found = pc.index_in(pa.array(table_codes, mask=table_codes < 0), value_set=encoded.dictionary)
+    return _index_or_no_key(encoded.indices), _index_or_no_key(found)
 
 
 def micros(times: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
