@@ -9,7 +9,7 @@ Events are pre-aggregated into tiles once; each window is then answered for ever
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -91,12 +91,11 @@ def aggregate_as_of(entities: pa.Table, events: pa.Table, spec: AggregationSpec,
         order = order_events(part.events(event_codes, ts_valid), event_codes, ts, created, spec.hop)
         return _answer(spec, reads, (entity_codes[part.rows], time[part.rows]), order)
 
+    rows = np.concatenate([part.rows for part in parts])
     if len(parts) == 1:
-        answers = [answer(parts[0])]
-    else:
-        with ThreadPoolExecutor(len(parts), thread_name_prefix="granero-aggregate") as pool:
-            answers = list(pool.map(answer, parts))
-    return _joined(entities, spec, np.concatenate([part.rows for part in parts]), answers)
+        return _joined(entities, spec, rows, [answer(parts[0])], map)
+    with ThreadPoolExecutor(len(parts), thread_name_prefix="granero-aggregate") as pool:
+        return _joined(entities, spec, rows, list(pool.map(answer, parts)), pool.map)
 
 
 PARALLEL_MIN_EVENTS = 200_000
@@ -155,18 +154,28 @@ def _answer(
 
 
 def _joined(
-    entities: pa.Table, spec: AggregationSpec, rows: np.ndarray, answers: Sequence[Mapping[str, pa.Array]]
+    entities: pa.Table,
+    spec: AggregationSpec,
+    rows: np.ndarray,
+    answers: Sequence[Mapping[str, pa.Array]],
+    mapper: Callable = map,
 ) -> pa.Table:
     """``entities`` plus each aggregate's column: ``answers`` (one per key set, its rows in
-    ``rows`` in turn) at their rows, nulls elsewhere."""
+    ``rows`` in turn) at their rows, nulls elsewhere. The columns are gathered through
+    ``mapper`` (a thread pool's map: Arrow's ``take`` releases the GIL)."""
     import pyarrow as pa
 
-    joined, at = entities, _positions(rows, entities.num_rows)
-    for a in spec.aggregates:
-        parts = [answer[a.output] for answer in answers]
-        values = parts[0] if len(parts) == 1 else pa.concat_arrays(parts)
-        joined = joined.append_column(a.output, values.take(at) if len(values) else pa.nulls(len(at), values.type))
-    return joined.select([*entities.column_names, *(a.output for a in spec.aggregates)])
+    at = _positions(rows, entities.num_rows)
+
+    def scattered(output: str) -> pa.Array:
+        values = pa.chunked_array([answer[output] for answer in answers])
+        return values.take(at) if len(values) else pa.nulls(len(at), values.type)
+
+    outputs = [a.output for a in spec.aggregates]
+    joined = entities
+    for output, column in zip(outputs, mapper(scattered, outputs), strict=True):
+        joined = joined.append_column(output, column)
+    return joined.select([*entities.column_names, *outputs])
 
 
 def event_created(events: pa.Table) -> np.ndarray:

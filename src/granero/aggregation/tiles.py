@@ -74,12 +74,21 @@ class _PairSearch:
 
 @dataclass(frozen=True)
 class Column:
-    """One source column, converted once for every aggregate that reads it."""
+    """One source column, converted once for every aggregate that reads it. The values' sort
+    keys are made where events are gathered (``keys_at``), from the gathered values: a float's
+    key is a pass over its values, which the threads then share out."""
 
     source: pa.Array
     values: np.ndarray
     valid: np.ndarray
-    sort_key: np.ndarray
+    ranks: np.ndarray | None
+    """Strings and bytes: their dense rank, their key. None for numbers: they key themselves."""
+
+    def keys_at(self, row: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """The sort keys (``Events.sort_key``) of the events at ``row``, whose ``values`` are given."""
+        if self.ranks is not None:
+            return self.ranks[row]
+        return float_sort_key(values) if values.dtype == np.float64 else values
 
 
 @dataclass(frozen=True)
@@ -124,11 +133,10 @@ def prepare_column(column: pa.Array | pa.ChunkedArray, dtype: str) -> Column:
         source = source.combine_chunks()
     valid = np.asarray(source.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     values = _numpy_values(source, dtype)
+    ranks = None
     if dtype in ("string", "bytes"):
-        key = pc.rank(source, sort_keys="ascending", tiebreaker="dense").to_numpy().astype(np.int64)
-    else:
-        key = float_sort_key(values) if dtype.startswith("float") else values
-    return Column(source, values, valid, key)
+        ranks = pc.rank(source, sort_keys="ascending", tiebreaker="dense").to_numpy().astype(np.int64)
+    return Column(source, values, valid, ranks)
 
 
 def _numpy_values(source: pa.Array, dtype: str) -> np.ndarray:
@@ -137,8 +145,8 @@ def _numpy_values(source: pa.Array, dtype: str) -> np.ndarray:
     if dtype in ("string", "bytes"):
         return source.to_numpy(zero_copy_only=False)
     if dtype.startswith("float"):
-        return source.cast(pa.float64()).fill_null(0).to_numpy().astype(np.float64)
-    return source.cast(pa.int64()).fill_null(0).to_numpy().astype(np.int64)
+        return np.asarray(source.cast(pa.float64()).fill_null(0).to_numpy(), dtype=np.float64)
+    return np.asarray(source.cast(pa.int64()).fill_null(0).to_numpy(), dtype=np.int64)
 
 
 def order_events(positions: np.ndarray, code: np.ndarray, ts: np.ndarray, created: np.ndarray, hop: int) -> EventOrder:
@@ -176,7 +184,8 @@ def events_of(order: EventOrder, index: np.ndarray | None, segment: np.ndarray, 
     """The events at positions ``index`` of ``order`` (None: all of them, uncopied), of
     ``column``, in ``count`` segments."""
     row = order.row if index is None else order.row[index]
-    return Events(segment, count, column.values[row], column.valid[row], column.sort_key[row], row,
+    values = column.values[row]
+    return Events(segment, count, values, column.valid[row], column.keys_at(row, values), row,
                   order.all_ts, order.all_created)
 
 
