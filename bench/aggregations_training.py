@@ -11,7 +11,8 @@ and 2 times it (25k x 250k, 100k x 1M, 200k x 2M: an 8x span to judge linearity;
 a tenth, ``large`` four times).
 
 Rows, each timed after one untimed warm-up at the smallest size (JVM start and data generation
-are outside every clock):
+are outside every clock); the runs go round robin (one of each engine, then again), so a slow
+spell of a shared machine slows every column alike:
 
 - Granero, pandas: ``get_historical_features_pandas`` (``engine="auto"``), pandas in and out;
   the engine it picked by ``retrieval.local_max_rows`` is printed beside the time (in process
@@ -226,18 +227,19 @@ def measure_size(args: argparse.Namespace, store, paths: dict[str, str], warm_up
     timed = {"local": lambda: granero_pandas(store, pandas_rows, picked),
              "spark": lambda: granero_spark(store, spark_rows),
              "baseline": lambda: spark_baseline(store.spark, paths["events"], spark_rows)}
-    found = {}
-    for name, run in timed.items():
-        if name in args.skip:
-            continue
-        if warm_up:
+    timed = {name: run for name, run in timed.items() if name not in args.skip}
+    if warm_up:
+        for run in timed.values():
             run()  # JIT, Python workers, imports
-        picked.clear()
-        clocked = [with_cpu(run) for _ in range(args.runs)]
-        found[name], found[f"{name}_cpu"] = [w for w, _ in clocked], [c for _, c in clocked]
-        engine = f" (engine {', '.join(sorted(set(picked)))})" if picked else ""
-        if picked:
-            found["pandas_engine"] = sorted(set(picked))
+    picked.clear()
+    clocked: dict[str, list[tuple[float, float]]] = {name: [] for name in timed}
+    for _ in range(args.runs):  # round robin: a slow spell of the machine slows every engine alike
+        for name, run in timed.items():
+            clocked[name].append(with_cpu(run))
+    found: dict = {"pandas_engine": sorted(set(picked))} if picked else {}
+    for name, runs in clocked.items():
+        found[name], found[f"{name}_cpu"] = [w for w, _ in runs], [c for _, c in runs]
+        engine = f" (engine {', '.join(found['pandas_engine'])})" if name == "local" and picked else ""
         print(f"{len(pandas_rows):,} rows: {name}{engine} {statistics.median(found[name]):.2f} s, "
               f"{statistics.median(found[f'{name}_cpu']):.2f} CPU-s (load {os.getloadavg()[0]:.1f})", flush=True)
     spark_rows.unpersist()
