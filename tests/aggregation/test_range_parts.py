@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from granero.aggregation import range_parts
 from granero.aggregation.engine import aggregate_as_of
 from granero.aggregation.functions import FUNCTIONS, _later_row, _sum
-from granero.aggregation.range_parts import PrefixSums, RangeQueries, SparseTable, range_query
+from granero.aggregation.range_parts import PrefixSums, RangeQueries, ReducedRanges, range_query
 from tests.aggregation.random_events import entities_table, events_table, random_case
 from tests.aggregation.test_shared_work import SEEDS, same_bits
 
@@ -33,18 +33,20 @@ def tiles_and_ranges(draw):
 
 
 @settings(max_examples=300, deadline=None)
-@given(tiles_and_ranges(), st.sampled_from([np.maximum, np.minimum]))
+@given(tiles_and_ranges(), st.sampled_from([np.maximum, np.minimum]), st.booleans())
 @example((np.array([3, 9, 1, 9, -2, 5, 4], dtype=np.int64), [[(0, 7), (6, 7)], [(1, 5)], [(2, 4), (0, 1)]]),
-         np.maximum)
-def test_sparse_table_picks_the_extreme_of_each_range(case, pick):
-    """Batches asked one after another, each growing the table or not: every answer is the
-    plain reduction of its range."""
+         np.maximum, False)
+def test_reduced_ranges_pick_the_extreme_of_each_range(case, pick, ascending):
+    """Ranges in ascending ``lo`` (the fold's order: one pass) or in any order (sorted first),
+    overlapping, nested, ending at the last tile: every answer is the plain reduction of its
+    range, in the order asked."""
     values, batches = case
-    table = SparseTable(pick, values.copy())
+    ranges = ReducedRanges(pick, values.copy())
     for batch in batches:
+        batch = sorted(batch) if ascending else batch
         lo, hi = (np.array(side, dtype=np.int64) for side in zip(*batch, strict=True))
         expected = [pick.reduce(values[a:b]) for a, b in batch]
-        assert table(lo, hi).tolist() == expected
+        assert ranges(lo, hi).tolist() == expected
 
 
 @settings(max_examples=200, deadline=None)
@@ -61,7 +63,7 @@ def test_prefix_sums_add_each_range(case):
 def test_only_exact_integer_merges_get_a_range_query():
     counts, floats = np.arange(5, dtype=np.int64), np.arange(5, dtype=np.float64)
     assert isinstance(range_query(np.add, counts), PrefixSums)
-    assert isinstance(range_query(np.maximum, counts), SparseTable)
+    assert isinstance(range_query(np.maximum, counts), ReducedRanges)
     assert range_query(np.add, floats) is None  # float adds are not associative
     assert range_query(_sum, counts) is None  # a checked sum must see each merge
     assert range_query(_later_row, counts) is None

@@ -4,11 +4,12 @@ Most of the fold's work in training is stepping from tile to tile: a request who
 n non-empty tiles costs n gathers and merges per state part. But some parts merge by exact,
 associative and commutative integer arithmetic: the value counts (an int64 add: a count never
 nears 2**63) and the extremes' keys (an int64 max or min). Their value over tiles ``[lo, hi)``
-is the same whatever the order or grouping of the merges, so it is read in O(1) per request:
+is the same whatever the order or grouping of the merges, so it is read without a Python-level
+step per tile:
 
 - a count is a difference of prefix sums;
-- an extreme is the pick of two overlapping power-of-two blocks of a sparse table (built only
-  up to the longest range asked).
+- an extreme is one ``reduceat`` pass over the tiles for all ranges at once (ranges in
+  ascending order: each tile read at most once beyond the ranges' own).
 
 The bits equal the step-by-step fold's, and so the online suffixes', by integer arithmetic
 rather than by merge order. Float sums are not associative and keep the fold (its order is the
@@ -36,47 +37,38 @@ class PrefixSums:
         return self._total[hi] - self._total[lo]
 
 
-class SparseTable:
-    """The greatest (or least) int64 over tile ranges. Row ``j`` of the table holds the pick of
-    each block of ``2**j`` tiles starting there; a range of length ``n`` is covered by the two
-    blocks of the largest ``2**j <= n`` at its two ends (a pick of overlapping blocks is exact:
-    max and min are idempotent), so a query is two gathers and a pick.
+class ReducedRanges:
+    """The greatest (or least) int64 over tile ranges, each reduced by the pick in one
+    ``reduceat`` pass over the tiles: the ranges' bounds interleaved ``lo0, hi0, lo1, hi1...``
+    make every even entry a range's pick (the odd ones, the gaps between ranges, are dropped).
 
-    The table is allocated for every row but filled only up to the longest range asked so far:
-    the pages of rows never filled are never touched, so memory follows the longest run asked,
-    not ``log2`` of the tile count."""
+    With the ranges in ascending ``lo``, the gaps are disjoint, so the pass reads each tile at
+    most once beyond the ranges' own tiles: O(tiles + total range length), in C. The fold asks
+    in that order already (requests sorted by key then time); other orders are sorted first."""
 
     def __init__(self, pick: np.ufunc, values: np.ndarray) -> None:
-        self._pick, self._width = pick, len(values)
-        self._table = np.empty((_floor_log2(np.array([max(len(values), 1)]))[0] + 1, len(values)), dtype=np.int64)
-        self._table[0] = values
-        self._filled = 1
+        self._pick = pick
+        self._values = np.append(values, np.zeros(1, dtype=values.dtype))  # a range may end at len(values)
 
     def __call__(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        level = _floor_log2(hi - lo)
-        self._fill(int(level.max(initial=0)))
-        flat, start = self._table.ravel(), level * self._width
-        return self._pick(flat[start + lo], flat[start + hi - (1 << level)])
-
-    def _fill(self, top: int) -> None:
-        """Rows up to ``top``; row ``j`` only at its first ``n - 2**j + 1`` entries, where a
-        query reads it."""
-        for j in range(self._filled, top + 1):
-            width, count = 1 << (j - 1), self._width - (1 << j) + 1
-            below = self._table[j - 1]
-            self._pick(below[:count], below[width : width + count], out=self._table[j, :count])
-        self._filled = max(self._filled, top + 1)
-
-
-def _floor_log2(length: np.ndarray) -> np.ndarray:
-    """floor(log2(n)) of positive int64 lengths below 2**53 (exact: frexp reads the exponent)."""
-    return np.frexp(length.astype(np.float64))[1].astype(np.int64) - 1
+        if len(lo) == 0:
+            return np.zeros(0, dtype=np.int64)
+        ascending = bool(np.all(lo[1:] >= lo[:-1]))
+        order = None if ascending else np.argsort(lo, kind="stable")
+        bounds = np.empty(2 * len(lo), dtype=np.intp)
+        bounds[0::2], bounds[1::2] = (lo, hi) if ascending else (lo[order], hi[order])
+        picked = self._pick.reduceat(self._values, bounds)[0::2]
+        if ascending:
+            return picked
+        out = np.empty_like(picked)
+        out[order] = picked
+        return out
 
 
 _QUERIES: dict[np.ufunc, Callable[[np.ndarray], RangeQuery]] = {
     np.add: PrefixSums,
-    np.maximum: lambda values: SparseTable(np.maximum, values),
-    np.minimum: lambda values: SparseTable(np.minimum, values),
+    np.maximum: lambda values: ReducedRanges(np.maximum, values),
+    np.minimum: lambda values: ReducedRanges(np.minimum, values),
 }
 """The merges a range query answers, on int64 parts only: the integer add (counts), the
 integer max and min (the extremes' keys)."""
