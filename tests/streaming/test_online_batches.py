@@ -1,7 +1,8 @@
 """The online query's micro-batches (its plan and ``foreachBatch``, called in process on static
 batches of Kafka records): one Spark job gives the served rows, the landed rows and the dead
 letters; full ties keep the row the batch pipeline keeps; two identical malformed messages are
-two dead letters; a value whose cast would change is a dead letter, not a failed batch; a replay
+two dead letters; a value whose cast would change, or an event time before 1970, is a dead
+letter, not a failed batch or a row lost in silence; a replay
 lands nothing twice and rewrites the same dead letters; the landed rows reach the offline table
 once (``offline.landed_append``)."""
 
@@ -50,8 +51,8 @@ MESSAGES = [
     b"not json",
     b"not json",  # the same bytes again, at another offset: a second dead letter
     message(3, T + timedelta(minutes=1), 0.2, 5),
-    message(4, datetime(1969, 12, 31, 23, tzinfo=UTC), 0.9, 1),  # before the epoch: left out, as the
-]                                                                 # batch pipeline's window leaves it
+    message(4, datetime(1969, 12, 31, 23, tzinfo=UTC), 0.9, 1),  # before the epoch: a dead letter
+]
 
 
 @pytest.fixture
@@ -89,11 +90,12 @@ def test_one_batch_serves_lands_and_sets_aside_and_a_replay_adds_nothing(spark, 
     assert sorted(zip(landed["driver_id"].to_pylist(), landed["conv_rate"].to_pylist(), strict=True)) == [
         (1, 0.7), (3, 0.2)]
     letters = pq.read_table(Path(targets.dead_letters) / "stats")
-    assert sorted(letters["offset"].to_pylist()) == [2, 3, 4]
-    assert sorted(letters["value"].to_pylist()) == sorted([MESSAGES[2], MESSAGES[3], MESSAGES[4]])
-    assert "int32 cannot hold exactly" in dict(zip(letters["offset"].to_pylist(), letters["error"].to_pylist(),
-                                                   strict=True))[2]
-    assert writer.totals == {"batches": 2, "rows": 4, "dead_letters": 6}  # a replay counts again
+    assert sorted(letters["offset"].to_pylist()) == [2, 3, 4, 6]
+    assert sorted(letters["value"].to_pylist()) == sorted([MESSAGES[2], MESSAGES[3], MESSAGES[4], MESSAGES[6]])
+    errors = dict(zip(letters["offset"].to_pylist(), letters["error"].to_pylist(), strict=True))
+    assert "int32 cannot hold exactly" in errors[2]
+    assert "'ts'" in errors[6] and "outside what a stream takes (from 1970-01-01" in errors[6]
+    assert writer.totals == {"batches": 2, "rows": 4, "dead_letters": 8}  # a replay counts again
 
     assert appender.append() == 2
     table = store.offline_store.read("stats").select("driver_id", "conv_rate", "trips").collect()

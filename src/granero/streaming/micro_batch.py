@@ -174,7 +174,7 @@ def typed_or_dead(checked: DataFrame, defs: RepoDefinitions, view: FeatureView) 
     the query on a row that is a dead letter already.
 
     ``KEEP`` is false for a table row the pipeline leaves out (no key or event time after its
-    casts, an event time outside ``ALL_TIME``); ``split_dead`` drops those. A ``where`` here would
+    casts); ``split_dead`` drops those. A ``where`` here would
     be pushed below the parse by Spark's optimizer, which then parses each message once more per
     condition (measured: the online batch's Spark job about twice as long)."""
     from pyspark.sql import functions as F
@@ -182,7 +182,7 @@ def typed_or_dead(checked: DataFrame, defs: RepoDefinitions, view: FeatureView) 
     ok = F.col(ERROR).isNull()
     columns = typed_columns(checked, defs, view)
     event = columns[EVENT_TIMESTAMP]
-    kept = [columns[name].isNotNull() for name in required_columns(defs, view)] + [inside(event, ALL_TIME)]
+    kept = [columns[name].isNotNull() for name in required_columns(defs, view)]
     keep = F.when(ok, functools.reduce(operator.and_, kept)).otherwise(F.lit(True))
     typed = [F.when(ok, column).alias(name) for name, column in columns.items()]
     records = [F.when(~ok, F.col(name)).alias(name) for name in RECORD_COLUMNS]
@@ -296,7 +296,8 @@ def _as_records(rows: DataFrame) -> DataFrame:
 
 def row_problem(rows: DataFrame, defs: RepoDefinitions, view: FeatureView) -> Column:
     """Per row, why it cannot become a table row (null when it can): a missing key or event time,
-    or a value its cast to the declared dtype would change (``offline.casts``)."""
+    a value its cast to the declared dtype would change (``offline.casts``), or an event time
+    outside ``ALL_TIME`` (kept as a dead letter: a stream has no window that could take it later)."""
     from pyspark.sql import functions as F
 
     inputs = source_inputs(defs, view)
@@ -307,6 +308,10 @@ def row_problem(rows: DataFrame, defs: RepoDefinitions, view: FeatureView) -> Co
         if rule(types[name], dtypes[name]).check is not None:
             problems.append(F.when(would_change(column, types[name], dtypes[name]), F.lit(
                 f"{column_label(view, name)}: a {types[name]} value that {dtypes[name]} cannot hold exactly")))
+    event = typed_columns(rows, defs, view)[EVENT_TIMESTAMP]
+    problems.append(F.when(~inside(event, ALL_TIME), F.lit(
+        f"{column_label(view, EVENT_TIMESTAMP)}: an event time outside what a stream takes "
+        f"(from {ALL_TIME.start:%Y-%m-%d}, before {ALL_TIME.end:%Y-%m-%d})")))
     return F.coalesce(*problems)
 
 
