@@ -100,3 +100,24 @@ def test_one_batch_serves_lands_and_sets_aside_and_a_replay_adds_nothing(spark, 
     assert appender.append() == 2
     table = store.offline_store.read("stats").select("driver_id", "conv_rate", "trips").collect()
     assert sorted(tuple(row) for row in table) == [(1, 0.7, 1), (3, 0.2, 5)]
+
+
+def test_an_event_time_is_checked_for_the_stream_window_only_once_it_casts(spark) -> None:
+    """A text event time: one that does not parse is a cast problem (the query never fails on
+    it), one before 1970 is outside what a stream takes, one in range passes."""
+    from granero.streaming.micro_batch import row_problem
+
+    driver = Entity(name="driver", join_keys={"driver_id": "int64"})
+    stream = KafkaSource(bootstrap_servers="unused:9092", topic="unused", timestamp_field="ts",
+                         schema="driver_id BIGINT, ts STRING, rate DOUBLE")
+    view = FeatureView(name="texts", entities=[driver], ttl="1d", stream_source=stream,
+                       source=FileSource(path="unused", timestamp_field="ts"),
+                       features=[Field(name="rate", dtype="float64")])
+    defs = compile_definitions([("driver", driver), ("texts", view)])
+    streamed = as_streamed(defs.feature_views["texts"])
+    rows = spark.createDataFrame([(1, "2026-01-07 12:00:00", 0.5), (2, "not a time", 0.5),
+                                  (3, "1969-12-31 23:00:00", 0.5)], "driver_id bigint, ts string, rate double")
+    problems = [row[0] for row in rows.select(row_problem(rows, defs, streamed)).collect()]
+    assert problems[0] is None
+    assert "cannot hold exactly" in problems[1]
+    assert "outside what a stream takes" in problems[2]

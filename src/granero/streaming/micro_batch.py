@@ -308,11 +308,12 @@ def row_problem(rows: DataFrame, defs: RepoDefinitions, view: FeatureView) -> Co
         if rule(types[name], dtypes[name]).check is not None:
             problems.append(F.when(would_change(column, types[name], dtypes[name]), F.lit(
                 f"{column_label(view, name)}: a {types[name]} value that {dtypes[name]} cannot hold exactly")))
-    event = typed_columns(rows, defs, view)[EVENT_TIMESTAMP]
-    problems.append(F.when(~inside(event, ALL_TIME), F.lit(
+    earlier = F.coalesce(*problems)
+    event = typed_columns(rows, defs, view)[EVENT_TIMESTAMP]  # typed only where nothing failed before:
+    outside = F.when(~inside(event, ALL_TIME), F.lit(           # a checked cast would fail the query
         f"{column_label(view, EVENT_TIMESTAMP)}: an event time outside what a stream takes "
-        f"(from {ALL_TIME.start:%Y-%m-%d}, before {ALL_TIME.end:%Y-%m-%d})")))
-    return F.coalesce(*problems)
+        f"(from {ALL_TIME.start:%Y-%m-%d}, before {ALL_TIME.end:%Y-%m-%d})"))
+    return F.when(earlier.isNull(), outside).otherwise(earlier)
 
 
 def event_span(rows: pa.Table) -> Interval:
