@@ -167,7 +167,7 @@ def _joined(
 
     at = _positions(rows, entities.num_rows)
 
-    def scattered(output: str) -> pa.Array:
+    def scattered(output: str) -> pa.ChunkedArray | pa.Array:
         values = pa.chunked_array([answer[output] for answer in answers])
         return values.take(at) if len(values) else pa.nulls(len(at), values.type)
 

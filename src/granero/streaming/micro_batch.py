@@ -309,8 +309,10 @@ def row_problem(rows: DataFrame, defs: RepoDefinitions, view: FeatureView) -> Co
             problems.append(F.when(would_change(column, types[name], dtypes[name]), F.lit(
                 f"{column_label(view, name)}: a {types[name]} value that {dtypes[name]} cannot hold exactly")))
     earlier = F.coalesce(*problems)
-    event = typed_columns(rows, defs, view)[EVENT_TIMESTAMP]  # typed only where nothing failed before:
-    outside = F.when(~inside(event, ALL_TIME), F.lit(           # a checked cast would fail the query
+    # The typed time is read only where nothing failed before: its checked cast fails the query
+    # on a value that does not parse (a nested when; a coalesce may be evaluated eagerly).
+    event = typed_columns(rows, defs, view)[EVENT_TIMESTAMP]
+    outside = F.when(~inside(event, ALL_TIME), F.lit(
         f"{column_label(view, EVENT_TIMESTAMP)}: an event time outside what a stream takes "
         f"(from {ALL_TIME.start:%Y-%m-%d}, before {ALL_TIME.end:%Y-%m-%d})"))
     return F.when(earlier.isNull(), outside).otherwise(earlier)
