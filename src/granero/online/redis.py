@@ -215,9 +215,9 @@ class RedisStore:
     def read(
         self, lookups: Sequence[tuple[str, bytes]], windows: Sequence[WindowRead] = ()
     ) -> list[bytes | None]:
-        """The stored value per (view, entity key), None when absent; then, per ``WindowRead``,
-        per entity key, per tile: the last member of the key's sorted set scored at or before the
-        tile, None when there is none. All in one round trip."""
+        """The stored value per (view, entity key), None when absent (or not a string, as MGET
+        answers); then, per ``WindowRead``, per entity key, per tile: the last member of the key's
+        sorted set scored at or before the tile, None when there is none. All in one round trip."""
         if not lookups and not windows:
             return []
         prefixes = {view: self._prefix(view) for view in {view for view, _ in lookups}}
@@ -231,7 +231,7 @@ class RedisStore:
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
                 pipe.get(key)
-            return pipe.execute()
+            return [_string_or_none(reply) for reply in pipe.execute(raise_on_error=False)]
 
     def delete_view(self, view: str) -> int:
         """Remove every row of a view (e.g. after it is dropped), then its freshness and stream
@@ -388,10 +388,7 @@ class RedisStore:
                     pipe.execute_command("ZRANGE", *window_read(prefix + key, tile)[1:])  # routed by
                     # the str name (a bytes name makes redis-py ask the server for the keys)
         replies = pipe.execute(raise_on_error=False)
-        for reply in replies[: len(keys)]:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies[: len(keys)] + last_members(replies[len(keys) :])
+        return [_string_or_none(reply) for reply in replies[: len(keys)]] + last_members(replies[len(keys) :])
 
     def _unlink(self, keys: list[bytes]) -> int:
         if not keys:
@@ -415,6 +412,17 @@ class RedisStore:
                 f"online store {self.settings.safe_url}: {action} failed: "
                 f"{type(error).__name__}: {error}"
             ) from error
+
+
+def _string_or_none(reply: Any) -> Any:
+    """A Cluster GET's reply as MGET gives it on a standalone server: None for a key holding no
+    string (WRONGTYPE, e.g. an aggregate view's sorted set under a view now plain); any other
+    error raises."""
+    if isinstance(reply, Exception):
+        if str(reply).startswith("WRONGTYPE"):
+            return None
+        raise reply
+    return reply
 
 
 def _is_connection_error(error: Exception) -> bool:
