@@ -126,8 +126,9 @@ def grpc_caller(address: str, refs: list[str], size: int, entities: int):
         ids = value_pb2.Value(int64_list_val=value_pb2.Int64List(val=next(samples)))
         reply = stub.GetOnlineFeatures(pb.GetOnlineFeaturesRequest(
             features=features, entity_columns={"driver_id": ids}, layout=pb.COLUMNS), timeout=10)
-        if len(reply.columns) != len(refs) or len(reply.views[0].statuses) != size:
-            raise SystemExit(f"unexpected reply: {reply}")
+        statuses = reply.views[0].statuses
+        if len(reply.columns) != len(refs) or len(statuses) != size or set(statuses) != {pb.PRESENT}:
+            raise SystemExit(f"unexpected reply (every entity must be PRESENT): {reply}")
 
     return call
 
@@ -137,8 +138,8 @@ def local_caller(store, refs: list[str], size: int, entities: int):
 
     def call() -> None:
         result = store.get_online_features([{"driver_id": d} for d in next(samples)], refs)
-        if len(result.values) != len(refs) or len(result.values[0]) != size:
-            raise SystemExit("unexpected result")
+        if len(result.values) != len(refs) or len(result.values[0]) != size or any(result.statuses[0]):
+            raise SystemExit("unexpected result (every entity must be PRESENT)")
 
     return call
 
