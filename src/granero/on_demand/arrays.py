@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from granero.types import arrow_type
+from granero.value_fits import INT_RANGE
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -90,7 +91,6 @@ _EXACT = {"int32": int, "int64": int, "float32": float, "float64": float, "bool"
           "string": str, "bytes": bytes}
 """The dtypes ``plain_column`` takes, each with the one Python type its values must have."""
 _ZEROS = {"int32": 0, "int64": 0, "float32": 0.0, "float64": 0.0, "bool": False}
-_INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 
 
 def plain_column(values: Sequence[Any], dtype: str) -> tuple[list[Any], list[int]] | None:
@@ -114,8 +114,8 @@ def _fits(column: list[Any], dtype: str) -> bool:
     """Each value (of the dtype's Python type) is exactly a value of ``dtype``."""
     if not column:
         return True
-    if dtype in _INT_RANGE:
-        low, high = _INT_RANGE[dtype]
+    if dtype in INT_RANGE:
+        low, high = INT_RANGE[dtype]
         return low <= min(column) and max(column) <= high
     if dtype == "float32":
         return _same_floats(array.array("f", column), column)

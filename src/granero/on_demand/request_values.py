@@ -3,10 +3,8 @@
 Values arrive as Python objects (the library's ``request_data``, or what the server decoded from
 the wire) and leave as one Arrow array per field, of the field's declared dtype, for the
 transform. The check is strict and the same on both paths, so a value is refused alike in
-process and over gRPC: integers must be ints in the dtype's range (never bools), floats take
-ints only when exactly representable (float32 rounds a float, as the offline cast rule does, and
-refuses one that overflows), strings, bytes, bools and timestamps (naive means UTC) their own
-types, lists element by element. None is a null value; a field left out is missing, and missing
+process and over gRPC: ``granero.value_fits``, the rule join keys follow too (naive timestamps
+mean UTC). None is a null value; a field left out is missing, and missing
 or mistyped values raise InvalidRequest naming the entity row, the field and the view.
 """
 
@@ -14,7 +12,6 @@ from __future__ import annotations
 
 import array
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from granero.errors import InvalidRequest
 from granero.on_demand.arrays import ARROW_TYPES, typed_array
 from granero.on_demand.rows import arrow_utc
-from granero.types import list_element
+from granero.value_fits import FLOAT32_MAX, INT_RANGE, describe, value_problem
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -30,11 +27,6 @@ if TYPE_CHECKING:
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
 """Stands in a request column for an entity row that did not send the field (None is null)."""
 
-_INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
-_FLOAT32_MAX = 3.4028234663852886e38
-_EXACT_TYPES: dict[str, tuple[type, ...]] = {
-    "bool": (bool,), "string": (str,), "bytes": (bytes, bytearray), "timestamp": (datetime,),
-}
 _PLAIN = {"int32": int, "int64": int, "float32": float, "float64": float, "bool": bool,
           "string": str, "bytes": bytes, "timestamp": datetime}
 """Per scalar dtype, the one Python type a column usually holds (checked in bulk first)."""
@@ -119,11 +111,11 @@ def _column_fits(dtype: str, column: Sequence[Any]) -> bool:
     plain = _PLAIN.get(dtype)
     if plain is None or not all(type(v) is plain for v in column):
         return False
-    if dtype in _INT_RANGE:
-        low, high = _INT_RANGE[dtype]
+    if dtype in INT_RANGE:
+        low, high = INT_RANGE[dtype]
         return not column or (low <= min(column) and max(column) <= high)
     if dtype == "float32":
-        return all(-_FLOAT32_MAX <= v <= _FLOAT32_MAX or not math.isfinite(v) for v in column)
+        return all(-FLOAT32_MAX <= v <= FLOAT32_MAX or not math.isfinite(v) for v in column)
     return plain is not datetime
 
 
@@ -134,63 +126,4 @@ def _check_value(row: int, name: str, dtype: str, value: Any, view: str) -> None
     problem = value_problem(dtype, value)
     if problem is not None:
         raise InvalidRequest(f"entity row {row}: request value {name!r} of on-demand view "
-                             f"{view!r} must be {dtype}, got {_describe(value)}{problem}")
-
-
-def value_problem(dtype: str, value: Any) -> str | None:
-    """None when ``value`` (or None) is a valid ``dtype`` value; else a reason ('' when none
-    helps) to append to the message."""
-    if value is None:
-        return None
-    element = list_element(dtype)
-    if element is not None:
-        return _list_problem(element, value)
-    if dtype in _INT_RANGE:
-        return _int_problem(dtype, value)
-    if dtype in ("float32", "float64"):
-        return _float_problem(dtype, value)
-    return None if isinstance(value, _EXACT_TYPES[dtype]) else ""
-
-
-def _list_problem(element: str, value: Any) -> str | None:
-    if not isinstance(value, list | tuple):
-        return ""
-    for index, item in enumerate(value):
-        problem = value_problem(element, item)
-        if problem is not None:
-            return f" (element {index}: {_describe(item)}{problem})"
-    return None
-
-
-def _int_problem(dtype: str, value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        return ""
-    low, high = _INT_RANGE[dtype]
-    return None if low <= value <= high else f" (outside the {dtype} range {low}..{high})"
-
-
-def _float_problem(dtype: str, value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return ""
-    if isinstance(value, numbers.Integral):
-        exact = float(value) == value if abs(value) < 2**1024 else False
-        if dtype == "float32":
-            exact = exact and float(_as_float32(float(value))) == value
-        return None if exact else f" (the integer is not exactly representable as {dtype})"
-    if dtype == "float32" and math.isfinite(value) and abs(value) > _FLOAT32_MAX:
-        return " (overflows float32)"
-    return None
-
-
-def _as_float32(number: float) -> float:
-    import struct
-
-    try:
-        return struct.unpack("<f", struct.pack("<f", number))[0]
-    except OverflowError:
-        return math.inf
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+                             f"{view!r} must be {dtype}, got {describe(value)}{problem}")

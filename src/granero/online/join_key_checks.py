@@ -1,19 +1,18 @@
 """Entity rows' join keys checked against their declared dtypes before any Redis read: a value
-that does not fit is an InvalidRequest naming the entity row, the key and the view (never a
-lossy cast, never a server error). Columns of the common plain types pass in bulk."""
+that does not fit (``granero.value_fits``, the rule request values follow too) or a null is an
+InvalidRequest naming the entity row, the key and the view (never a lossy cast, never a server
+error). Columns of the common plain types pass in bulk."""
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from granero.errors import InvalidRequest
+from granero.value_fits import INT_RANGE, value_problem
 
 EntityColumns = Mapping[str, Sequence[Any]]
 """Join key name -> one value per entity row."""
-_INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 
 
 def checked_key_value(index: int, row: Mapping[str, Any], view: str, key: str, dtype: str) -> Any:
@@ -48,8 +47,8 @@ def checked_key_column(columns: EntityColumns, view: str, key: str, dtype: str) 
 
 def column_fits(dtype: str, column: Sequence[Any]) -> bool:
     """Whether every value of ``column`` is a valid ``dtype`` join key value (bulk where it can)."""
-    if dtype in _INT_RANGE:  # plain ints checked in bulk, without a call per value
-        low, high = _INT_RANGE[dtype]
+    if dtype in INT_RANGE:  # plain ints checked in bulk, without a call per value
+        low, high = INT_RANGE[dtype]
         plain = all(type(v) is int for v in column)
         return plain and (not column or (low <= min(column) and max(column) <= high))
     exact = _EXACT_KEY_TYPES.get(dtype)
@@ -63,18 +62,11 @@ _EXACT_KEY_TYPES = {"string": str, "bytes": bytes, "bool": bool}
 
 
 def _type_problem(dtype: str, value: Any) -> str | None:
-    """None when ``value`` fits ``dtype``; else a suffix for the message ('' when none helps)."""
-    if dtype in _INT_RANGE:
-        plain = type(value) is int  # skips the slow abc check on the hot path
-        if not plain and (not isinstance(value, numbers.Integral) or isinstance(value, bool)):
-            return ""
-        low, high = _INT_RANGE[dtype]
-        return None if low <= value <= high else f" (outside the {dtype} range {low}..{high})"
-    expected = {"bool": bool, "string": str, "bytes": (bytes, bytearray), "timestamp": datetime}[
-        dtype
-    ]
-    return None if isinstance(value, expected) else ""
+    """None when ``value`` fits ``dtype``; else a suffix for the message ('' when none helps).
+    A key is never null."""
+    return "" if value is None else value_problem(dtype, value)
 
 
 def _describe(value: Any) -> str:
+    """The value in full: the server shortens a long message itself, saying how much it cut."""
     return "None" if value is None else f"{type(value).__name__} {value!r}"
