@@ -94,6 +94,11 @@ PY
 step "status: freshness of every view"
 "$BIN/granero" status
 
+# online data of removed views (README CLI): `apply` drops a removed view's keys; what an apply
+# could not reach (Redis down) is found here; --dry-run only lists it
+step "online prune: views with online data but no registered definition (dry run)"
+"$BIN/granero" online prune --dry-run
+
 # late data (README "Incremental runs and late data"): a row appended to a Delta source inside a
 # day already materialized reaches serving and training via `granero materialize-incremental`
 step "late data: a late Delta row, re-materialized by the next incremental run (one process)"

@@ -28,11 +28,12 @@ if TYPE_CHECKING:
     from granero.definitions import FeatureView, RepoDefinitions
     from granero.offline.materialize import MaterializationResult
     from granero.offline.tables import OfflineStore
+    from granero.online.cleanup import OnlineCleanup
     from granero.online.lookup import OnlineResult
     from granero.online.redis import RedisStore
     from granero.online.verify import VerifyReport, ViewVerification
     from granero.push import PushResult, PushTarget
-    from granero.registry import Interval
+    from granero.registry import Interval, RegistryVersion
 
 __all__ = ["FeatureInfo", "FeatureStore", "Plan"]
 
@@ -247,6 +248,31 @@ class FeatureStore(RegistryMethods, TrainingMethods):
         return aggregate_sync.sync_aggregate_view(
             table, store.settings, store.project, view.name, aggregation_spec(defs, view), interval
         )
+
+    def apply(self, force: bool = False) -> tuple[Plan, RegistryVersion | None]:
+        """Record the repo's definitions as a new registry version (``RegistryMethods.apply``),
+        then drop the online data of the feature views it removed (``online.cleanup``): the
+        plan's ``online`` says what went, and what stayed because Redis could not be reached."""
+        from granero.online.cleanup import drop_views
+
+        plan, version = super().apply(force)
+        if version is None or not plan.removed_views:
+            return plan, version
+        return replace(plan, online=drop_views(self.online_store, plan.removed_views)), version
+
+    def prune_online(self, dry_run: bool = False) -> OnlineCleanup:
+        """Drop the online data of every view that has keys in Redis but is not registered (left
+        by an ``apply`` that could not reach Redis, or by hand); judged as ``apply`` removing
+        them. ``dry_run``: only find them (``dropped`` counts 0 keys each)."""
+        from granero.definitions import RepoDefinitions
+        from granero.online.cleanup import OnlineCleanup, drop_views, unregistered_views
+        from granero.registry import Change
+
+        current = self.registry.current()
+        registered = current.definitions if current else RepoDefinitions()
+        views = unregistered_views(self.online_store, [*registered.feature_views, *registered.on_demand_feature_views])
+        self.access.require_apply(current, registered, [Change("feature_view", v, "removed") for v in views])
+        return OnlineCleanup(dict.fromkeys(views, 0)) if dry_run else drop_views(self.online_store, views)
 
     def get_online_features(
         self,

@@ -141,3 +141,21 @@ def test_token_new_prints_a_token_whose_entry_authenticates_it(tmp_path):
         "fraud-model", frozenset({"fraud"}), "token")
     human = invoke("token", "new", "x")
     assert human.exit_code == 0 and "grn_" in human.stdout and "sha256:" in human.stdout
+
+
+def test_prune_is_judged_as_apply_removing_the_views(repo, access_url):
+    import redis
+
+    with (repo / "permissions.py").open("a") as file:
+        file.write(APPLIERS)
+    store = FeatureStore(repo)
+    store.apply()
+    client = redis.Redis.from_url(access_url)
+    orphan = f"{store.config.project}:dropped_view:row".encode()
+    client.set(orphan, b"v")  # the online data of a view the registry no longer has
+    store.access.principal = Principal("intern")
+    with pytest.raises(PermissionDenied, match="intern may not apply feature view 'dropped_view'"):
+        store.prune_online()
+    assert client.exists(orphan)
+    store.access.principal = Principal("release-bot")
+    assert store.prune_online().dropped == {"dropped_view": 1} and not client.exists(orphan)

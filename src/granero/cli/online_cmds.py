@@ -1,4 +1,4 @@
-"""Online store commands: sync, verify, online stop, online status."""
+"""Online store commands: sync, verify, online start, stop, status and prune."""
 
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ def register(app: typer.Typer) -> None:
     online_app.command("start")(start)
     online_app.command("stop")(stop)
     online_app.command("status")(status)
+    online_app.command("prune")(prune)
 
 
 @handles_errors
@@ -152,6 +153,26 @@ def status(repo: RepoOption = Path("."), json_output: JsonOption = False) -> Non
         print_json(info)
     else:
         console.print(", ".join(f"{k}: {v}" for k, v in info.items()), highlight=False)
+
+
+@handles_errors
+def prune(
+    repo: RepoOption = Path("."),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list the views it would drop.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Drop the online data of views that are not registered (left by an apply that could not
+    reach Redis): their keys, freshness and stream progress. Offline tables stay."""
+    cleanup = open_store(repo).prune_online(dry_run=dry_run)
+    if json_output:
+        print_json({"dry_run": dry_run, "dropped": cleanup.dropped, "left": cleanup.left})
+        return
+    for view, count in cleanup.dropped.items():
+        console.print(f"would drop view {view!r}" if dry_run else f"dropped view {view!r}: {count} keys")
+    for view, reason in cleanup.left.items():
+        console.print(f"left view {view!r}: {reason}")
+    if not cleanup.dropped and not cleanup.left:
+        console.print("no online data of unregistered views")
 
 
 def _sync_with_progress(store, names: list[str], show: bool) -> dict[str, int]:

@@ -96,11 +96,18 @@ def apply(
     warnings = missing_source_paths(result.definitions, store.repo_path)
     for warning in warnings:
         error_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    online = result.online
+    for view, reason in (online.left if online else {}).items():
+        error_console.print(f"[bold yellow]warning:[/] online data of removed view {view!r} left: {reason}; "
+                            "`granero online prune` drops it later", highlight=False, soft_wrap=True)
     if json_output:
         print_json({"version": version and version.version, "hash": version and version.hash,
-                    "changes": [_change_json(c) for c in result.changes], "warnings": warnings})
+                    "changes": [_change_json(c) for c in result.changes], "warnings": warnings,
+                    "online_dropped": online.dropped if online else {}, "online_left": online.left if online else {}})
         return
     _print_changes(result.changes)
+    for view, count in (online.dropped if online else {}).items():
+        console.print(f"dropped the online data of removed view {view!r} ({count} keys)")
     if version is None:
         console.print("registry unchanged: definitions match the current version")
     else:

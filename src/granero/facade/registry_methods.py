@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from granero.access.facade import AccessCheck
     from granero.config import RepoConfig
     from granero.definitions.aggregation import Aggregation
+    from granero.online.cleanup import OnlineCleanup
     from granero.online.on_demand import TransformCatalog
     from granero.registry import FileRegistry
 
@@ -30,6 +31,13 @@ class Plan:
     breaking: list[str]
     current_version: int | None
     definitions: RepoDefinitions
+    online: OnlineCleanup | None = None
+    """After ``apply`` removed feature views: what became of their online data."""
+
+    @property
+    def removed_views(self) -> list[str]:
+        """The feature views (plain and aggregate, with online data) this plan removes."""
+        return [c.name for c in self.changes if c.kind == "feature_view" and c.op == "removed"]
 
 
 @dataclass(frozen=True)

@@ -253,6 +253,12 @@ class RedisStore:
             deleted += self._unlink(batch)
         return deleted
 
+    def scan_keys(self, pattern: bytes) -> Iterator[bytes]:
+        """Every key matching the glob ``pattern`` (on every node of a Cluster), a page at a
+        time, never blocking Redis as KEYS would."""
+        with self._unavailable_on_error(f"scanning keys {pattern!r}"):
+            yield from self.client.scan_iter(match=pattern, count=1000)
+
     def ping(self) -> None:
         """Raise OnlineStoreUnavailable unless Redis answers (for health checks)."""
         with self._unavailable_on_error("ping"):
