@@ -263,15 +263,15 @@ class FeatureStore(RegistryMethods, TrainingMethods):
     def prune_online(self, dry_run: bool = False) -> OnlineCleanup:
         """Drop the online data of every view that has keys in Redis but is not registered (left
         by an ``apply`` that could not reach Redis, or by hand); judged as ``apply`` removing
-        them. ``dry_run``: only find them (``dropped`` counts 0 keys each)."""
-        from granero.definitions import RepoDefinitions
+        them; RegistryError before the first apply. ``dry_run``: only find them (``dropped`` counts
+        0 keys each)."""
         from granero.online.cleanup import OnlineCleanup, drop_views, unregistered_views
         from granero.registry import Change
 
-        current = self.registry.current()
-        registered = current.definitions if current else RepoDefinitions()
+        registered = self.registered()  # nothing applied yet: refused, never every view dropped
         views = unregistered_views(self.online_store, [*registered.feature_views, *registered.on_demand_feature_views])
-        self.access.require_apply(current, registered, [Change("feature_view", v, "removed") for v in views])
+        removals = [Change("feature_view", view, "removed") for view in views]
+        self.access.require_apply(self.registry.current(), registered, removals)
         return OnlineCleanup(dict.fromkeys(views, 0)) if dry_run else drop_views(self.online_store, views)
 
     def get_online_features(

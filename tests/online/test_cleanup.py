@@ -15,6 +15,7 @@ import redis
 from typer.testing import CliRunner
 
 from granero.cli.main import app
+from granero.errors import RegistryError
 from granero.feature_store import FeatureStore
 from granero.freshness.online_writes import online_event_times, record_online_write
 from granero.freshness.stream_progress import progress_key
@@ -104,3 +105,17 @@ def test_an_apply_that_cannot_reach_redis_applies_and_prune_drops_what_it_left(r
     assert (keys_of(client, project, "gone"), keys_of(client, project, "kept")) == (0, 30)
     again = runner.invoke(app, ["online", "prune", "--repo", str(repo)])
     assert "no online data of unregistered views" in again.output
+
+
+def test_prune_before_any_apply_is_refused_and_drops_nothing(repo, redis_url):
+    """An empty registry (a fresh checkout beside a shared Redis) would make every view of the
+    project look unregistered: prune refuses instead of dropping them all."""
+    client = redis.Redis.from_url(redis_url)
+    with FeatureStore(repo) as store:
+        fill(client, store)
+        with pytest.raises(RegistryError, match="nothing applied yet"):
+            store.prune_online()
+        project = store.config.project
+    result = CliRunner().invoke(app, ["online", "prune", "--repo", str(repo)])
+    assert result.exit_code == 3, result.output
+    assert (keys_of(client, project, "gone"), keys_of(client, project, "kept")) == (30, 30)
