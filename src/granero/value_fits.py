@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +39,13 @@ def value_problem(dtype: str, value: Any) -> str | None:
     if dtype in ("float32", "float64"):
         return _float_problem(dtype, value)
     return None if isinstance(value, _EXACT_TYPES[dtype]) else ""
+
+
+def ints_in_range(dtype: str, ints: Sequence[int]) -> bool:
+    """Whether plain ints (already checked to be ``int``) all lie in the integer ``dtype``'s
+    range: one ``min`` and one ``max``, the bulk form of ``value_problem``."""
+    low, high = INT_RANGE[dtype]
+    return not ints or (low <= min(ints) and max(ints) <= high)
 
 
 def describe(value: Any) -> str:

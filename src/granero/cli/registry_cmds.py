@@ -90,23 +90,24 @@ def apply(
 ) -> None:
     """Validate the repo's definitions and record them as a new registry version."""
     from granero.offline.sources import missing_source_paths
+    from granero.online.cleanup import OnlineCleanup
 
     store = open_store(repo)
     result, version = store.apply(force=force)
     warnings = missing_source_paths(result.definitions, store.repo_path)
     for warning in warnings:
         error_console.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    online = result.online
-    for view, reason in (online.left if online else {}).items():
+    online = result.online or OnlineCleanup()
+    for view, reason in online.left.items():
         error_console.print(f"[bold yellow]warning:[/] online data of removed view {view!r} left: {reason}; "
                             "`granero online prune` drops it later", highlight=False, soft_wrap=True)
     if json_output:
         print_json({"version": version and version.version, "hash": version and version.hash,
                     "changes": [_change_json(c) for c in result.changes], "warnings": warnings,
-                    "online_dropped": online.dropped if online else {}, "online_left": online.left if online else {}})
+                    "online_dropped": online.dropped, "online_left": online.left})
         return
     _print_changes(result.changes)
-    for view, count in (online.dropped if online else {}).items():
+    for view, count in online.dropped.items():
         console.print(f"dropped the online data of removed view {view!r} ({count} keys)")
     if version is None:
         console.print("registry unchanged: definitions match the current version")

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from granero.types import arrow_type
-from granero.value_fits import INT_RANGE
+from granero.value_fits import INT_RANGE, ints_in_range
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -115,8 +115,7 @@ def _fits(column: list[Any], dtype: str) -> bool:
     if not column:
         return True
     if dtype in INT_RANGE:
-        low, high = INT_RANGE[dtype]
-        return low <= min(column) and max(column) <= high
+        return ints_in_range(dtype, column)
     if dtype == "float32":
         return _same_floats(array.array("f", column), column)
     return True

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from granero.errors import InvalidRequest
 from granero.on_demand.arrays import ARROW_TYPES, typed_array
 from granero.on_demand.rows import arrow_utc
-from granero.value_fits import FLOAT32_MAX, INT_RANGE, describe, value_problem
+from granero.value_fits import FLOAT32_MAX, INT_RANGE, describe, ints_in_range, value_problem
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -112,8 +112,7 @@ def _column_fits(dtype: str, column: Sequence[Any]) -> bool:
     if plain is None or not all(type(v) is plain for v in column):
         return False
     if dtype in INT_RANGE:
-        low, high = INT_RANGE[dtype]
-        return not column or (low <= min(column) and max(column) <= high)
+        return ints_in_range(dtype, column)
     if dtype == "float32":
         return all(-FLOAT32_MAX <= v <= FLOAT32_MAX or not math.isfinite(v) for v in column)
     return plain is not datetime

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from granero.errors import InvalidRequest
-from granero.value_fits import INT_RANGE, value_problem
+from granero.value_fits import INT_RANGE, ints_in_range, value_problem
 
 EntityColumns = Mapping[str, Sequence[Any]]
 """Join key name -> one value per entity row."""
@@ -48,9 +48,7 @@ def checked_key_column(columns: EntityColumns, view: str, key: str, dtype: str) 
 def column_fits(dtype: str, column: Sequence[Any]) -> bool:
     """Whether every value of ``column`` is a valid ``dtype`` join key value (bulk where it can)."""
     if dtype in INT_RANGE:  # plain ints checked in bulk, without a call per value
-        low, high = INT_RANGE[dtype]
-        plain = all(type(v) is int for v in column)
-        return plain and (not column or (low <= min(column) and max(column) <= high))
+        return all(type(v) is int for v in column) and ints_in_range(dtype, column)
     exact = _EXACT_KEY_TYPES.get(dtype)
     if exact is not None and all(type(v) is exact for v in column):
         return True

@@ -246,7 +246,7 @@ class RedisStore:
         deleted = 0
         with self._unavailable_on_error(f"deleting view {view!r}"):
             batch = []
-            for key in self.client.scan_iter(match=self._prefix(view) + b"*", count=1000):
+            for key in self.scan_keys(self._prefix(view) + b"*"):
                 batch.append(key)
                 if len(batch) >= self.batch_size:
                     deleted, batch = deleted + self._unlink(batch), []
